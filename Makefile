@@ -1,0 +1,33 @@
+# Two commands a newcomer needs: `make demo` (the main job) and `make test` (the whole suite).
+# Each creates .venv and installs the project itself. torch is pinned to the CPU build that
+# these machines carry on disk; elsewhere pip fetches the matching wheel from PyPI.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/lnn-control info
+	$(BIN)/lnn-control bench nn --json bench_nn.json
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""The ``lnn-control`` command line.
+
+Each subcommand lives in its own module under ``lnn_control.cli`` and exposes
+``register(subparsers)``; the module is imported only to build the parser, and heavy
+imports (torch, simulators) happen inside the command's handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from lnn_control import __version__
+
+# Subcommand modules, in the order they are listed by ``lnn-control --help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "lnn_control.cli.info",
+)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as ``error: <message>`` with exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lnn-control",
+        description="Liquid neural network control: simulate, train, evaluate, drive robots.",
+    )
+    parser.add_argument("--version", action="version", version=f"lnn-control {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        # Validation errors from the library already say what was wrong and what is allowed.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Liquid neural networks: wirings, LTC and CfC cells, perception CNN, baselines."""

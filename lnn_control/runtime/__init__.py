@@ -1,0 +1,1 @@
+"""Real-time control loop, robot interface, hardware adapters, run logs."""

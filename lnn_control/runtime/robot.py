@@ -1,0 +1,83 @@
+"""The robot interface every real or simulated robot implements (LeRobot's shape).
+
+Lifecycle: ``connect()`` -> loop of ``read()`` / ``write(action)`` -> ``stop()`` ->
+``disconnect()``. A robot is a context manager: leaving the ``with`` block sends ``stop()``
+(best effort) and disconnects, also when the block raised.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import numpy as np
+
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+
+@dataclass
+class Observation:
+    """One timestamped sample from a robot.
+
+    image: uint8 RGB frame, shape (H, W, 3).
+    timestamp: capture time of ``image`` in seconds on ``time.monotonic()``'s clock.
+    extras: named scalar measurements in the units of the robot's ObservationSpec.
+    """
+
+    image: np.ndarray
+    timestamp: float
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class RobotError(RuntimeError):
+    """A robot failed (link lost, device missing, protocol error); the message says what to check."""
+
+
+class Robot(abc.ABC):
+    """Abstract robot: camera in, bounded action out."""
+
+    #: What ``read()`` returns and what ``write()`` accepts.
+    observation_spec: ObservationSpec
+    action_spec: ActionSpec
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Open links and cameras; raises :class:`RobotError` with what to check on failure."""
+
+    @abc.abstractmethod
+    def read(self) -> Observation:
+        """Return the newest observation (never blocks longer than one camera frame period)."""
+
+    @abc.abstractmethod
+    def write(self, action: np.ndarray) -> np.ndarray:
+        """Send ``action`` (shape (action_spec.size,)) and return the action actually applied."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Command the safe state (car: neutral steering + brake; drone: zero velocity / hold)."""
+
+    @abc.abstractmethod
+    def disconnect(self) -> None:
+        """Close links and cameras; safe to call more than once."""
+
+    @property
+    @abc.abstractmethod
+    def is_connected(self) -> bool:
+        """Whether ``connect()`` succeeded and ``disconnect()`` has not been called."""
+
+    def __enter__(self) -> Robot:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self.is_connected:
+                self.stop()
+        finally:
+            self.disconnect()

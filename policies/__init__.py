@@ -1,0 +1,1 @@
+"""The brains (``lnn_control.policies``): policy architectures, bundles and shipped policies."""
