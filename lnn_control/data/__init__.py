@@ -1,0 +1,1 @@
+"""Demonstration datasets on disk: one crash-safe file per completed episode."""
