@@ -1,0 +1,63 @@
+"""The tasks the pipeline knows: name -> Gymnasium id, launch file, metrics.
+
+``collect``, ``train``, ``eval`` and ``demo`` are generic; everything task-specific is
+reached through this table, so the drone is a second row, not a second pipeline.
+
+Each env (its ``unwrapped``) provides, beyond the Gymnasium API:
+
+- ``expert_action() -> np.ndarray``: the privileged expert's action for the current state;
+- ``control_dt``: seconds per env step (the policy period);
+
+and the task's metrics module provides ``summarize_episode(infos, terminated, truncated)``
+and ``aggregate(episode_summaries)`` (see ``lnn_control.envs.<task>.metrics``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+HELD_OUT_SEED_START = 1000
+"""Road / forest seeds below this are for training; seeds from here on are held out."""
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    env_id: str
+    launch_file: str
+    metrics_module: str
+
+    def metrics(self) -> ModuleType:
+        return importlib.import_module(self.metrics_module)
+
+
+TASKS: dict[str, TaskInfo] = {
+    "lane-keeping": TaskInfo(
+        name="lane-keeping",
+        env_id="lnn_control/LaneKeeping-v0",
+        launch_file="lane_keeping.yaml",
+        metrics_module="lnn_control.envs.lane_keeping.metrics",
+    ),
+}
+
+
+def get_task(name: str) -> TaskInfo:
+    """Look a task up by name; the error lists the known tasks."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}") from None
+
+
+def training_seed(index: int, base_seed: int) -> int:
+    """The ``index``-th training seed after ``base_seed``, always below HELD_OUT_SEED_START."""
+    return (base_seed + index) % HELD_OUT_SEED_START
+
+
+def held_out_seed(index: int, base_seed: int = HELD_OUT_SEED_START) -> int:
+    """The ``index``-th held-out seed (≥ HELD_OUT_SEED_START)."""
+    if base_seed < HELD_OUT_SEED_START:
+        raise ValueError(f"held-out seeds start at {HELD_OUT_SEED_START}, got base seed {base_seed}")
+    return base_seed + index

@@ -1,0 +1,1 @@
+"""Behaviour cloning of perception + liquid-network policies on episode datasets."""

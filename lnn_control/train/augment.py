@@ -1,0 +1,60 @@
+"""Photometric image augmentation for training windows (NumPy, uint8 in and out).
+
+One random transform per window, applied identically to all its frames, so the temporal
+structure the liquid network learns from is preserved. Geometric transforms are left out on
+purpose: shifting or rotating the camera image changes the correct steering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the random transforms; all zero disables augmentation.
+
+    brightness: max additive offset, in units of full scale (0.1 = ±25 grey levels).
+    contrast: max relative contrast change (0.2 = ×0.8 .. ×1.2 around the mean).
+    channel_gain: max per-channel gain change (colour cast).
+    noise_std: max std of additive Gaussian noise, full-scale units.
+    probability: chance that a window is augmented at all.
+    """
+
+    brightness: float = 0.15
+    contrast: float = 0.25
+    channel_gain: float = 0.1
+    noise_std: float = 0.03
+    probability: float = 0.8
+
+    def __post_init__(self) -> None:
+        for name in ("brightness", "contrast", "channel_gain", "noise_std"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {value}")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"AugmentConfig.probability must be in [0, 1], got {self.probability}")
+
+
+def augment_windows(images: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Return augmented copies of ``images`` (uint8 [B,T,H,W,3]); one transform per window."""
+    if images.ndim != 5 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 [B,T,H,W,3], got {images.dtype} {images.shape}")
+    b = images.shape[0]
+    out = images.astype(np.float32)
+    active = rng.random(b) < config.probability
+    offset = rng.uniform(-config.brightness, config.brightness, b) * 255.0
+    contrast = 1.0 + rng.uniform(-config.contrast, config.contrast, b)
+    gain = 1.0 + rng.uniform(-config.channel_gain, config.channel_gain, (b, 3))
+    noise_std = rng.uniform(0.0, config.noise_std, b) * 255.0
+    for i in np.flatnonzero(active):
+        window = out[i]
+        mean = window.mean()
+        window = (window - mean) * contrast[i] + mean + offset[i]
+        window = window * gain[i]
+        if noise_std[i] > 0:
+            window = window + rng.normal(0.0, noise_std[i], window.shape).astype(np.float32)
+        out[i] = window
+    return np.clip(out, 0, 255).astype(np.uint8)

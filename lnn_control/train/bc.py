@@ -1,0 +1,220 @@
+"""Behaviour cloning with truncated BPTT: the training loop.
+
+``train_behaviour_cloning(policy, dataset, config, out_dir)`` fits a policy to the expert
+labels of an :class:`~lnn_control.data.episodes.EpisodeDataset` and writes, under ``out_dir``:
+
+- ``checkpoint/``     atomic checkpoint after every epoch (``resume=True`` continues from it)
+- ``metrics.jsonl``   one JSON line per epoch (train/val loss, seconds), flushed each epoch
+- ``tensorboard/``    the same scalars for TensorBoard (when the package is installed)
+
+and returns the model with the best validation loss loaded. Loss: mean squared error on
+actions normalised to [-1, 1] by the action spec, padding masked out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lnn_control.data.episodes import EpisodeDataset
+from lnn_control.train.augment import AugmentConfig, augment_windows
+from lnn_control.train.checkpoint import load_checkpoint, save_checkpoint
+from lnn_control.train.windows import Window, assemble_batch, make_windows, split_episodes
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Behaviour-cloning hyper-parameters.
+
+    seq_len / stride: window length and spacing in control steps (truncated BPTT length).
+    lr: Adam learning rate; grad_clip: max global gradient norm (liquid ODE cells need it).
+    val_fraction: share of episodes held out for validation (split by episode, seeded).
+    threads: torch intra-op threads (2 on the project's reference machine).
+    """
+
+    epochs: int = 20
+    batch_size: int = 16
+    seq_len: int = 16
+    stride: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    val_fraction: float = 0.15
+    seed: int = 0
+    threads: int = 2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "seq_len", "stride", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be ≥ 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a training run: best validation loss, its epoch, per-epoch history."""
+
+    best_val_loss: float
+    best_epoch: int
+    history: list[dict[str, float]]
+
+
+def train_behaviour_cloning(
+    policy: torch.nn.Module,
+    dataset: EpisodeDataset,
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``policy`` in place; the best-validation weights are loaded into it on return."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    if len(dataset) == 0:
+        raise ValueError(f"dataset {dataset.root} has no episodes; run 'lnn-control collect' first")
+
+    episodes = {i: dataset[i] for i in range(len(dataset))}
+    train_ids, val_ids = split_episodes(len(episodes), config.val_fraction, rng)
+    train_windows = make_windows({i: len(episodes[i]) for i in train_ids}, config.seq_len, config.stride)
+    val_windows = make_windows({i: len(episodes[i]) for i in val_ids}, config.seq_len, config.seq_len)
+    spec = dataset.manifest.action_spec
+    low = torch.tensor(spec.low, dtype=torch.float32)
+    high = torch.tensor(spec.high, dtype=torch.float32)
+    nominal_dt = 1.0 / float(policy.config.control_rate_hz)
+
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start_epoch, best_val, best_epoch, history = 0, math.inf, -1, []
+    best_state: dict[str, torch.Tensor] | None = None
+    if resume:
+        saved = load_checkpoint(out / "checkpoint", policy, optimizer)
+        start_epoch = saved["epoch"] + 1
+        best_val, best_epoch, history = saved["best_val_loss"], saved["best_epoch"], saved["history"]
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(torch.tensor(saved["torch_rng"], dtype=torch.uint8))
+        if (out / "best.safetensors").is_file():
+            from safetensors.torch import load_file
+
+            best_state = load_file(out / "best.safetensors")
+
+    writer = _tensorboard_writer(out / "tensorboard")
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        policy.train()
+        order = rng.permutation(len(train_windows))
+        losses = []
+        batches = range(0, len(order), config.batch_size)
+        for begin in _progress(batches, progress, f"epoch {epoch + 1}/{config.epochs}"):
+            chosen = [train_windows[j] for j in order[begin : begin + config.batch_size]]
+            batch = assemble_batch(episodes, chosen, nominal_dt)
+            images = augment_windows(batch.images, config.augment, rng)
+            loss = _loss(policy, images, batch, low, high)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            optimizer.step()
+            losses.append(float(loss))
+        train_loss = float(np.mean(losses))
+        val_loss = evaluate_loss(policy, episodes, val_windows, config.batch_size, nominal_dt, low, high) if val_windows else train_loss
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": time.perf_counter() - started}
+        history.append(record)
+        if val_loss < best_val:
+            best_val, best_epoch = val_loss, epoch
+            best_state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+            from safetensors.torch import save_file
+
+            save_file(best_state, out / ".best.tmp")
+            (out / ".best.tmp").replace(out / "best.safetensors")
+        _append_jsonl(out / "metrics.jsonl", record)
+        if writer is not None:
+            writer.add_scalar("loss/train", train_loss, epoch)
+            writer.add_scalar("loss/val", val_loss, epoch)
+            writer.flush()
+        save_checkpoint(
+            out / "checkpoint",
+            policy,
+            optimizer,
+            {
+                "epoch": epoch,
+                "best_val_loss": best_val,
+                "best_epoch": best_epoch,
+                "history": history,
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state().tolist(),
+            },
+        )
+        if progress:
+            print(f"epoch {epoch + 1}/{config.epochs}: train {train_loss:.4f}  val {val_loss:.4f}  ({record['seconds']:.1f} s)")
+    if writer is not None:
+        writer.close()
+    if best_state is not None:
+        policy.load_state_dict(best_state)
+    policy.eval()
+    return TrainResult(best_val_loss=best_val, best_epoch=best_epoch, history=history)
+
+
+def evaluate_loss(
+    policy: torch.nn.Module,
+    episodes: dict,
+    windows: list[Window],
+    batch_size: int,
+    nominal_dt: float,
+    low: torch.Tensor,
+    high: torch.Tensor,
+) -> float:
+    """Mean masked loss over ``windows`` without augmentation or gradients."""
+    policy.eval()
+    total, weight = 0.0, 0.0
+    with torch.no_grad():
+        for begin in range(0, len(windows), batch_size):
+            batch = assemble_batch(episodes, windows[begin : begin + batch_size], nominal_dt)
+            steps = float(batch.mask.sum())
+            total += float(_loss(policy, batch.images, batch, low, high)) * steps
+            weight += steps
+    return total / max(weight, 1.0)
+
+
+def _loss(policy: torch.nn.Module, images: np.ndarray, batch: Any, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    actions, _ = policy(
+        torch.from_numpy(images),
+        torch.from_numpy(batch.extras),
+        torch.from_numpy(batch.dt),
+    )
+    labels = torch.from_numpy(batch.labels)
+    mask = torch.from_numpy(batch.mask)
+    half_range = (high - low) / 2
+    error = ((actions - labels) / half_range) ** 2
+    return (error.mean(dim=-1) * mask).sum() / mask.sum()
+
+
+def _progress(iterable: Any, enabled: bool, description: str) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=description, leave=False, unit="batch")
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+
+
+def _tensorboard_writer(folder: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; metrics.jsonl always has the scalars
+        return None
+    return SummaryWriter(log_dir=str(folder))
