@@ -139,7 +139,7 @@ def test_recurrent_cores_learn_a_one_step_memory_task(kind: str) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0], (kind, losses[0], losses[-1])
 
 

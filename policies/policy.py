@@ -1,0 +1,287 @@
+"""Policy = perception CNN + recurrent core (liquid or baseline) + output scaling to the action space.
+
+Two ways to run it:
+
+- training: ``policy(images[B,T,H,W,3] uint8, extras[B,T,E], dt_seconds[B,T], state=None)``
+  -> ``(actions[B,T,A] in action units, state[B,S])``, differentiable;
+- streaming: ``reset()``, then ``act(observation, dt_seconds) -> np.ndarray[A] float32`` once per
+  control period (no grad, NumPy in and out), ``neuron_activity()`` for overlays.
+
+Time: the cores take elapsed time in nominal control periods (1.0 = one step at
+``control_rate_hz``), so both paths pass ``dt_seconds * control_rate_hz`` - the **measured**
+elapsed time, which liquid networks use. Output scaling: the core's outputs ``y`` get a learned
+per-component gain and bias, then ``tanh`` maps them onto ``[low, high]`` (or, with
+``OutputSquash.CLIP``, an affine map with a hard clamp).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lnn_control.nn.perception import PerceptionCNN, PerceptionConfig
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+
+class OutputSquash(str, enum.Enum):
+    """How core outputs map onto the action range ``[low, high]``.
+
+    TANH: ``low + (tanh(z) + 1) / 2 * (high - low)`` - smooth, never leaves the range.
+    CLIP: ``mid + z * (high - low) / 2`` clamped to the range - linear inside it.
+    """
+
+    TANH = "tanh"
+    CLIP = "clip"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Everything needed to rebuild a policy's architecture (not its weights).
+
+    perception: the CNN; its image size must equal ``observation_spec.image_shape[:2]``.
+    core: the recurrent core's ``config()`` dict (``build_core`` rebuilds it); its input size is
+        ``perception.features + len(observation_spec.extras)``, its output size the action size.
+    observation_spec / action_spec: what the policy reads and writes, with units and limits.
+    control_rate_hz: nominal control rate; one nominal step of the core is ``1 / control_rate_hz`` s.
+    output_squash: see :class:`OutputSquash`.
+    """
+
+    perception: PerceptionConfig
+    core: dict[str, Any]
+    observation_spec: ObservationSpec
+    action_spec: ActionSpec
+    control_rate_hz: float
+    output_squash: OutputSquash = OutputSquash.TANH
+    extras_scale: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        rate = self.control_rate_hz
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f"PolicyConfig.control_rate_hz must be a finite number > 0 (Hz), got {rate!r}")
+        height, width, _ = self.observation_spec.image_shape
+        if (height, width) != (self.perception.image_height, self.perception.image_width):
+            raise ValueError(
+                f"PolicyConfig: observation_spec.image_shape {tuple(self.observation_spec.image_shape)} "
+                f"does not match the perception input {self.perception.image_height}x"
+                f"{self.perception.image_width}; make them equal"
+            )
+        if not isinstance(self.core, Mapping) or not isinstance(self.core.get("type"), str):
+            raise ValueError("PolicyConfig.core must be a core config dict with a string 'type'")
+        if not isinstance(self.output_squash, OutputSquash):
+            allowed = [m.value for m in OutputSquash]
+            raise ValueError(f"PolicyConfig.output_squash must be one of {allowed}, got {self.output_squash!r}")
+        extras = len(self.observation_spec.extras)
+        if self.extras_scale and len(self.extras_scale) != extras:
+            raise ValueError(
+                f"PolicyConfig.extras_scale has {len(self.extras_scale)} entries but observation_spec "
+                f"has {extras} extras {self.observation_spec.extras}; give one per extra or none"
+            )
+        if any(not (math.isfinite(float(s)) and float(s) != 0.0) for s in self.extras_scale):
+            raise ValueError(f"PolicyConfig.extras_scale entries must be finite and non-zero, got {self.extras_scale}")
+
+    @property
+    def core_input_size(self) -> int:
+        """Features fed to the core each step: CNN features, then the scaled extras."""
+        return self.perception.features + len(self.observation_spec.extras)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form; ``load_dataclass(PolicyConfig, d)`` reads it back."""
+        return {
+            "perception": self.perception.to_dict(),
+            "core": dict(self.core),
+            "observation_spec": self.observation_spec.to_dict(),
+            "action_spec": self.action_spec.to_dict(),
+            "control_rate_hz": float(self.control_rate_hz),
+            "output_squash": self.output_squash.value,
+            "extras_scale": [float(s) for s in self.extras_scale],
+        }
+
+
+def build_core(config: Mapping[str, Any]) -> nn.Module:
+    """Rebuild a recurrent core from its ``config()`` dict (baselines here, liquid cores via the registry)."""
+    from lnn_control.nn.baselines import BASELINE_CORES, build_baseline
+
+    if config.get("type") in BASELINE_CORES:
+        return build_baseline(config)
+    from lnn_control.nn.cores import build_core as registry_build_core
+
+    return registry_build_core(dict(config))
+
+
+class Policy(nn.Module):
+    """Perception + core + output scaling; see the module docstring for the two ways to run it."""
+
+    def __init__(self, config: PolicyConfig, core: nn.Module | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, PolicyConfig):
+            raise ValueError(f"config must be a PolicyConfig, got {type(config).__name__}")
+        self.config = config
+        self.perception = PerceptionCNN(config.perception)
+        if core is None:
+            core = build_core(config.core)
+        elif core.config() != dict(config.core):
+            raise ValueError(
+                "Policy: the core passed in does not match config.core; build the config from core.config()"
+            )
+        self.core = core
+        actions = config.action_spec.size
+        if core.input_size != config.core_input_size:
+            raise ValueError(
+                f"Policy: core input_size is {core.input_size} but perception features "
+                f"({config.perception.features}) + extras ({len(config.observation_spec.extras)}) = "
+                f"{config.core_input_size}; build the core with input_size={config.core_input_size}"
+            )
+        if core.output_size != actions:
+            raise ValueError(
+                f"Policy: core output_size is {core.output_size} but the action spec has {actions} "
+                f"components {config.action_spec.names}; give the core {actions} outputs (motor neurons)"
+            )
+        self.output_gain = nn.Parameter(torch.ones(actions))
+        self.output_bias = nn.Parameter(torch.zeros(actions))
+        low = torch.tensor(config.action_spec.low, dtype=torch.float32)
+        high = torch.tensor(config.action_spec.high, dtype=torch.float32)
+        scale = config.extras_scale or (1.0,) * len(config.observation_spec.extras)
+        # Fixed by the config, rebuilt from it: not persisted in the weights file.
+        self.register_buffer("action_low", low, persistent=False)
+        self.register_buffer("action_high", high, persistent=False)
+        self.register_buffer("extras_scale", torch.tensor(scale, dtype=torch.float32), persistent=False)
+        self._low_np = np.asarray(config.action_spec.low, dtype=np.float32)
+        self._high_np = np.asarray(config.action_spec.high, dtype=np.float32)
+        self._state: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- specs
+    @property
+    def observation_spec(self) -> ObservationSpec:
+        return self.config.observation_spec
+
+    @property
+    def action_spec(self) -> ActionSpec:
+        return self.config.action_spec
+
+    @property
+    def state_size(self) -> int:
+        return int(self.core.state_size)
+
+    # -------------------------------------------------------------- training
+    def forward(
+        self,
+        images: torch.Tensor,
+        extras: torch.Tensor | None,
+        dt_seconds: float | torch.Tensor,
+        state: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``images[B,T,H,W,3]`` uint8, ``extras[B,T,E]``, ``dt_seconds`` (float, ``[B]`` or ``[B,T]``)
+        -> ``(actions[B,T,A], state[B,S])``."""
+        if not isinstance(images, torch.Tensor) or images.dim() != 5:
+            raise ValueError(
+                f"images must be a uint8 tensor [B,T,H,W,3], got shape {tuple(getattr(images, 'shape', ()))}"
+            )
+        batch, steps = images.shape[0], images.shape[1]
+        features = self.perception(images)
+        x = torch.cat([features, self._check_extras(extras, batch, steps)], dim=-1)
+        y, state = self.core(x, state, dt=self._core_dt(dt_seconds))
+        return self.squash(y), state
+
+    def _check_extras(self, extras: torch.Tensor | None, batch: int, steps: int) -> torch.Tensor:
+        count = len(self.config.observation_spec.extras)
+        if extras is None:
+            if count:
+                raise ValueError(
+                    f"extras [B,T,{count}] are required for {self.config.observation_spec.extras}, got None"
+                )
+            return torch.zeros(batch, steps, 0, device=self.output_gain.device)
+        if not isinstance(extras, torch.Tensor) or not extras.is_floating_point():
+            raise ValueError(f"extras must be a float tensor [B,T,E], got {getattr(extras, 'dtype', type(extras))}")
+        if tuple(extras.shape) != (batch, steps, count):
+            raise ValueError(
+                f"extras must have shape [B,T,E] = [{batch},{steps},{count}] "
+                f"({self.config.observation_spec.extras}), got {tuple(extras.shape)}"
+            )
+        return extras.to(torch.float32) * self.extras_scale
+
+    def _core_dt(self, dt_seconds: float | torch.Tensor) -> float | torch.Tensor:
+        rate = float(self.config.control_rate_hz)
+        if isinstance(dt_seconds, torch.Tensor):
+            return dt_seconds.to(torch.float32) * rate
+        if isinstance(dt_seconds, bool) or not isinstance(dt_seconds, (int, float)):
+            raise ValueError(f"dt_seconds must be a float or a tensor, got {type(dt_seconds).__name__}")
+        return float(dt_seconds) * rate
+
+    def squash(self, y: torch.Tensor) -> torch.Tensor:
+        """Core outputs ``[..., A]`` -> actions in ``[low, high]`` (action units)."""
+        z = y * self.output_gain + self.output_bias
+        low, high = self.action_low, self.action_high
+        if self.config.output_squash is OutputSquash.TANH:
+            return low + (torch.tanh(z) + 1.0) * (0.5 * (high - low))
+        mid = 0.5 * (low + high)
+        return torch.minimum(torch.maximum(mid + z * (0.5 * (high - low)), low), high)
+
+    # ------------------------------------------------------------- streaming
+    def reset(self) -> None:
+        """Forget the recurrent state; the next ``act`` starts from ``initial_state``."""
+        self._state = None
+
+    def act(self, observation: Mapping[str, Any], dt_seconds: float) -> np.ndarray:
+        """One control step: observation dict -> action ``[A]`` float32, clipped to the action spec.
+
+        ``dt_seconds``: measured time since the previous step (> 0; use the nominal period for
+        the first step after ``reset``). Raises ``ValueError`` for a malformed observation.
+        """
+        image, extras = self.validate_observation(observation)
+        if isinstance(dt_seconds, bool) or not isinstance(dt_seconds, (int, float, np.floating)):
+            raise ValueError(f"dt_seconds must be a number of seconds, got {type(dt_seconds).__name__}")
+        dt = float(dt_seconds)
+        if not (math.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt_seconds must be finite and > 0 (measured seconds since the last step), got {dt}")
+        with torch.inference_mode():
+            if self._state is None:
+                self._state = self.core.initial_state(1)
+            features = self.perception(torch.from_numpy(image).unsqueeze(0))
+            x = torch.cat([features, torch.from_numpy(extras).unsqueeze(0) * self.extras_scale], dim=1)
+            y, self._state = self.core.step(x, self._state, dt * float(self.config.control_rate_hz))
+            action = self.squash(y)[0].numpy()
+        return np.clip(action, self._low_np, self._high_np).astype(np.float32, copy=False)
+
+    def validate_observation(self, observation: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Check ``observation`` against the spec; return (contiguous uint8 image, float32 extras[E])."""
+        spec = self.config.observation_spec
+        if not isinstance(observation, Mapping):
+            raise ValueError(f"observation must be a dict with 'image' and {list(spec.extras)}, got {type(observation).__name__}")
+        missing = [key for key in ("image", *spec.extras) if key not in observation]
+        if missing:
+            raise ValueError(f"observation is missing {missing}; the policy needs 'image' and extras {list(spec.extras)}")
+        image = observation["image"]
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+            raise ValueError(
+                f"observation['image'] must be a uint8 NumPy array (H,W,3), got {getattr(image, 'dtype', type(image).__name__)}"
+            )
+        if image.shape != tuple(spec.image_shape):
+            raise ValueError(
+                f"observation['image'] has shape {image.shape}; the policy expects {tuple(spec.image_shape)} (H,W,RGB)"
+            )
+        values = np.empty(len(spec.extras), dtype=np.float32)
+        for i, name in enumerate(spec.extras):
+            raw = observation[name]
+            try:
+                value = np.asarray(raw, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise ValueError(f"observation[{name!r}] must be a number, got {raw!r}") from None
+            if value.size != 1 or value.ndim > 1:
+                raise ValueError(f"observation[{name!r}] must be a float32 array of shape (1,), got shape {value.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"observation[{name!r}] is {float(value.reshape(-1)[0])}; it must be finite")
+            values[i] = value.reshape(-1)[0]
+        return np.ascontiguousarray(image), values
+
+    def neuron_activity(self) -> np.ndarray:
+        """The core's state after the last ``act`` (``[S]`` float32; zeros before the first step)."""
+        if self._state is None:
+            return self.core.initial_state(1)[0].detach().numpy().astype(np.float32)
+        return self._state[0].detach().numpy().astype(np.float32, copy=True)
