@@ -34,6 +34,14 @@ class RobotError(RuntimeError):
     """A robot failed (link lost, device missing, protocol error); the message says what to check."""
 
 
+class LinkLostError(RobotError):
+    """The link to the robot dropped (serial unplugged, no heartbeat, socket closed).
+
+    Raised by ``read()`` / ``write()``; the control loop answers with ``stop()`` (best effort),
+    then a bounded number of ``disconnect()`` + ``connect()`` attempts before giving up.
+    """
+
+
 class Robot(abc.ABC):
     """Abstract robot: camera in, bounded action out."""
 
@@ -60,6 +68,12 @@ class Robot(abc.ABC):
     @abc.abstractmethod
     def disconnect(self) -> None:
         """Close links and cameras; safe to call more than once."""
+
+    def estop_requested(self) -> bool:
+        """Whether the robot side asks for an emergency stop (e.g. a button on the car, an RC
+        kill switch, an autopilot failsafe). The loop polls this every period and latches its
+        e-stop when it turns True. Robots without such a trigger keep this default."""
+        return False
 
     @property
     @abc.abstractmethod
