@@ -155,6 +155,7 @@ class Policy(nn.Module):
         self._low_np = np.asarray(config.action_spec.low, dtype=np.float32)
         self._high_np = np.asarray(config.action_spec.high, dtype=np.float32)
         self._state: torch.Tensor | None = None
+        self.provenance: dict[str, Any] = {}  # filled by load_policy from the bundle
 
     # ----------------------------------------------------------------- specs
     @property

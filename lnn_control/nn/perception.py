@@ -12,6 +12,7 @@ Shapes: ``forward`` takes ``[B, H, W, 3]`` or ``[B, T, H, W, 3]`` uint8 and retu
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -78,6 +79,8 @@ class PerceptionConfig:
             raise ValueError(f"PerceptionConfig.normalization must be one of {allowed}, got {self.normalization!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("PerceptionConfig.mean and .std need 3 values (R, G, B)")
+        if any(not math.isfinite(float(v)) for v in (*self.mean, *self.std)):
+            raise ValueError(f"PerceptionConfig.mean and .std must be finite, got {self.mean}, {self.std}")
         if any(not float(s) > 0 for s in self.std):
             raise ValueError(f"PerceptionConfig.std entries must be > 0, got {self.std}")
 
