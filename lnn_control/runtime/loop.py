@@ -1,0 +1,447 @@
+"""The fixed-rate control loop: sense -> policy -> safety -> act, with absolute deadlines.
+
+Timing model (all seconds on ``time.monotonic()``):
+
+- Slot ``k`` starts at ``t0 + k / rate_hz``. The loop sleeps until ``busy_wait_s`` before the
+  slot and spins the rest (sleep alone wakes 50-100 us late, spinning the last 0.5 ms brings
+  that to a few us; measured by ``lnn-control bench runtime``).
+- If a step overruns into later slots, those slots are skipped (counted as deadline misses) and
+  the loop waits for the next slot still in the future: it never bursts to catch up.
+- ``dt`` handed to ``policy.act(obs, dt)`` is the MEASURED time between the capture timestamps
+  of the frame the policy sees now and the frame it saw last step — the sampling interval of
+  its input, which is what a liquid network's ODE should integrate over. The first step uses
+  the nominal period. If the camera delivered no new frame since the last step, the policy is
+  not stepped again on the same input (dt would be 0); the last safe command is re-sent.
+- sense->act latency = time ``robot.write()`` returned - capture time of the frame acted upon.
+- period jitter = (wake time - previous wake time) - nominal period, for consecutive slots;
+  lateness = wake time - slot start.
+
+Safety in every period: robot-side e-stop poll, watchdog on frame age, e-stop latch; any of them
+active => ``robot.stop()`` instead of a command. SIGINT/SIGTERM handlers (installed by the CLI)
+call :meth:`ControlLoop.request_stop`. Any exception in policy, camera or robot => ``stop()``,
+event recorded, exception re-raised. :class:`LinkLostError` => stop, bounded reconnects.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+import numpy as np
+
+from lnn_control.runtime.robot import LinkLostError, Observation, Robot, RobotError
+from lnn_control.runtime.safety import (
+    CommandLimiter,
+    EStop,
+    EventLog,
+    SafetyEventKind,
+    Watchdog,
+)
+
+
+class PolicyLike(Protocol):
+    def reset(self) -> None: ...
+
+    def act(self, observation: dict[str, np.ndarray], dt: float) -> np.ndarray: ...
+
+
+class StepState:
+    """Why a step sent what it sent (string constants, stored in the run log)."""
+
+    RUN = "run"  # policy stepped on a new frame
+    HOLD = "hold"  # no new frame: last safe command re-sent
+    WATCHDOG = "watchdog"  # stale frame: stop command
+    ESTOP = "estop"  # latched e-stop: stop command
+
+
+@dataclass
+class StepRecord:
+    """One control period. Times in monotonic seconds; commands in action units."""
+
+    step: int
+    slot_time: float
+    wake_time: float
+    frame_timestamp: float
+    frame_index: int | None
+    state: str
+    dt: float | None
+    command: np.ndarray | None  # raw policy output
+    sent: np.ndarray | None  # after the limiter (None when the stop command was sent)
+    applied: np.ndarray | None  # what robot.write() reported
+    write_time: float
+    latency: float
+    compute_time: float  # wake -> write done
+    neurons: np.ndarray | None
+    image: np.ndarray
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class StepSink(Protocol):
+    """Receives every step and every safety event (the MCAP run log implements it)."""
+
+    def write_step(self, record: StepRecord) -> None: ...
+
+    def write_event(self, event: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """rate_hz: control rate; busy_wait_s: spin this long before each slot (0 = sleep only);
+    max_reconnect_attempts / reconnect_backoff_s: after link loss; live_stats_interval_s:
+    one status line this often (0 = none)."""
+
+    rate_hz: float
+    busy_wait_s: float = 0.0005
+    max_reconnect_attempts: int = 3
+    reconnect_backoff_s: float = 0.5
+    live_stats_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rate_hz <= 1000:
+            raise ValueError(f"rate_hz must be in (0, 1000], got {self.rate_hz!r}")
+        if not 0 <= self.busy_wait_s < 1 / self.rate_hz:
+            raise ValueError(f"busy_wait_s must be in [0, period), got {self.busy_wait_s!r}")
+        if self.max_reconnect_attempts < 0:
+            raise ValueError(f"max_reconnect_attempts must be >= 0, got {self.max_reconnect_attempts}")
+        if self.reconnect_backoff_s < 0 or self.live_stats_interval_s < 0:
+            raise ValueError("reconnect_backoff_s and live_stats_interval_s must be >= 0")
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0, "median": math.nan, "p99": math.nan, "max": math.nan, "mean": math.nan}
+    arr = np.asarray(values, np.float64)
+    return {
+        "count": int(arr.size),
+        "median": float(np.median(arr)),
+        "p99": float(np.percentile(arr, 99)),
+        "max": float(arr.max()),
+        "mean": float(arr.mean()),
+    }
+
+
+@dataclass
+class LoopStats:
+    """Per-step timing series (seconds) and counters, summarised by :meth:`summary`."""
+
+    rate_hz: float
+    latency: list[float] = field(default_factory=list)
+    period_jitter: list[float] = field(default_factory=list)
+    lateness: list[float] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
+    policy_dt: list[float] = field(default_factory=list)
+    steps: int = 0
+    policy_steps: int = 0
+    hold_steps: int = 0
+    stop_steps: int = 0
+    deadline_misses: int = 0
+    watchdog_trips: int = 0
+    reconnects: int = 0
+    stop_reason: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        abs_jitter = [abs(v) for v in self.period_jitter]
+        return {
+            "rate_hz": self.rate_hz,
+            "steps": self.steps,
+            "policy_steps": self.policy_steps,
+            "hold_steps": self.hold_steps,
+            "stop_steps": self.stop_steps,
+            "deadline_misses": self.deadline_misses,
+            "watchdog_trips": self.watchdog_trips,
+            "reconnects": self.reconnects,
+            "stop_reason": self.stop_reason,
+            "latency_s": _summary(self.latency),
+            "abs_period_jitter_s": _summary(abs_jitter),
+            "lateness_s": _summary(self.lateness),
+            "compute_s": _summary(self.compute),
+            "policy_dt_s": _summary(self.policy_dt),
+        }
+
+    def status_line(self) -> str:
+        lat = _summary(self.latency[-100:])
+        jit = _summary([abs(v) for v in self.period_jitter[-100:]])
+        return (
+            f"step {self.steps}  latency p50 {lat['median'] * 1e3:.2f} ms p99 {lat['p99'] * 1e3:.2f} ms"
+            f"  |jitter| p99 {jit['p99'] * 1e3:.3f} ms  misses {self.deadline_misses}"
+            f"  watchdog trips {self.watchdog_trips}  stops {self.stop_steps}"
+        )
+
+
+def observation_dict(obs: Observation) -> dict[str, np.ndarray]:
+    """Robot observation -> the policy's input dict ``{"image": HxWx3 uint8, extra: (1,) float32}``."""
+    return {
+        "image": obs.image,
+        **{name: np.array([value], np.float32) for name, value in obs.extras.items()},
+    }
+
+
+class ControlLoop:
+    """Drive ``robot`` with ``policy`` at ``config.rate_hz`` until stopped; see module docstring."""
+
+    def __init__(
+        self,
+        robot: Robot,
+        policy: PolicyLike,
+        config: LoopConfig,
+        limiter: CommandLimiter,
+        watchdog: Watchdog,
+        estop: EStop | None = None,
+        sink: StepSink | None = None,
+        events: EventLog | None = None,
+        live_stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.robot = robot
+        self.policy = policy
+        self.config = config
+        self.limiter = limiter
+        self.watchdog = watchdog
+        self.events = events or limiter.events
+        self.estop = estop or EStop(self.events)
+        self.sink = sink
+        self.live_stream = live_stream
+        self.clock = clock
+        self.period = 1.0 / config.rate_hz
+        self.stats = LoopStats(config.rate_hz)
+        self._stop_requested = threading.Event()
+        self._stop_reason = ""
+        if sink is not None:
+            self.events.subscribe(sink.write_event)
+
+    # -- control ---------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the loop to end after the current period (signal-handler and thread safe)."""
+        self._stop_reason = reason
+        self._stop_requested.set()
+
+    def _sleep_until(self, deadline: float) -> float:
+        spin_from = deadline - self.config.busy_wait_s
+        now = self.clock()
+        if now < spin_from:
+            # wake early for the stop flag only through the event (signal handlers set it)
+            self._stop_requested.wait(spin_from - now)
+        now = self.clock()
+        while now < deadline and not self._stop_requested.is_set():
+            now = self.clock()
+        return now
+
+    def _send_stop(self, why: str) -> None:
+        try:
+            self.robot.stop()
+            self.events.record(SafetyEventKind.STOP_COMMAND, f"stop command sent ({why})")
+        except Exception as exc:  # the stop must not hide the original problem
+            self.events.record(SafetyEventKind.EXCEPTION, f"robot.stop() failed during {why}: {exc!r}")
+
+    # -- main loop -------------------------------------------------------------------------
+    def run(self, duration_s: float | None = None, max_steps: int | None = None) -> LoopStats:
+        """Run until ``duration_s`` / ``max_steps`` / :meth:`request_stop`; returns the stats.
+
+        The robot must be connected. The stop command is sent when the loop ends, whatever the
+        reason; exceptions are re-raised after it.
+        """
+        if duration_s is not None and not duration_s > 0:
+            raise ValueError(f"duration_s must be > 0 seconds or None, got {duration_s!r}")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {max_steps!r}")
+        self.policy.reset()
+        self.limiter.reset()
+        self._last_frame_ts: float | None = None
+        self._last_sent: np.ndarray | None = None
+        self._last_write = None
+        t0 = self.clock()
+        end = None if duration_s is None else t0 + duration_s
+        next_live = t0 + self.config.live_stats_interval_s
+        slot = 0
+        previous_wake: float | None = None
+        previous_slot = -1
+        try:
+            while not self._stop_requested.is_set():
+                slot_time = t0 + slot * self.period
+                if end is not None and slot_time > end:
+                    self.stats.stop_reason = f"duration {duration_s} s reached"
+                    break
+                wake = self._sleep_until(slot_time)
+                if self._stop_requested.is_set():
+                    break
+                self.stats.lateness.append(wake - slot_time)
+                if previous_wake is not None and slot == previous_slot + 1:
+                    self.stats.period_jitter.append(wake - previous_wake - self.period)
+                previous_wake, previous_slot = wake, slot
+                try:
+                    self._step(slot, slot_time, wake)
+                except LinkLostError as exc:
+                    self._recover_link(exc)
+                done = self.clock()
+                if max_steps is not None and self.stats.steps >= max_steps:
+                    self.stats.stop_reason = f"{max_steps} steps done"
+                    break
+                next_slot = slot + 1
+                if done > t0 + next_slot * self.period:
+                    # overran: skip every slot whose start already passed (never burst)
+                    skip_to = math.floor((done - t0) / self.period) + 1
+                    missed = skip_to - next_slot
+                    self.stats.deadline_misses += missed
+                    self.events.record(
+                        SafetyEventKind.DEADLINE_MISS,
+                        f"step {self.stats.steps - 1} took {(done - wake) * 1e3:.1f} ms; "
+                        f"skipped {missed} slot(s)",
+                        done,
+                    )
+                    next_slot = skip_to
+                slot = next_slot
+                if self.live_stream is not None and self.config.live_stats_interval_s > 0 and done >= next_live:
+                    print(self.stats.status_line(), file=self.live_stream, flush=True)
+                    next_live = done + self.config.live_stats_interval_s
+            if self._stop_requested.is_set():
+                self.stats.stop_reason = self._stop_reason
+                self.events.record(SafetyEventKind.STOP_REQUESTED, self._stop_reason)
+        except BaseException as exc:
+            self.stats.stop_reason = f"{type(exc).__name__}: {exc}"
+            self.events.record(SafetyEventKind.EXCEPTION, f"{type(exc).__name__}: {exc}; stop command sent")
+            self._send_stop("exception handling")
+            raise
+        self._send_stop("shutdown")
+        return self.stats
+
+    def _step(self, step_slot: int, slot_time: float, wake: float) -> None:
+        robot = self.robot
+        if robot.estop_requested():
+            self.estop.trigger("robot-side e-stop trigger")
+        obs = robot.read()
+        now = self.clock()
+        fresh = self.watchdog.check(obs.timestamp, now)
+        frame_index = getattr(obs, "frame_index", None)
+        command = sent = applied = neurons = None
+        dt: float | None = None
+        if self.estop.is_set:
+            state = StepState.ESTOP
+        elif not fresh:
+            state = StepState.WATCHDOG
+        elif self._last_frame_ts is not None and obs.timestamp <= self._last_frame_ts:
+            state = StepState.HOLD
+        else:
+            state = StepState.RUN
+        if state in (StepState.ESTOP, StepState.WATCHDOG):
+            robot.stop()
+            self.stats.stop_steps += 1
+            self.limiter.reset()  # resume from neutral, not from the pre-stop command
+            self._last_sent = None
+        elif state == StepState.HOLD and self._last_sent is not None:
+            sent = self._last_sent
+            applied = robot.write(sent)
+            self.stats.hold_steps += 1
+        else:
+            state = StepState.RUN
+            dt = self.period if self._last_frame_ts is None else obs.timestamp - self._last_frame_ts
+            command = np.asarray(self.policy.act(observation_dict(obs), dt), np.float32)
+            since_write = self.period if self._last_write is None else self.clock() - self._last_write
+            sent = self.limiter.limit(command, since_write)
+            applied = robot.write(sent)
+            self._last_frame_ts = obs.timestamp
+            self._last_sent = sent
+            self.stats.policy_steps += 1
+            self.stats.policy_dt.append(dt)
+            activity = getattr(self.policy, "neuron_activity", None)
+            if activity is not None:
+                neurons = np.asarray(activity(), np.float32).reshape(-1)
+        write_time = self.clock()
+        self._last_write = write_time
+        self.stats.watchdog_trips = self.watchdog.trips
+        self.stats.latency.append(write_time - obs.timestamp)
+        self.stats.compute.append(write_time - wake)
+        record = StepRecord(
+            step=self.stats.steps,
+            slot_time=slot_time,
+            wake_time=wake,
+            frame_timestamp=obs.timestamp,
+            frame_index=frame_index,
+            state=state,
+            dt=dt,
+            command=command,
+            sent=sent,
+            applied=None if applied is None else np.asarray(applied, np.float32),
+            write_time=write_time,
+            latency=write_time - obs.timestamp,
+            compute_time=write_time - wake,
+            neurons=neurons,
+            image=obs.image,
+            extras=dict(obs.extras),
+        )
+        self.stats.steps += 1
+        if self.sink is not None:
+            self.sink.write_step(record)
+
+    def _recover_link(self, error: LinkLostError) -> None:
+        self.events.record(SafetyEventKind.LINK_LOST, str(error))
+        self._send_stop("link loss")
+        failures: list[str] = []
+        for attempt in range(1, self.config.max_reconnect_attempts + 1):
+            if self._stop_requested.wait(self.config.reconnect_backoff_s):
+                return
+            try:
+                self.robot.disconnect()
+                self.robot.connect()
+            except (RobotError, OSError) as exc:
+                failures.append(f"attempt {attempt}: {exc}")
+                continue
+            self.stats.reconnects += 1
+            self.events.record(SafetyEventKind.RECONNECTED, f"reconnected on attempt {attempt}")
+            self.limiter.reset()
+            self._last_sent = None
+            return
+        raise LinkLostError(
+            f"link lost ({error}); {self.config.max_reconnect_attempts} reconnect attempt(s) failed"
+            + (": " + "; ".join(failures) if failures else "")
+            + ". Check the cable / radio and the robot's power, then start the run again."
+        ) from error
+
+
+def install_stop_signals(loop: ControlLoop) -> Callable[[], None]:
+    """Make SIGINT and SIGTERM end ``loop`` cleanly (stop command sent); returns an undo function."""
+    import signal
+
+    previous = {}
+
+    def handler(signum: int, frame: object) -> None:
+        loop.request_stop(f"signal {signal.Signals(signum).name}")
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
+
+
+def print_summary(stats: LoopStats, stream: TextIO = sys.stdout) -> None:
+    s = stats.summary()
+    ms = 1e3
+    print(
+        f"{s['steps']} steps at {s['rate_hz']:g} Hz ({s['policy_steps']} policy, {s['hold_steps']} hold, "
+        f"{s['stop_steps']} stop); stop reason: {s['stop_reason']}",
+        file=stream,
+    )
+    for key, label in (
+        ("latency_s", "sense->act latency"),
+        ("abs_period_jitter_s", "|period jitter|"),
+        ("compute_s", "step compute"),
+    ):
+        v = s[key]
+        print(
+            f"  {label:<20} median {v['median'] * ms:8.3f} ms   p99 {v['p99'] * ms:8.3f} ms   "
+            f"max {v['max'] * ms:8.3f} ms",
+            file=stream,
+        )
+    print(
+        f"  deadline misses {s['deadline_misses']}   watchdog trips {s['watchdog_trips']}   "
+        f"reconnects {s['reconnects']}",
+        file=stream,
+    )

@@ -1,0 +1,398 @@
+"""Run logs as MCAP files that Foxglove Studio opens directly, and that survive a crash.
+
+Channels (JSON message encoding, JSON-schema schemas):
+
+=====================  ===========================  =========================================
+topic                  schema                       content
+=====================  ===========================  =========================================
+/camera/image          foxglove.CompressedImage     JPEG or PNG frames at ``image_rate_hz``
+/commands/policy       lnn_control.Command          raw policy output, by action name
+/commands/sent         lnn_control.Command          after clamp / slew / NaN guard
+/commands/applied      lnn_control.Command          what the robot reported applying
+/policy/neurons        lnn_control.NeuronActivity   the liquid network's state per step
+/loop/timing           lnn_control.LoopTiming       dt, latency, lateness, state per step
+/safety/events         lnn_control.SafetyEvent      watchdog, e-stop, NaN, link, exceptions
+=====================  ===========================  =========================================
+
+Every per-step message carries the step number as its MCAP ``sequence``. Message times are
+wall-clock nanoseconds (what Foxglove shows); the payloads keep the raw ``time.monotonic()``
+seconds, and the ``run`` metadata record stores ``monotonic_to_unix_offset_s``.
+
+Crash safety: messages go into small chunks (``chunk_size_bytes``) that are written and flushed
+to the OS as soon as they fill, and at least every ``flush_interval_s``; a killed process leaves
+a file readable (with :func:`read_run_log` or mcap's ``NonSeekingReader``) up to its last chunk.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from lnn_control.runtime.loop import StepRecord
+from lnn_control.runtime.safety import SafetyEvent
+
+COMPRESSED_IMAGE_SCHEMA = {
+    "title": "foxglove.CompressedImage",
+    "type": "object",
+    "properties": {
+        "timestamp": {
+            "type": "object",
+            "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}},
+        },
+        "frame_id": {"type": "string"},
+        "data": {"type": "string", "contentEncoding": "base64"},
+        "format": {"type": "string"},
+    },
+}
+
+
+def _object_schema(title: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {"title": title, "type": "object", "properties": properties}
+
+
+_TIME = {"type": "object", "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}}}
+COMMAND_SCHEMA = _object_schema(
+    "lnn_control.Command",
+    {
+        "timestamp": _TIME,
+        "step": {"type": "integer"},
+        "values": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+)
+NEURON_SCHEMA = _object_schema(
+    "lnn_control.NeuronActivity",
+    {"timestamp": _TIME, "step": {"type": "integer"}, "activity": {"type": "array", "items": {"type": "number"}}},
+)
+TIMING_SCHEMA = _object_schema(
+    "lnn_control.LoopTiming",
+    {
+        "timestamp": _TIME,
+        "step": {"type": "integer"},
+        "state": {"type": "string"},
+        "dt_s": {"type": ["number", "null"]},
+        "frame_timestamp_s": {"type": "number"},
+        "wake_time_s": {"type": "number"},
+        "slot_time_s": {"type": "number"},
+        "write_time_s": {"type": "number"},
+        "latency_s": {"type": "number"},
+        "compute_s": {"type": "number"},
+        "lateness_s": {"type": "number"},
+        "image_logged": {"type": "boolean"},
+        "extras": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+)
+EVENT_SCHEMA = _object_schema(
+    "lnn_control.SafetyEvent",
+    {"timestamp": _TIME, "kind": {"type": "string"}, "detail": {"type": "string"}, "time_s": {"type": "number"}},
+)
+
+TOPICS = {
+    "/camera/image": COMPRESSED_IMAGE_SCHEMA,
+    "/commands/policy": COMMAND_SCHEMA,
+    "/commands/sent": COMMAND_SCHEMA,
+    "/commands/applied": COMMAND_SCHEMA,
+    "/policy/neurons": NEURON_SCHEMA,
+    "/loop/timing": TIMING_SCHEMA,
+    "/safety/events": EVENT_SCHEMA,
+}
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Run-log settings (launch-file ``log:`` section).
+
+    image_rate_hz: camera frames logged per second; ``None`` = every control step (needed for an
+        exact ``replay``). image_format: ``jpeg`` (small) or ``png`` (lossless, exact replay).
+    jpeg_quality: 1..100. chunk_size_bytes: MCAP chunk size; smaller = less lost on a crash.
+    flush_interval_s: longest time data waits in memory before it is flushed to the OS.
+    compression: chunk compression.
+    """
+
+    image_rate_hz: float | None = None
+    image_format: Literal["jpeg", "png"] = "jpeg"
+    jpeg_quality: int = 90
+    chunk_size_bytes: int = 64 * 1024
+    flush_interval_s: float = 0.5
+    compression: Literal["zstd", "lz4", "none"] = "zstd"
+
+    def __post_init__(self) -> None:
+        if self.image_rate_hz is not None and not self.image_rate_hz > 0:
+            raise ValueError(f"log.image_rate_hz must be > 0 or null (every step), got {self.image_rate_hz}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"log.jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        if self.chunk_size_bytes < 1024:
+            raise ValueError(f"log.chunk_size_bytes must be >= 1024, got {self.chunk_size_bytes}")
+        if not self.flush_interval_s > 0:
+            raise ValueError(f"log.flush_interval_s must be > 0, got {self.flush_interval_s}")
+
+
+def _stamp(ns: int) -> dict[str, int]:
+    return {"sec": ns // 1_000_000_000, "nsec": ns % 1_000_000_000}
+
+
+def encode_image(image: np.ndarray, fmt: str, jpeg_quality: int = 90) -> bytes:
+    """uint8 RGB (H, W, 3) -> JPEG / PNG bytes."""
+    import cv2
+
+    bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+    if fmt == "jpeg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    else:
+        ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {image.shape} image as {fmt}")
+    return buf.tobytes()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """JPEG / PNG bytes -> uint8 RGB (H, W, 3)."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("logged image bytes are not a decodable JPEG/PNG")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class RunLogWriter:
+    """Writes one run to an MCAP file; implements the loop's ``StepSink`` (write_step/write_event)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        action_names: tuple[str, ...],
+        config: LogConfig | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        from mcap.writer import CompressionType, Writer
+
+        self.path = Path(path)
+        self.config = config or LogConfig()
+        self.action_names = tuple(action_names)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        compression = {
+            "zstd": CompressionType.ZSTD,
+            "lz4": CompressionType.LZ4,
+            "none": CompressionType.NONE,
+        }[self.config.compression]
+        self._writer = Writer(self._file, chunk_size=self.config.chunk_size_bytes, compression=compression)
+        self._writer.start(profile="", library="lnn-control")
+        self._offset = time.time() - time.monotonic()
+        self._channels: dict[str, int] = {}
+        for topic, schema in TOPICS.items():
+            schema_id = self._writer.register_schema(
+                name=schema["title"], encoding="jsonschema", data=json.dumps(schema).encode()
+            )
+            self._channels[topic] = self._writer.register_channel(
+                topic=topic, message_encoding="json", schema_id=schema_id
+            )
+        meta = {
+            "action_names": json.dumps(list(self.action_names)),
+            "monotonic_to_unix_offset_s": repr(self._offset),
+            "started_unix_s": repr(time.time()),
+        }
+        for key, value in (metadata or {}).items():
+            meta[key] = value if isinstance(value, str) else json.dumps(value)
+        self._writer.add_metadata("run", meta)
+        self._file.flush()
+        self._last_flush = time.monotonic()
+        self._last_image_time: float | None = None
+        self._bytes_at_flush = self._file.tell()
+        self.messages_written = 0
+        self.images_written = 0
+        self._closed = False
+
+    def _ns(self, monotonic_s: float) -> int:
+        return int(round((monotonic_s + self._offset) * 1e9))
+
+    def _add(self, topic: str, payload: dict[str, Any], log_ns: int, sequence: int = 0) -> None:
+        self._writer.add_message(
+            channel_id=self._channels[topic],
+            log_time=log_ns,
+            publish_time=log_ns,
+            data=json.dumps(payload, separators=(",", ":")).encode(),
+            sequence=sequence,
+        )
+        self.messages_written += 1
+
+    def _command(self, values: np.ndarray, step: int, stamp: dict[str, int]) -> dict[str, Any]:
+        return {
+            "timestamp": stamp,
+            "step": step,
+            "values": {n: float(v) for n, v in zip(self.action_names, np.asarray(values).reshape(-1))},
+        }
+
+    def write_step(self, record: StepRecord) -> None:
+        if self._closed:
+            return
+        ns = self._ns(record.write_time)
+        stamp = _stamp(ns)
+        frame_ns = self._ns(record.frame_timestamp)
+        seq = record.step
+        rate = self.config.image_rate_hz
+        log_image = rate is None or (
+            self._last_image_time is None or record.frame_timestamp - self._last_image_time >= 1.0 / rate
+        )
+        if log_image:
+            self._last_image_time = record.frame_timestamp
+            data = encode_image(record.image, self.config.image_format, self.config.jpeg_quality)
+            self._add(
+                "/camera/image",
+                {
+                    "timestamp": _stamp(frame_ns),
+                    "frame_id": "camera",
+                    "data": base64.b64encode(data).decode("ascii"),
+                    "format": self.config.image_format,
+                },
+                frame_ns,
+                seq,
+            )
+            self.images_written += 1
+        for topic, values in (
+            ("/commands/policy", record.command),
+            ("/commands/sent", record.sent),
+            ("/commands/applied", record.applied),
+        ):
+            if values is not None:
+                self._add(topic, self._command(values, seq, stamp), ns, seq)
+        if record.neurons is not None:
+            self._add(
+                "/policy/neurons",
+                {"timestamp": stamp, "step": seq, "activity": [float(v) for v in record.neurons]},
+                ns,
+                seq,
+            )
+        self._add(
+            "/loop/timing",
+            {
+                "timestamp": stamp,
+                "step": seq,
+                "state": record.state,
+                "dt_s": record.dt,
+                "frame_timestamp_s": record.frame_timestamp,
+                "wake_time_s": record.wake_time,
+                "slot_time_s": record.slot_time,
+                "write_time_s": record.write_time,
+                "latency_s": record.latency,
+                "compute_s": record.compute_time,
+                "lateness_s": record.wake_time - record.slot_time,
+                "image_logged": bool(log_image),
+                "extras": {k: float(v) for k, v in record.extras.items()},
+            },
+            ns,
+            seq,
+        )
+        self._maybe_flush()
+
+    def write_event(self, event: SafetyEvent) -> None:
+        if self._closed:
+            return
+        ns = self._ns(event.time)
+        self._add(
+            "/safety/events",
+            {"timestamp": _stamp(ns), "kind": event.kind.value, "detail": event.detail, "time_s": event.time},
+            ns,
+        )
+        self._maybe_flush(force_chunk=True)  # events are rare and matter most after a crash
+
+    def _maybe_flush(self, force_chunk: bool = False) -> None:
+        now = time.monotonic()
+        if force_chunk or now - self._last_flush >= self.config.flush_interval_s:
+            self._writer.flush()  # closes the open chunk and flushes the file object
+            self._last_flush = now
+        elif self._file.tell() != self._bytes_at_flush:
+            self._file.flush()  # a chunk filled up and was written: push it to the OS now
+        self._bytes_at_flush = self._file.tell()
+
+    def close(self) -> None:
+        """Write the summary section (indexes, statistics) and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.finish()
+        self._file.flush()
+        self._file.close()
+
+    def __enter__(self) -> RunLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class LoggedMessage:
+    topic: str
+    sequence: int
+    log_time_ns: int
+    payload: dict[str, Any]
+
+
+@dataclass
+class RunLog:
+    """A run log read back: metadata, messages per topic (in file order), completeness."""
+
+    path: Path
+    metadata: dict[str, str] = field(default_factory=dict)
+    messages: dict[str, list[LoggedMessage]] = field(default_factory=dict)
+    complete: bool = True  # False: the file ended early (crash) and was read up to its last chunk
+
+    def topic(self, name: str) -> list[LoggedMessage]:
+        return self.messages.get(name, [])
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.metadata.get("action_names", "[]")))
+
+
+def iter_messages(path: str | Path) -> Iterator[tuple[str, Any, bool]]:
+    """Yield ``(topic, mcap Message, False)`` in file order; at a truncated tail yield
+    ``("", None, True)`` once and stop (a crashed run)."""
+    from mcap.records import Channel, Message, Metadata
+    from mcap.stream_reader import StreamReader
+
+    with open(path, "rb") as stream:
+        reader = StreamReader(stream, validate_crcs=True)
+        topics: dict[int, str] = {}
+        try:
+            for record in reader.records:
+                if isinstance(record, Channel):
+                    topics[record.id] = record.topic
+                elif isinstance(record, Metadata):
+                    yield "", record, False
+                elif isinstance(record, Message):
+                    yield topics.get(record.channel_id, ""), record, False
+        except Exception:  # noqa: BLE001 - a half-written record or chunk (EOF, CRC, zstd)
+            yield "", None, True
+
+
+def read_run_log(path: str | Path) -> RunLog:
+    """Read a run log; a crashed (truncated) file is read up to its last complete chunk."""
+    from mcap.records import Metadata
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"run log {file} does not exist")
+    log = RunLog(file)
+    for topic, record, truncated in iter_messages(file):
+        if truncated:
+            log.complete = False
+            break
+        if isinstance(record, Metadata):
+            if record.name == "run":
+                log.metadata.update(record.metadata)
+            continue
+        log.messages.setdefault(topic, []).append(
+            LoggedMessage(topic, record.sequence, record.log_time, json.loads(record.data))
+        )
+    if not log.complete and not log.metadata and not log.messages:
+        raise ValueError(f"{file} is not a readable MCAP run log (no complete record in it)")
+    return log

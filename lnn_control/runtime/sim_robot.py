@@ -1,0 +1,207 @@
+"""``SimRobot``: a registered Gymnasium env behind the :class:`Robot` interface ("sim in the loop").
+
+The same :class:`~lnn_control.runtime.loop.ControlLoop` that drives hardware drives the
+simulator, in real time: the loop's clock paces it. Physics advances in ``read()``:
+
+- ``write(action)`` stores the command (clipped to the action space) and returns it; it holds
+  until the next write, like a servo holding its set-point.
+- ``read()`` advances the env by one step with the held command — integrating the interval
+  since the previous read, which at the loop's rate is the wall time that passed — then
+  returns the freshly rendered camera image stamped with the time the render finished.
+- ``stop()`` sets the held command to the neutral action (applied from the next step on).
+- An episode that ends (terminated or truncated) is reset with the next seed; the observation
+  of the new episode is returned and ``episodes_finished`` counts up.
+
+The env must have a ``Dict`` observation space with an ``"image"`` uint8 (H, W, 3) entry and
+scalar (shape (1,)) extras, and a ``Box`` action space. The simulator is imported only when the
+env is made (``connect()``), never at import time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from lnn_control.runtime.robot import Observation, Robot, RobotError
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+
+def _specs_from_env(env: Any) -> tuple[ObservationSpec, ActionSpec]:
+    from gymnasium import spaces
+
+    obs_space = env.observation_space
+    if not isinstance(obs_space, spaces.Dict) or "image" not in obs_space.spaces:
+        raise RobotError(
+            f"SimRobot needs a Dict observation space with an 'image' entry; {env.spec.id if env.spec else env} "
+            f"has {obs_space}"
+        )
+    image = obs_space.spaces["image"]
+    if len(image.shape) != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise RobotError(f"observation 'image' must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    extras = tuple(k for k in obs_space.spaces if k != "image")
+    for name in extras:
+        if obs_space.spaces[name].shape != (1,):
+            raise RobotError(f"observation extra '{name}' must have shape (1,), got {obs_space.spaces[name].shape}")
+    unwrapped = env.unwrapped
+    provided_obs = getattr(unwrapped, "observation_spec", None)
+    if isinstance(provided_obs, ObservationSpec):
+        obs_spec = provided_obs
+    else:
+        obs_spec = ObservationSpec(tuple(int(v) for v in image.shape), extras, tuple("" for _ in extras))
+    provided_act = getattr(unwrapped, "action_spec", None)
+    if isinstance(provided_act, ActionSpec):
+        act_spec = provided_act
+    else:
+        act_space = env.action_space
+        if not isinstance(act_space, spaces.Box) or len(act_space.shape) != 1:
+            raise RobotError(f"SimRobot needs a 1-D Box action space, got {act_space}")
+        n = act_space.shape[0]
+        act_spec = ActionSpec(
+            tuple(f"action_{i}" for i in range(n)),
+            tuple(float(v) for v in act_space.low),
+            tuple(float(v) for v in act_space.high),
+            tuple("" for _ in range(n)),
+        )
+    return obs_spec, act_spec
+
+
+class SimRobot(Robot):
+    """A simulated robot; see the module docstring for when physics advances.
+
+    env_id: registered Gymnasium id, e.g. ``lnn_control/LaneKeeping-v0``.
+    env_kwargs: passed to ``gymnasium.make`` (e.g. ``{"backend": "mujoco"}``).
+    seed: seed of the first episode; episode ``i`` uses ``seed + i``.
+    neutral_action: the stop command (default: 0 clipped into the action bounds).
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any] | None = None,
+        seed: int = 0,
+        neutral_action: tuple[float, ...] | None = None,
+    ) -> None:
+        if not isinstance(env_id, str) or not env_id:
+            raise ValueError(f"env_id must be a registered Gymnasium id string, got {env_id!r}")
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
+        self.seed = int(seed)
+        self._neutral_arg = neutral_action
+        self.env: Any = None
+        self.episodes_finished = 0
+        self.episode_steps = 0
+        self.last_episode_info: dict[str, Any] = {}
+        self._held: np.ndarray | None = None
+        self._neutral: np.ndarray | None = None
+        self._frame_index = 0
+        self._latest: Observation | None = None
+        self._specs: tuple[ObservationSpec, ActionSpec] | None = None
+
+    # specs are known once the env exists
+    @property
+    def observation_spec(self) -> ObservationSpec:  # type: ignore[override]
+        return self._require_specs()[0]
+
+    @property
+    def action_spec(self) -> ActionSpec:  # type: ignore[override]
+        return self._require_specs()[1]
+
+    def _require_specs(self) -> tuple[ObservationSpec, ActionSpec]:
+        if self._specs is None:
+            raise RobotError("SimRobot specs are known after connect(); call connect() first")
+        return self._specs
+
+    @property
+    def is_connected(self) -> bool:
+        return self.env is not None
+
+    @property
+    def control_period_s(self) -> float | None:
+        """The env's step duration in seconds if it states one (``dt`` attribute), else None."""
+        dt = getattr(self.env.unwrapped, "dt", None) if self.env is not None else None
+        return float(dt) if isinstance(dt, (int, float)) and dt > 0 else None
+
+    def connect(self) -> None:
+        if self.env is not None:
+            return
+        import gymnasium
+
+        import lnn_control.envs  # noqa: F401  (registers the project's env ids)
+
+        try:
+            env = gymnasium.make(self.env_id, **self.env_kwargs)
+        except gymnasium.error.Error as exc:
+            raise RobotError(
+                f"cannot make env {self.env_id!r} with {self.env_kwargs}: {exc}. "
+                "List ids with: python -c 'import gymnasium, lnn_control.envs; "
+                "print([k for k in gymnasium.registry if k.startswith(\"lnn_control\")])'"
+            ) from exc
+        try:
+            self._specs = _specs_from_env(env)
+        except RobotError:
+            env.close()
+            raise
+        act = self._specs[1]
+        low, high = np.asarray(act.low, np.float32), np.asarray(act.high, np.float32)
+        if self._neutral_arg is None:
+            neutral = np.clip(np.zeros(act.size, np.float32), low, high)
+        else:
+            if len(self._neutral_arg) != act.size:
+                raise ValueError(f"neutral_action needs {act.size} entries for {act.names}, got {self._neutral_arg}")
+            neutral = np.asarray(self._neutral_arg, np.float32)
+        self._low, self._high, self._neutral = low, high, neutral
+        self._held = neutral.copy()
+        self.env = env
+        self.episodes_finished = 0
+        self._reset_episode()
+
+    def _reset_episode(self) -> None:
+        obs, _ = self.env.reset(seed=self.seed + self.episodes_finished)
+        self.episode_steps = 0
+        self._publish(obs)
+
+    def _publish(self, obs: dict[str, np.ndarray]) -> Observation:
+        extras = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in obs.items() if k != "image"}
+        self._latest = Observation(np.asarray(obs["image"]), time.monotonic(), extras)
+        self._frame_index += 1
+        return self._latest
+
+    def read(self) -> Observation:
+        if self.env is None:
+            raise RobotError("SimRobot is not connected; call connect() first")
+        obs, _, terminated, truncated, info = self.env.step(self._held)
+        self.episode_steps += 1
+        if terminated or truncated:
+            self.last_episode_info = dict(info)
+            self.last_episode_info.update(steps=self.episode_steps, terminated=bool(terminated))
+            self.episodes_finished += 1
+            self._reset_episode()
+            return self._latest
+        return self._publish(obs)
+
+    def write(self, action: np.ndarray) -> np.ndarray:
+        if self.env is None:
+            raise RobotError("SimRobot is not connected; call connect() first")
+        command = np.asarray(action, np.float32).reshape(-1)
+        if command.shape != self._held.shape:
+            raise ValueError(f"action has shape {np.shape(action)}; expected {self._held.shape}")
+        if not np.all(np.isfinite(command)):
+            raise ValueError(f"action must be finite, got {command.tolist()}")
+        self._held = np.clip(command, self._low, self._high)
+        return self._held.copy()
+
+    def stop(self) -> None:
+        if self._neutral is not None:
+            self._held = self._neutral.copy()
+
+    @property
+    def held_action(self) -> np.ndarray | None:
+        """The command the next physics step will use."""
+        return None if self._held is None else self._held.copy()
+
+    def disconnect(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
