@@ -204,7 +204,7 @@ class RunLogWriter:
         self._writer.add_metadata("run", meta)
         self._file.flush()
         self._last_flush = time.monotonic()
-        self._last_image_time: float | None = None
+        self._next_image_time: float | None = None
         self._bytes_at_flush = self._file.tell()
         self.messages_written = 0
         self.images_written = 0
@@ -239,10 +239,15 @@ class RunLogWriter:
         seq = record.step
         rate = self.config.image_rate_hz
         log_image = rate is None or (
-            self._last_image_time is None or record.frame_timestamp - self._last_image_time >= 1.0 / rate
+            self._next_image_time is None or record.frame_timestamp >= self._next_image_time - 1e-6
         )
         if log_image:
-            self._last_image_time = record.frame_timestamp
+            if rate is not None:
+                # a fixed schedule keeps the average rate exact under jitter; restart it after a gap
+                due = record.frame_timestamp if self._next_image_time is None else self._next_image_time
+                if record.frame_timestamp - due > 1.0 / rate:
+                    due = record.frame_timestamp
+                self._next_image_time = due + 1.0 / rate
             data = encode_image(record.image, self.config.image_format, self.config.jpeg_quality)
             self._add(
                 "/camera/image",
