@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lnn_control.policies.observation import validate_dt_seconds, validate_observation
 from torch import nn
 
 from lnn_control.nn.perception import PerceptionCNN, PerceptionConfig
@@ -235,12 +236,8 @@ class Policy(nn.Module):
         ``dt_seconds``: measured time since the previous step (> 0; use the nominal period for
         the first step after ``reset``). Raises ``ValueError`` for a malformed observation.
         """
-        image, extras = self.validate_observation(observation)
-        if isinstance(dt_seconds, bool) or not isinstance(dt_seconds, (int, float, np.floating)):
-            raise ValueError(f"dt_seconds must be a number of seconds, got {type(dt_seconds).__name__}")
-        dt = float(dt_seconds)
-        if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt_seconds must be finite and > 0 (measured seconds since the last step), got {dt}")
+        image, extras = validate_observation(self.config.observation_spec, observation)
+        dt = validate_dt_seconds(dt_seconds)
         with torch.inference_mode():
             if self._state is None:
                 self._state = self.core.initial_state(1)
@@ -252,34 +249,7 @@ class Policy(nn.Module):
 
     def validate_observation(self, observation: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Check ``observation`` against the spec; return (contiguous uint8 image, float32 extras[E])."""
-        spec = self.config.observation_spec
-        if not isinstance(observation, Mapping):
-            raise ValueError(f"observation must be a dict with 'image' and {list(spec.extras)}, got {type(observation).__name__}")
-        missing = [key for key in ("image", *spec.extras) if key not in observation]
-        if missing:
-            raise ValueError(f"observation is missing {missing}; the policy needs 'image' and extras {list(spec.extras)}")
-        image = observation["image"]
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-            raise ValueError(
-                f"observation['image'] must be a uint8 NumPy array (H,W,3), got {getattr(image, 'dtype', type(image).__name__)}"
-            )
-        if image.shape != tuple(spec.image_shape):
-            raise ValueError(
-                f"observation['image'] has shape {image.shape}; the policy expects {tuple(spec.image_shape)} (H,W,RGB)"
-            )
-        values = np.empty(len(spec.extras), dtype=np.float32)
-        for i, name in enumerate(spec.extras):
-            raw = observation[name]
-            try:
-                value = np.asarray(raw, dtype=np.float32)
-            except (TypeError, ValueError):
-                raise ValueError(f"observation[{name!r}] must be a number, got {raw!r}") from None
-            if value.size != 1 or value.ndim > 1:
-                raise ValueError(f"observation[{name!r}] must be a float32 array of shape (1,), got shape {value.shape}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"observation[{name!r}] is {float(value.reshape(-1)[0])}; it must be finite")
-            values[i] = value.reshape(-1)[0]
-        return np.ascontiguousarray(image), values
+        return validate_observation(self.config.observation_spec, observation)
 
     def neuron_activity(self) -> np.ndarray:
         """The core's state after the last ``act`` (``[S]`` float32; zeros before the first step)."""

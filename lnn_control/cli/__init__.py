@@ -17,6 +17,7 @@ from lnn_control import __version__
 # Subcommand modules, in the order they are listed by ``lnn-control --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.info",
+    "lnn_control.cli.export",
 )
 
 
