@@ -1,0 +1,204 @@
+"""The physics-backend protocol the lane-keeping env talks to, and the typed state it reads.
+
+A backend (PyBullet, MuJoCo, …) builds the world from a :class:`~.road.Road`, a
+:class:`~.car.CarParams` and a :class:`VisualVariation`, steps physics at its own fixed rate and
+renders cameras. Everything task-related (offsets, rewards, termination, expert) lives in
+:mod:`.task` / :mod:`.expert` and reads only :class:`VehicleState`, so every backend — and a real
+car — looks the same to it.
+
+Call order: ``build`` (once per road; may be called again for a new road) → ``reset`` →
+repeatedly ``set_command`` + ``advance`` + ``vehicle_state`` / ``render_camera`` → ``close``.
+``open_viewer`` may be called before or after ``build``; ``sync_viewer`` after each env step.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+from lnn_control.envs.lane_keeping.car import CarParams
+from lnn_control.envs.lane_keeping.road import Road
+
+BackendName = Literal["pybullet", "mujoco"]
+
+BACKENDS: dict[str, str] = {
+    "pybullet": "lnn_control.envs.lane_keeping.pybullet_backend:PyBulletLaneBackend",
+    "mujoco": "lnn_control.envs.lane_keeping.mujoco_backend:MujocoLaneBackend",
+}
+"""Backend name → "module:Class"; the module is imported only when that backend is chosen."""
+
+
+@dataclass(frozen=True)
+class Pose2D:
+    """A pose on the ground: reference point (m, world) and yaw (rad, 0 = +x, counter-clockwise)."""
+
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass(frozen=True)
+class VehicleState:
+    """What the task logic reads from a backend (or a real car's state estimator).
+
+    time: simulated seconds since ``reset``.
+    x, y: reference point (midway between the axles, on the ground) in the world (m).
+    yaw: heading (rad, wrapped to (-π, π]); roll, pitch: body tilt (rad).
+    speed: forward velocity along the car's x axis (m/s, negative when reversing).
+    lateral_speed: velocity along the car's y axis (m/s, + = left).
+    yaw_rate: rad/s (+ = turning left).
+    steering_angle: actual front-wheel angle (rad, mean of both front wheels, + = left).
+    wheel_contacts: per wheel in :data:`~.car.WHEEL_NAMES` order, True if touching the ground.
+    """
+
+    time: float
+    x: float
+    y: float
+    yaw: float
+    roll: float
+    pitch: float
+    speed: float
+    lateral_speed: float
+    yaw_rate: float
+    steering_angle: float
+    wheel_contacts: tuple[bool, bool, bool, bool]
+
+    @property
+    def finite(self) -> bool:
+        """False if any numeric field is NaN/inf (the simulation blew up)."""
+        values = (
+            self.time, self.x, self.y, self.yaw, self.roll, self.pitch, self.speed,
+            self.lateral_speed, self.yaw_rate, self.steering_angle,
+        )
+        return all(math.isfinite(v) for v in values)
+
+    @property
+    def position(self) -> np.ndarray:
+        return np.array([self.x, self.y])
+
+
+@dataclass(frozen=True)
+class VisualVariation:
+    """Appearance of one episode (domain randomisation). Colours are RGB in [0, 1].
+
+    light_direction: unit-ish vector pointing TOWARDS the light (world frame).
+    ambient / diffuse: lighting coefficients in [0, 1].
+    camera_*_offset: mount jitter added to :class:`~.car.CarParams` (rad, m, rad).
+    texture_seed: seed for procedural surface noise (asphalt/grass speckle) where a backend supports it.
+    texture_strength: amplitude of that noise (0 = flat colours).
+    """
+
+    asphalt_color: tuple[float, float, float] = (0.32, 0.32, 0.34)
+    grass_color: tuple[float, float, float] = (0.30, 0.55, 0.25)
+    line_color: tuple[float, float, float] = (0.95, 0.95, 0.95)
+    centre_line_color: tuple[float, float, float] = (0.95, 0.85, 0.25)
+    sky_color: tuple[float, float, float] = (0.65, 0.78, 0.95)
+    car_color: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    light_direction: tuple[float, float, float] = (0.4, 0.3, 1.0)
+    ambient: float = 0.6
+    diffuse: float = 0.5
+    camera_pitch_offset: float = 0.0
+    camera_height_offset: float = 0.0
+    camera_yaw_offset: float = 0.0
+    texture_seed: int = 0
+    texture_strength: float = 0.0
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> VisualVariation:
+        """A random appearance: colours, lighting and camera-mount jitter drawn from ``rng``."""
+
+        def jitter(base: tuple[float, float, float], amount: float) -> tuple[float, float, float]:
+            scale = rng.uniform(1 - amount, 1 + amount)
+            tint = rng.uniform(-amount / 2, amount / 2, 3)
+            return tuple(float(np.clip(c * scale + t, 0.0, 1.0)) for c, t in zip(base, tint))
+
+        azimuth = rng.uniform(-np.pi, np.pi)
+        elevation = rng.uniform(0.4, 1.4)
+        light = (
+            float(np.cos(elevation) * np.cos(azimuth)),
+            float(np.cos(elevation) * np.sin(azimuth)),
+            float(np.sin(elevation)),
+        )
+        grey = float(rng.uniform(0.18, 0.45))
+        grass_base = (rng.uniform(0.2, 0.45), rng.uniform(0.4, 0.65), rng.uniform(0.15, 0.3))
+        return cls(
+            asphalt_color=jitter((grey, grey, grey * 1.05), 0.1),
+            grass_color=tuple(float(c) for c in grass_base),
+            line_color=jitter((0.95, 0.95, 0.95), 0.08),
+            centre_line_color=jitter((0.95, 0.85, 0.25), 0.15) if rng.random() < 0.5 else jitter((0.95, 0.95, 0.95), 0.08),
+            sky_color=jitter((0.65, 0.78, 0.95), 0.15),
+            car_color=tuple(float(c) for c in rng.uniform(0.1, 0.9, 3)),
+            light_direction=light,
+            ambient=float(rng.uniform(0.4, 0.8)),
+            diffuse=float(rng.uniform(0.3, 0.7)),
+            camera_pitch_offset=float(rng.uniform(-0.05, 0.05)),
+            camera_height_offset=float(rng.uniform(-0.02, 0.02)),
+            camera_yaw_offset=float(rng.uniform(-0.03, 0.03)),
+            texture_seed=int(rng.integers(0, 2**31 - 1)),
+            texture_strength=float(rng.uniform(0.0, 0.15)),
+        )
+
+
+@runtime_checkable
+class LaneBackend(Protocol):
+    """A physics + rendering backend for the lane-keeping task (see module docstring for call order)."""
+
+    def build(self, road: Road, car: CarParams, visuals: VisualVariation, physics_dt: float) -> None:
+        """Create (or recreate) the world: ground, the road as ONE visual body, the car.
+        ``physics_dt``: fixed physics step (s), e.g. 1/200."""
+        ...
+
+    def reset(self, pose: Pose2D, speed: float) -> None:
+        """Place the car at ``pose`` (wheels on the ground, steering straight) moving forward at
+        ``speed`` (m/s); simulated time restarts at 0."""
+        ...
+
+    def set_command(self, steering: float, target_speed: float) -> None:
+        """Front-wheel angle set-point (rad, clipped to ±max_steering, reached at ``steering_rate``)
+        and cruise-control target speed (m/s, clipped to [0, max_speed])."""
+        ...
+
+    def advance(self, duration: float) -> None:
+        """Step physics for ``duration`` seconds (rounded to whole physics steps, at least one)."""
+        ...
+
+    def vehicle_state(self) -> VehicleState: ...
+
+    def render_camera(self) -> np.ndarray:
+        """The onboard camera frame: uint8 [image_height, image_width, 3]."""
+        ...
+
+    def render_chase(self, width: int, height: int) -> np.ndarray:
+        """A third-person view from behind and above the car: uint8 [height, width, 3]."""
+        ...
+
+    def set_friction_scale(self, scale: float) -> None:
+        """Multiply tyre–road friction by ``scale`` in (0, 1] (1 = dry); persists across resets."""
+        ...
+
+    def open_viewer(self) -> None:
+        """Show the simulator's own interactive viewer (human render mode)."""
+        ...
+
+    def sync_viewer(self) -> None:
+        """Bring the viewer up to date with the simulation (no-op without a viewer)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def make_backend(name: str) -> LaneBackend:
+    """Instantiate backend ``name`` ("pybullet" or "mujoco"), importing its simulator only now."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown lane-keeping backend {name!r}; choose one of {sorted(BACKENDS)}")
+    module_name, class_name = BACKENDS[name].split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)()
+
+
+def wrap_angle(angle: float) -> float:
+    """Wrap an angle to (-π, π]."""
+    return float(-((-angle + np.pi) % (2 * np.pi) - np.pi))
