@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 DEFAULT_IMAGE_HEIGHT = 64
 DEFAULT_IMAGE_WIDTH = 128
@@ -26,8 +27,8 @@ DEFAULT_IMAGE_WIDTH = 128
 class ImageNormalization(str, enum.Enum):
     """How pixel values are normalised inside the model.
 
-    PER_IMAGE: per-frame, per-channel standardisation (subtract the frame's channel mean,
-        divide by its std) - insensitive to global brightness/contrast shifts, as in the NCP paper.
+    PER_IMAGE: per-frame, per-channel standardisation ``(x - mean) / sqrt(var + 1)`` in grey
+        levels - insensitive to global brightness shifts and (nearly) to contrast, as in the NCP paper.
     FIXED: ``(pixel / 255 - mean) / std`` with the config's fixed per-channel mean and std.
     """
 
@@ -138,12 +139,13 @@ class PerceptionCNN(nn.Module):
         return self._encode(frames).reshape(*lead, self.config.features)
 
     def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        batch, height, width, _ = frames.shape
         x = frames.permute(0, 3, 1, 2).to(torch.float32)
         if self.config.normalization is ImageNormalization.PER_IMAGE:
-            mean = x.mean(dim=(2, 3), keepdim=True)
-            # Floor on the std so a uniform frame (lens cap, black screen) stays finite.
-            std = x.std(dim=(2, 3), keepdim=True, unbiased=False).clamp_min(1.0)
-            x = (x - mean) / std
+            # (x - mean) / sqrt(var + 1) per frame and channel, in grey levels; the +1 keeps a
+            # uniform frame (lens cap, black screen) finite. layer_norm is the fast fused kernel.
+            flat = x.reshape(batch, 3, height * width)
+            x = functional.layer_norm(flat, (height * width,), eps=1.0).reshape(batch, 3, height, width)
         else:
             x = (x * (1.0 / 255.0) - self._mean) * self._inv_std
         x = self.convs(x)
