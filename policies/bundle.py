@@ -10,6 +10,9 @@ directory, which is then renamed onto ``directory``. A reader therefore sees a c
 or none. Overwriting an existing bundle (``overwrite=True``) moves the old one aside first, so
 for that instant the path is briefly absent - never half-written.
 
+A bundle can also travel as one ``.zip`` holding the two files at its top level
+(:func:`pack_policy` writes one); :func:`load_policy` reads either form.
+
 Loading never unpickles: JSON and safetensors only. Every problem with a bundle - missing file,
 corrupt or truncated JSON or safetensors, checksum mismatch, wrong format version, unknown
 architecture, missing/extra/misshaped tensors, invalid specs - raises :class:`PolicyBundleError`
@@ -19,10 +22,13 @@ architecture, missing/extra/misshaped tensors, invalid specs - raises :class:`Po
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +37,7 @@ from typing import Any
 import torch
 from lnn_control.policies.policy import Policy, PolicyConfig
 
+from lnn_control.atomic import atomic_write_bytes
 from lnn_control.config import load_dataclass
 
 BUNDLE_FORMAT = "lnn-control-policy"
@@ -126,75 +133,111 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def read_bundle_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check ``config.json`` of a bundle (format, version); no torch, no weights."""
-    path = Path(directory) / CONFIG_FILE
-    if not Path(directory).is_dir():
-        raise PolicyBundleError(f"{directory}: no such policy bundle directory")
+MAX_MEMBER_BYTES = 1 << 30  # a bundle member larger than 1 GiB is refused (zip bombs, wrong file)
+
+
+def _read_member(bundle: Path, name: str) -> tuple[bytes, str]:
+    """Bytes of ``name`` in a bundle directory or ``.zip`` archive, and a label naming it for errors."""
+    if bundle.is_dir():
+        path = bundle / name
+        try:
+            return path.read_bytes(), str(path)
+        except FileNotFoundError:
+            raise PolicyBundleError(f"{path}: missing file; a bundle needs {CONFIG_FILE} and {MODEL_FILE}") from None
+        except OSError as exc:
+            raise PolicyBundleError(f"{path}: cannot read: {exc.strerror}") from exc
+    label = f"{bundle}!{name}"
+    if not bundle.is_file():
+        raise PolicyBundleError(f"{bundle}: no such policy bundle directory or .zip archive")
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise PolicyBundleError(f"{path}: missing file; a bundle needs {CONFIG_FILE} and {MODEL_FILE}") from None
-    except OSError as exc:
-        raise PolicyBundleError(f"{path}: cannot read: {exc.strerror}") from exc
+        with zipfile.ZipFile(bundle) as archive:
+            try:
+                info = archive.getinfo(name)
+            except KeyError:
+                raise PolicyBundleError(
+                    f"{label}: missing file; the archive needs {CONFIG_FILE} and {MODEL_FILE} at its top level"
+                ) from None
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+                raise PolicyBundleError(f"{label}: encrypted or unsupported compression; pack with pack_policy")
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise PolicyBundleError(f"{label}: {info.file_size} bytes is larger than a policy bundle can be")
+            return archive.read(info), label
+    except PolicyBundleError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
+            NotImplementedError, RuntimeError) as exc:
+        raise PolicyBundleError(f"{bundle}: not a readable policy bundle archive ({exc})") from None
+
+
+def read_bundle_config(bundle: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check ``config.json`` of a bundle directory or ``.zip`` (format, version); no weights."""
+    raw, label = _read_member(Path(bundle), CONFIG_FILE)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyBundleError(f"{path}: corrupt or truncated JSON ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise PolicyBundleError(f"{label}: corrupt or truncated JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise PolicyBundleError(f"{path}: expected a JSON object at top level, got {type(data).__name__}")
+        raise PolicyBundleError(f"{label}: expected a JSON object at top level, got {type(data).__name__}")
     if data.get("format") != BUNDLE_FORMAT:
-        raise PolicyBundleError(f"{path}: 'format' is {data.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+        raise PolicyBundleError(f"{label}: 'format' is {data.get('format')!r}, expected {BUNDLE_FORMAT!r}")
     version = data.get("format_version")
     if type(version) is not int or version != BUNDLE_FORMAT_VERSION:
         raise PolicyBundleError(
-            f"{path}: format_version {version!r} is not supported; this lnn-control reads version "
+            f"{label}: format_version {version!r} is not supported; this lnn-control reads version "
             f"{BUNDLE_FORMAT_VERSION} (re-export the policy or upgrade lnn-control)"
         )
     for key, kind in (("policy", dict), ("provenance", dict), ("model_sha256", str)):
         if not isinstance(data.get(key), kind):
-            raise PolicyBundleError(f"{path}: '{key}' must be a JSON {kind.__name__}, got {data.get(key)!r:.60}")
+            raise PolicyBundleError(f"{label}: '{key}' must be a JSON {kind.__name__}, got {data.get(key)!r:.60}")
     return data
 
 
-def load_policy(directory: str | os.PathLike[str]) -> Policy:
-    """Rebuild the policy stored at ``directory`` (eval mode, state reset); never unpickles."""
-    root = Path(directory)
+def load_policy(bundle: str | os.PathLike[str]) -> Policy:
+    """Rebuild the policy stored in ``bundle`` - a directory or a ``.zip`` of its two files -
+    in eval mode with its state reset. Never unpickles."""
+    root = Path(bundle)
     data = read_bundle_config(root)
-    config_path = root / CONFIG_FILE
+    config_label = f"{root}/{CONFIG_FILE}" if root.is_dir() else f"{root}!{CONFIG_FILE}"
     try:
-        config = load_dataclass(PolicyConfig, data["policy"], f"{config_path} (policy)")
+        config = load_dataclass(PolicyConfig, data["policy"], f"{config_label} (policy)")
     except ValueError as exc:
         raise PolicyBundleError(f"invalid policy config: {exc}") from None
     try:
         policy = Policy(config)
     except Exception as exc:  # anything the architecture code raises on a bad config is a bad bundle
         raise PolicyBundleError(
-            f"{config_path}: cannot build the architecture (core type {config.core.get('type')!r}): {exc}"
+            f"{config_label}: cannot build the architecture (core type {config.core.get('type')!r}): {exc}"
         ) from None
-    policy.load_state_dict(_read_weights(root / MODEL_FILE, data["model_sha256"], policy))
+    raw, label = _read_member(root, MODEL_FILE)
+    policy.load_state_dict(_parse_weights(raw, label, data["model_sha256"], policy))
     policy.provenance = dict(data["provenance"])
     policy.eval()
     policy.reset()
     return policy
 
 
-def _read_weights(path: Path, expected_sha256: str, policy: Policy) -> dict[str, torch.Tensor]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise PolicyBundleError(f"{path}: missing file; a bundle needs {CONFIG_FILE} and {MODEL_FILE}") from None
-    except OSError as exc:
-        raise PolicyBundleError(f"{path}: cannot read: {exc.strerror}") from exc
+def pack_policy(directory: str | os.PathLike[str], archive: str | os.PathLike[str]) -> Path:
+    """Write the bundle at ``directory`` as a single ``.zip`` (stored, not compressed) atomically;
+    the bundle is fully checked first, so a broken bundle is never packed."""
+    source = Path(directory)
+    load_policy(source)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as handle:
+        for name in (CONFIG_FILE, MODEL_FILE):
+            handle.writestr(name, _read_member(source, name)[0])
+    return atomic_write_bytes(archive, buffer.getvalue())
+
+
+def _parse_weights(raw: bytes, label: str, expected_sha256: str, policy: Policy) -> dict[str, torch.Tensor]:
     from safetensors.torch import load
 
     try:
         tensors = load(raw)
     except Exception as exc:  # safetensors raises its own SafetensorError and others on bad bytes
-        raise PolicyBundleError(f"{path}: corrupt or truncated safetensors file ({exc})") from None
+        raise PolicyBundleError(f"{label}: corrupt or truncated safetensors file ({exc})") from None
     if hashlib.sha256(raw).hexdigest() != expected_sha256:
         raise PolicyBundleError(
-            f"{path}: content does not match model_sha256 in {CONFIG_FILE} (corrupted, or the files "
+            f"{label}: content does not match model_sha256 in {CONFIG_FILE} (corrupted, or the files "
             "come from different bundles)"
         )
     expected = policy.state_dict()
@@ -202,16 +245,16 @@ def _read_weights(path: Path, expected_sha256: str, policy: Policy) -> dict[str,
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
         raise PolicyBundleError(
-            f"{path}: tensors do not fit the architecture in {CONFIG_FILE}: missing {missing}, unexpected {extra}"
+            f"{label}: tensors do not fit the architecture in {CONFIG_FILE}: missing {missing}, unexpected {extra}"
         )
     for name, reference in expected.items():
         value = tensors[name]
         if value.shape != reference.shape or value.dtype != reference.dtype:
             raise PolicyBundleError(
-                f"{path}: tensor {name!r} is {value.dtype} {tuple(value.shape)}, the architecture needs "
+                f"{label}: tensor {name!r} is {value.dtype} {tuple(value.shape)}, the architecture needs "
                 f"{reference.dtype} {tuple(reference.shape)}"
             )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise PolicyBundleError(f"{path}: tensor {name!r} contains NaN or inf")
+            raise PolicyBundleError(f"{label}: tensor {name!r} contains NaN or inf")
     return tensors
 

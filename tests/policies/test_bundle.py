@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from lnn_control.policies.bundle import (
     MODEL_FILE,
     PolicyBundleError,
     load_policy,
+    pack_policy,
     read_bundle_config,
     save_policy,
 )
@@ -166,6 +168,30 @@ def _error(directory: Path) -> str:
     return str(info.value)
 
 
+def test_zip_archive_round_trip(bundle: Path, tmp_path: Path) -> None:
+    archive = pack_policy(bundle, tmp_path / "car.zip")
+    with zipfile.ZipFile(archive) as handle:
+        assert sorted(handle.namelist()) == [CONFIG_FILE, MODEL_FILE]
+    loaded = load_policy(archive)
+    assert loaded.config == load_policy(bundle).config
+    np.testing.assert_array_equal(rollout(loaded), rollout(load_policy(bundle)))
+    assert read_bundle_config(archive)["provenance"]["seed"] == 3
+
+
+def test_zip_archive_errors_name_the_member(bundle: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "half.zip", "w") as handle:
+        handle.write(bundle / CONFIG_FILE, CONFIG_FILE)
+    message = _error(tmp_path / "half.zip")
+    assert f"half.zip!{MODEL_FILE}: missing file" in message
+    (tmp_path / "junk.zip").write_bytes(b"PK\x03\x04 definitely not a zip")
+    assert "not a readable policy bundle archive" in _error(tmp_path / "junk.zip")
+    broken = copy_of(bundle, tmp_path)
+    edit_config(broken, lambda d: d.update(format_version=0))
+    with pytest.raises(PolicyBundleError, match="format_version 0"):
+        pack_policy(broken, tmp_path / "never.zip")
+    assert not (tmp_path / "never.zip").exists()
+
+
 def test_missing_directory_and_files(bundle: Path, tmp_path: Path) -> None:
     assert "no such policy bundle" in _error(tmp_path / "nope")
     for name in (CONFIG_FILE, MODEL_FILE):
@@ -310,6 +336,7 @@ mutations = st.one_of(
               st.integers(1, 255)),
     st.tuples(st.just("truncate"), st.sampled_from([CONFIG_FILE, MODEL_FILE]), st.floats(0, 1, exclude_max=True)),
     st.tuples(st.just("delete"), st.floats(0, 1, exclude_max=True)),
+    st.tuples(st.just("zip"), st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
     st.tuples(st.just("retype"), st.floats(0, 1, exclude_max=True), st.sampled_from(range(len(REPLACEMENTS)))),
 )
 
@@ -322,7 +349,17 @@ def test_fuzzed_bundles_raise_only_policy_bundle_error(bundle: Path, mutation: t
         broken = Path(scratch) / "b"
         shutil.copytree(bundle, broken)
         kind = mutation[0]
-        if kind in ("flip", "truncate"):
+        if kind == "zip":  # flip a byte of the packed archive, or truncate it (xor 0)
+            archive = pack_policy(bundle, Path(scratch) / "b.zip")
+            raw = bytearray(archive.read_bytes())
+            position = int(mutation[1] * len(raw))
+            if mutation[2]:
+                raw[position] ^= mutation[2]
+            else:
+                del raw[position:]
+            archive.write_bytes(bytes(raw))
+            broken = archive
+        elif kind in ("flip", "truncate"):
             path = broken / mutation[1]
             raw = bytearray(path.read_bytes())
             position = int(mutation[2] * len(raw))
