@@ -18,6 +18,8 @@ from lnn_control import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.info",
     "lnn_control.cli.export",
+    "lnn_control.cli.run",
+    "lnn_control.cli.replay",
 )
 
 

@@ -19,7 +19,8 @@ Timing model (all seconds on ``time.monotonic()``):
 Safety in every period: robot-side e-stop poll, watchdog on frame age, e-stop latch; any of them
 active => ``robot.stop()`` instead of a command. SIGINT/SIGTERM handlers (installed by the CLI)
 call :meth:`ControlLoop.request_stop`. Any exception in policy, camera or robot => ``stop()``,
-event recorded, exception re-raised. :class:`LinkLostError` => stop, bounded reconnects.
+event recorded, exception re-raised. :class:`LinkLostError` (or a RobotError while ``robot.link_ok()`` is False) => stop, then at most
+``max_reconnect_attempts`` ``disconnect()`` + ``connect()`` tries, else a LinkLostError that says so.
 """
 
 from __future__ import annotations
@@ -275,7 +276,9 @@ class ControlLoop:
                 previous_wake, previous_slot = wake, slot
                 try:
                     self._step(slot, slot_time, wake)
-                except LinkLostError as exc:
+                except RobotError as exc:
+                    if not self._is_link_loss(exc):
+                        raise
                     self._recover_link(exc)
                 done = self.clock()
                 if max_steps is not None and self.stats.steps >= max_steps:
@@ -377,7 +380,17 @@ class ControlLoop:
         if self.sink is not None:
             self.sink.write_step(record)
 
-    def _recover_link(self, error: LinkLostError) -> None:
+    def _is_link_loss(self, error: RobotError) -> bool:
+        """LinkLostError, or any RobotError while the robot reports ``link_ok() == False``."""
+        if isinstance(error, LinkLostError):
+            return True
+        link_ok = getattr(self.robot, "link_ok", None)
+        try:
+            return callable(link_ok) and not link_ok()
+        except Exception:  # noqa: BLE001 - a robot that cannot even answer has lost its link
+            return True
+
+    def _recover_link(self, error: RobotError) -> None:
         self.events.record(SafetyEventKind.LINK_LOST, str(error))
         self._send_stop("link loss")
         failures: list[str] = []
@@ -421,7 +434,9 @@ def install_stop_signals(loop: ControlLoop) -> Callable[[], None]:
     return restore
 
 
-def print_summary(stats: LoopStats, stream: TextIO = sys.stdout) -> None:
+def print_summary(stats: LoopStats, stream: TextIO | None = None) -> None:
+    """Final statistics as a few readable lines (default: stdout)."""
+    stream = stream or sys.stdout
     s = stats.summary()
     ms = 1e3
     print(

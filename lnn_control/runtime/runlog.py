@@ -68,7 +68,7 @@ COMMAND_SCHEMA = _object_schema(
 )
 NEURON_SCHEMA = _object_schema(
     "lnn_control.NeuronActivity",
-    {"timestamp": _TIME, "step": {"type": "integer"}, "activity": {"type": "array", "items": {"type": "number"}}},
+    {"timestamp": _TIME, "step": {"type": "integer"}, "activity": {"type": "array", "items": {"type": ["number", "null"]}}},
 )
 TIMING_SCHEMA = _object_schema(
     "lnn_control.LoopTiming",
@@ -227,7 +227,11 @@ class RunLogWriter:
         return {
             "timestamp": stamp,
             "step": step,
-            "values": {n: float(v) for n, v in zip(self.action_names, np.asarray(values).reshape(-1))},
+            # NaN / inf are not JSON: a non-finite policy output is logged as null
+            "values": {
+                n: (float(v) if np.isfinite(v) else None)
+                for n, v in zip(self.action_names, np.asarray(values, np.float64).reshape(-1))
+            },
         }
 
     def write_step(self, record: StepRecord) -> None:
@@ -271,7 +275,11 @@ class RunLogWriter:
         if record.neurons is not None:
             self._add(
                 "/policy/neurons",
-                {"timestamp": stamp, "step": seq, "activity": [float(v) for v in record.neurons]},
+                {
+                    "timestamp": stamp,
+                    "step": seq,
+                    "activity": [float(v) if np.isfinite(v) else None for v in record.neurons],
+                },
                 ns,
                 seq,
             )

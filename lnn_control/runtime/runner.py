@@ -1,0 +1,207 @@
+"""Turn a :class:`~lnn_control.runtime.launch.LaunchConfig` into a running control loop.
+
+``load_engine`` picks the policy engine (torch bundle or exported ONNX), ``make_robot`` builds the
+robot the launch file names, ``run_launch`` wires robot + policy + safety + MCAP log into a
+:class:`~lnn_control.runtime.loop.ControlLoop` and runs it.
+
+Hardware robots plug in by module: ``robot.kind: serial_car`` imports
+``lnn_control.runtime.serial_car.SerialCar``, ``mavlink_drone`` imports
+``lnn_control.runtime.mavlink_drone.MavlinkDrone``; each class provides
+``from_launch(settings: dict, camera: Camera, source: str) -> Robot`` that validates its own
+settings (naming ``source``, the launch file, in errors).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from lnn_control.config import ConfigError
+from lnn_control.runtime.cameras import make_camera
+from lnn_control.runtime.launch import Engine, LaunchConfig, resolve_policy_path
+from lnn_control.runtime.loop import ControlLoop, LoopConfig, LoopStats, install_stop_signals
+from lnn_control.runtime.robot import Robot
+from lnn_control.runtime.safety import CommandLimiter, EStop, EventLog, KeyboardEStop, Watchdog
+
+HARDWARE_ROBOTS = {
+    "serial_car": ("lnn_control.runtime.serial_car", "SerialCar"),
+    "mavlink_drone": ("lnn_control.runtime.mavlink_drone", "MavlinkDrone"),
+}
+
+
+def load_engine(policy: str | Path, engine: Engine, threads: int = 1) -> Any:
+    """Load the policy for ``engine``: a bundle directory (torch) or an exported ``.onnx`` file.
+
+    threads: intra-op threads (torch: process-wide ``torch.set_num_threads``)."""
+    path = resolve_policy_path(str(policy))
+    if engine == Engine.ONNX:
+        if path.is_dir():
+            candidate = path.parent / f"{path.name}.onnx"
+            if not candidate.is_file():
+                raise ConfigError(
+                    f"engine onnx needs an exported model; run 'lnn-control export {path} --format onnx' "
+                    f"(writes {candidate}) or set policy to an .onnx file"
+                )
+            path = candidate
+        from lnn_control.export.onnx_policy import OnnxPolicy
+
+        return OnnxPolicy(path, threads=threads)
+    if path.suffix == ".onnx":
+        raise ConfigError(f"policy {path} is an ONNX file: set engine: onnx (or --engine onnx)")
+    import torch
+
+    from lnn_control.policies.bundle import load_policy
+
+    torch.set_num_threads(threads)
+    return load_policy(path)
+
+
+def warm_up(policy: Any, steps: int) -> None:
+    """Run ``steps`` policy steps on a blank observation, then ``reset()`` (first calls are slow)."""
+    if steps <= 0:
+        return
+    spec = policy.observation_spec
+    blank = {"image": np.zeros(tuple(spec.image_shape), np.uint8)}
+    blank.update({name: np.zeros(1, np.float32) for name in spec.extras})
+    period = 1.0 / 50.0
+    for _ in range(steps):
+        policy.act(blank, period)
+    policy.reset()
+
+
+def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) -> Robot:
+    """Build (not connect) the robot; cameras resize frames to ``image_shape`` (height, width)."""
+    robot_config = config.robot
+    if robot_config.kind == "sim":
+        from lnn_control.runtime.sim_robot import SimRobot
+
+        sim = robot_config.sim
+        return SimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
+    module_name, class_name = HARDWARE_ROBOTS[robot_config.kind]
+    try:
+        robot_class = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"{source}: robot.kind {robot_config.kind} needs {module_name}.{class_name}, which this "
+            f"installation lacks ({exc})"
+        ) from exc
+    camera = make_camera(robot_config.camera, image_shape)
+    return robot_class.from_launch(dict(robot_config.settings), camera, source)
+
+
+def check_robot_matches_policy(robot: Robot, policy: Any) -> None:
+    """Image size, extras and action size must agree; raises ValueError saying what differs."""
+    want, have = policy.observation_spec, robot.observation_spec
+    problems = []
+    if tuple(want.image_shape) != tuple(have.image_shape):
+        problems.append(f"image shape: policy expects {tuple(want.image_shape)}, robot gives {tuple(have.image_shape)}")
+    if tuple(want.extras) != tuple(have.extras):
+        problems.append(f"extras: policy expects {tuple(want.extras)}, robot gives {tuple(have.extras)}")
+    if policy.action_spec.size != robot.action_spec.size:
+        problems.append(
+            f"action size: policy outputs {policy.action_spec.names}, robot takes {robot.action_spec.names}"
+        )
+    if problems:
+        raise ValueError("robot and policy do not fit together: " + "; ".join(problems))
+
+
+@dataclass
+class RunResult:
+    stats: LoopStats
+    log_path: Path | None
+    events: EventLog
+
+
+def default_log_path(config: LaunchConfig) -> Path | None:
+    if config.log.dir is None:
+        return None
+    return Path(config.log.dir) / time.strftime("run-%Y%m%d-%H%M%S.mcap")
+
+
+def run_launch(
+    config: LaunchConfig,
+    source: str,
+    duration_s: float | None = None,
+    log_path: Path | None = None,
+    live_stream: TextIO | None = None,
+    policy: Any = None,
+    handle_signals: bool = True,
+    keyboard_estop: bool = True,
+    max_steps: int | None = None,
+) -> RunResult:
+    """Run ``config`` until its duration / ``duration_s`` / a stop signal; the stop command is
+    always sent at the end. ``policy`` overrides the launch file's (already loaded)."""
+    from lnn_control.runtime.runlog import RunLogWriter
+
+    if policy is None:
+        policy = load_engine(config.policy, config.engine, config.loop.policy_threads)
+    warm_up(policy, config.loop.warm_up_steps)
+    height, width, _ = policy.observation_spec.image_shape
+    robot = make_robot(config, (height, width), source)
+    events = EventLog()
+    estop = EStop(events)
+    duration = duration_s if duration_s is not None else config.duration_s
+    log_path = log_path if log_path is not None else default_log_path(config)
+    writer = None
+    keyboard = None
+    restore_signals = None
+    with robot:
+        check_robot_matches_policy(robot, policy)
+        limits = config.limits
+        if limits.neutral is None and config.robot.kind == "sim":
+            limits = replace(limits, neutral=tuple(float(v) for v in robot.held_action))
+        limiter = CommandLimiter(robot.action_spec, limits, events)
+        if log_path is not None:
+            writer = RunLogWriter(
+                log_path,
+                policy.action_spec.names,
+                config.log.writer_config(),
+                metadata={
+                    "policy": str(resolve_policy_path(config.policy)),
+                    "engine": config.engine.value,
+                    "launch_source": source,
+                    "rate_hz": config.rate_hz,
+                    "robot_kind": config.robot.kind,
+                    "action_units": list(robot.action_spec.units),
+                },
+            )
+        loop_settings = config.loop
+        loop = ControlLoop(
+            robot,
+            policy,
+            LoopConfig(
+                rate_hz=config.rate_hz,
+                busy_wait_s=loop_settings.busy_wait_s,
+                max_reconnect_attempts=loop_settings.max_reconnect_attempts,
+                reconnect_backoff_s=loop_settings.reconnect_backoff_s,
+                live_stats_interval_s=loop_settings.live_stats_interval_s,
+            ),
+            limiter,
+            Watchdog(config.watchdog.max_frame_age_s, events),
+            estop=estop,
+            sink=writer,
+            events=events,
+            live_stream=live_stream,
+        )
+        try:
+            if handle_signals:
+                restore_signals = install_stop_signals(loop)
+                estop.install_signal()
+            if keyboard_estop:
+                keyboard = KeyboardEStop(estop)
+                keyboard.start()
+            stats = loop.run(duration_s=duration, max_steps=max_steps)
+        finally:
+            if keyboard is not None:
+                keyboard.stop()
+            if restore_signals is not None:
+                restore_signals()
+                estop.uninstall_signals()
+            if writer is not None:
+                writer.close()
+    return RunResult(stats, log_path, events)

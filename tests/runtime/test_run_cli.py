@@ -1,0 +1,150 @@
+"""`lnn-control run` / `replay` end to end with a real policy bundle on a real env through SimRobot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from lnn_control.policies.bundle import load_policy, save_policy
+from lnn_control.policies.policy import Policy, PolicyConfig
+from lnn_runtime_testkit import DOT_ENV_ID, H, W
+
+from lnn_control.cli import main
+from lnn_control.config import ConfigError
+from lnn_control.nn.baselines import BASELINE_CORES
+from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.runtime.launch import LaunchConfig, load_launch, shipped_launch_files
+from lnn_control.runtime.runlog import read_run_log
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    perception = PerceptionConfig(
+        image_height=H, image_width=W, conv_channels=(4, 4), kernel_sizes=(3, 3), strides=(2, 2), features=4
+    )
+    core = BASELINE_CORES["ctrnn"](5, 6, 1)
+    config = PolicyConfig(
+        perception=perception,
+        core=core.config(),
+        observation_spec=ObservationSpec((H, W, 3), ("speed",), ("m/s",)),
+        action_spec=ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",)),
+        control_rate_hz=50.0,
+    )
+    policy = Policy(config, core=core).eval()
+    return save_policy(policy, tmp_path_factory.mktemp("bundles") / "dot", {"command": "test fixture", "seed": 0})
+
+
+def write_launch(path: Path, bundle: Path, **overrides) -> Path:
+    data = {
+        "policy": str(bundle),
+        "rate_hz": 50,
+        "robot": {"kind": "sim", "sim": {"env_id": DOT_ENV_ID, "seed": 2}},
+        "watchdog": {"max_frame_age_s": 0.2},
+        "limits": {"max_rate_per_s": [20.0]},
+        "log": {"dir": str(path.parent / "runs"), "image_format": "png"},
+        "loop": {"live_stats_interval_s": 0.2},
+    }
+    data.update(overrides)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.slow
+def test_run_then_replay_reproduces_the_commands(tmp_path: Path, bundle: Path, capsys) -> None:
+    launch = write_launch(tmp_path / "dot.yaml", bundle)
+    log_path = tmp_path / "run.mcap"
+    stats_path = tmp_path / "stats.json"
+    rc = main(["run", "--launch", str(launch), "--duration", "0.6", "--log", str(log_path),
+               "--stats-json", str(stats_path)])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "sense->act latency" in out.out and "step " in out.err  # final summary + live lines
+    stats = json.loads(stats_path.read_text())
+    assert 20 <= stats["steps"] <= 31 and stats["stop_reason"] == "duration 0.6 s reached"
+    assert stats["latency_s"]["p99"] > 0
+    log = read_run_log(log_path)
+    assert log.complete and log.action_names == ("steering",)
+    assert log.metadata["policy"] == str(bundle) and log.metadata["engine"] == "torch"
+    assert len(log.topic("/policy/neurons")) == stats["policy_steps"]
+    assert len(log.topic("/camera/image")) == stats["steps"]
+    assert log.topic("/safety/events")[-1].payload["kind"] == "stop_command"
+
+    plot, report = tmp_path / "replay.png", tmp_path / "replay.json"
+    assert main(["replay", str(log_path), "--plot", str(plot), "--json", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert result["steps"] == stats["policy_steps"] and result["every_step_had_a_frame"]
+    assert result["per_action"]["steering"]["max_abs_diff"] <= 1e-5  # PNG frames + logged dt: exact
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a different policy on the same frames gives different commands, and replay says by how much
+    torch.manual_seed(5)
+    policy = load_policy(bundle)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    changed = save_policy(policy, tmp_path / "changed", {"command": "perturbed"})
+    assert main(["replay", str(log_path), "--policy", str(changed), "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["per_action"]["steering"]["max_abs_diff"] > 1e-3
+
+
+@pytest.mark.slow
+def test_run_with_the_onnx_engine(tmp_path: Path, bundle: Path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    from lnn_control.policies.bundle import load_policy
+
+    from lnn_control.export.onnx import export_onnx
+
+    onnx_file = export_onnx(load_policy(bundle), tmp_path / "dot.onnx")
+    launch = write_launch(tmp_path / "dot.yaml", onnx_file, engine="onnx")
+    log_path = tmp_path / "onnx.mcap"
+    assert main(["run", "--launch", str(launch), "--duration", "0.3", "--log", str(log_path), "--quiet"]) == 0
+    log = read_run_log(log_path)
+    assert log.metadata["engine"] == "onnx" and len(log.topic("/commands/sent")) >= 5
+    # the torch engine on the same frames agrees with what the ONNX engine commanded
+    report = tmp_path / "r.json"
+    assert main(["replay", str(log_path), "--policy", str(bundle), "--engine", "torch", "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["per_action"]["steering"]["max_abs_diff"] < 1e-4
+
+
+def test_launch_validation_names_key_and_file(tmp_path: Path, bundle: Path, capsys) -> None:
+    bad = write_launch(tmp_path / "bad.yaml", bundle, rate_hz=50, watchdog={"max_age": 0.1})
+    assert main(["run", "--launch", str(bad), "--no-log"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "'max_age'" in err and "max_frame_age_s" in err
+    bad = write_launch(tmp_path / "bad2.yaml", bundle, engine="tensorrt")
+    with pytest.raises(ConfigError, match="bad2.yaml.*engine.*allowed values: \\['torch', 'onnx'\\]"):
+        load_launch(bad)
+    bad = write_launch(tmp_path / "bad3.yaml", bundle, robot={"kind": "serial_car"})
+    with pytest.raises(ConfigError, match="robot.camera"):
+        load_launch(bad)
+    with pytest.raises(ConfigError, match="shipped:"):
+        load_launch("no_such_launch")
+    missing = write_launch(tmp_path / "missing.yaml", tmp_path / "nowhere")
+    assert main(["run", "--launch", str(missing), "--no-log"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "none.mcap")]) == 2
+
+
+def test_policy_and_robot_mismatch_is_reported(tmp_path: Path, bundle: Path, capsys) -> None:
+    launch = write_launch(
+        tmp_path / "mismatch.yaml", bundle,
+        robot={"kind": "sim", "sim": {"env_id": DOT_ENV_ID, "env_kwargs": {}, "seed": 0}},
+        limits={"max_rate_per_s": [1.0, 2.0]},
+    )
+    assert main(["run", "--launch", str(launch), "--no-log", "--duration", "0.1", "--quiet"]) == 2
+    assert "limits.max_rate_per_s has 2 entries" in capsys.readouterr().err
+
+
+def test_shipped_launch_files_validate() -> None:
+    shipped = shipped_launch_files()
+    for name in shipped:
+        config = load_launch(name)
+        assert isinstance(config, LaunchConfig)
+        assert 20 <= config.rate_hz <= 50
+    assert np.all([name.replace("_", "").isalnum() for name in shipped])
