@@ -1,0 +1,275 @@
+"""``lnn_control/LaneKeeping-v0``: keep a 1/10-scale car in its lane from a front camera."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from lnn_control.envs.lane_keeping.backend import (
+    BACKENDS,
+    LaneBackend,
+    VisualVariation,
+    make_backend,
+)
+from lnn_control.envs.lane_keeping.car import CarParams
+from lnn_control.envs.lane_keeping.expert import PurePursuitConfig, expert_action
+from lnn_control.envs.lane_keeping.road import HELD_OUT_SEED_START, Road, RoadConfig, generate_road
+from lnn_control.envs.lane_keeping.task import LaneTask, TaskConfig
+
+from lnn_control.config import load_dataclass
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+
+def _as_config(cls: type, value: Any, name: str) -> Any:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return load_dataclass(cls, value, source=f"LaneKeepingEnv({name}=...)")
+    raise ValueError(f"{name} must be a {cls.__name__} or a mapping of its fields, got {type(value).__name__}")
+
+
+class LaneKeepingEnv(gym.Env):
+    """Lane keeping on procedural two-lane roads, in PyBullet or MuJoCo.
+
+    A 1/10-scale car (:class:`~.car.CarParams`: wheelbase 0.30 m, steering ±0.4 rad) drives in the
+    right-hand lane (0.5 m wide) of a road generated from a seed (seeds < 1000 train, ≥ 1000 held
+    out). A cruise controller holds the speed; the agent steers from the onboard camera.
+
+    **Action space** ``Box(-1, 1, (1,), float32)``: normalised steering (+1 = full left,
+    ``max_steering`` rad). With ``speed_action=True`` ``(2,)``: a second component maps [-1, 1] to a
+    cruise target speed in [0, max_speed] m/s. Actions outside the box or non-finite raise
+    ``ValueError`` and never reach the simulator.
+
+    **Observation space** ``Dict``: ``"image"``: ``Box(0, 255, (64, 128, 3), uint8)`` onboard RGB camera
+    (size from ``CarParams``); ``"speed"``: ``Box(-2·max_speed, 2·max_speed, (1,), float32)`` forward
+    speed in m/s (omitted with ``include_speed=False``).
+
+    **Reward**: Σ weight · term (:class:`~.task.RewardWeights`): ``progress`` (m along the road this
+    step), ``centering`` (−(offset/half lane)²), ``heading`` (−|heading error| rad), ``departure`` (−1 on
+    failure). The terms are in ``info["reward_terms"]``.
+
+    **Info** (every step): ``lateral_offset`` (m, signed, + = left of the lane centre),
+    ``heading_error`` (rad, + = pointing left of the road), ``progress`` (m), ``s`` (m), ``speed``
+    (m/s), ``steering_angle`` (rad), ``sim_time`` (s), ``lane_departure`` (bool), ``success`` (bool),
+    ``end_reason`` (str, "" while running), ``road_seed`` (int), ``reward_terms`` (dict).
+
+    **Termination**: lane departure (|lateral_offset| > lane_width/2 − track/2 = 0.15 m), wrong way,
+    tipped over, or NaN physics. **Truncation**: end of the road (success) or the time limit.
+
+    **Seeding**: ``reset(seed=s)`` drives road ``s`` (``options={"road_seed": n}`` overrides the road);
+    without a seed the road is drawn from the env's RNG among training seeds. Visual domain
+    randomisation (``domain_randomization=True``: colours, lighting, camera-mount jitter) and the
+    start pose noise come from the env's RNG: same seed ⇒ identical trajectory.
+
+    **Rendering**: ``render_mode="rgb_array"`` returns a chase-camera frame (``chase_size`` = (W, H));
+    ``"human"`` opens the simulator's own viewer.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
+
+    def __init__(
+        self,
+        backend: Literal["pybullet", "mujoco"] = "pybullet",
+        render_mode: Literal["rgb_array", "human"] | None = None,
+        *,
+        road_length: float | None = None,
+        road_config: RoadConfig | Mapping[str, Any] | None = None,
+        car: CarParams | Mapping[str, Any] | None = None,
+        task: TaskConfig | Mapping[str, Any] | None = None,
+        expert: PurePursuitConfig | Mapping[str, Any] | None = None,
+        target_speed: float = 1.5,
+        control_rate_hz: float = 20.0,
+        physics_rate_hz: float = 200.0,
+        include_speed: bool = True,
+        speed_action: bool = False,
+        domain_randomization: bool = False,
+        start_noise: bool = True,
+        friction_scale: float = 1.0,
+        chase_size: tuple[int, int] = (320, 240),
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        road_config = _as_config(RoadConfig, road_config, "road_config")
+        if road_length is not None:
+            road_config = dataclasses.replace(road_config, length=float(road_length))
+        self.road_config: RoadConfig = road_config
+        self.car: CarParams = _as_config(CarParams, car, "car")
+        self.task_config: TaskConfig = _as_config(TaskConfig, task, "task")
+        self.expert_config: PurePursuitConfig = _as_config(PurePursuitConfig, expert, "expert")
+        if not (math.isfinite(target_speed) and 0 < target_speed <= self.car.max_speed):
+            raise ValueError(f"target_speed must be in (0, {self.car.max_speed}] m/s, got {target_speed}")
+        if not (math.isfinite(control_rate_hz) and 1 <= control_rate_hz <= 200):
+            raise ValueError(f"control_rate_hz must be in [1, 200], got {control_rate_hz}")
+        if not (math.isfinite(physics_rate_hz) and physics_rate_hz >= max(50.0, control_rate_hz)):
+            raise ValueError(
+                f"physics_rate_hz must be ≥ max(50, control_rate_hz={control_rate_hz}), got {physics_rate_hz}"
+            )
+        if len(chase_size) != 2 or min(chase_size) <= 0:
+            raise ValueError(f"chase_size must be (width, height) > 0, got {chase_size}")
+        self.backend_name = backend
+        self.render_mode = render_mode
+        self.target_speed = float(target_speed)
+        self.control_dt = 1.0 / float(control_rate_hz)
+        self.physics_dt = 1.0 / float(physics_rate_hz)
+        self.include_speed = bool(include_speed)
+        self.speed_action = bool(speed_action)
+        self.domain_randomization = bool(domain_randomization)
+        self.start_noise = bool(start_noise)
+        self.chase_size = (int(chase_size[0]), int(chase_size[1]))
+        self.metadata = {**self.metadata, "render_fps": int(round(control_rate_hz))}
+
+        obs = {"image": spaces.Box(0, 255, self.car.image_shape, np.uint8)}
+        if self.include_speed:
+            limit = 2.0 * self.car.max_speed
+            obs["speed"] = spaces.Box(-limit, limit, (1,), np.float32)
+        self.observation_space = spaces.Dict(obs)
+        size = 2 if self.speed_action else 1
+        self.action_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
+        names = ("steering", "target_speed")[:size]
+        self.action_spec = ActionSpec(names, (-1.0,) * size, (1.0,) * size, ("normalized",) * size)
+        self.observation_spec = ObservationSpec(
+            self.car.image_shape, ("speed",) if self.include_speed else (), ("m/s",) if self.include_speed else ()
+        )
+
+        self._backend: LaneBackend = make_backend(backend)
+        if render_mode == "human":
+            self._backend.open_viewer()
+        self.set_friction_scale(friction_scale)
+        self._roads: dict[int, Road] = {}
+        self.road: Road | None = None
+        self.road_seed: int | None = None
+        self._task: LaneTask | None = None
+        self._target = self.target_speed
+        self._info: dict[str, Any] = {}
+
+    # --- Gymnasium API -----------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"road_seed"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; allowed: ['road_seed']")
+        if options.get("road_seed") is not None:
+            road_seed = int(options["road_seed"])
+        elif seed is not None:
+            road_seed = int(seed)
+        else:
+            road_seed = int(self.np_random.integers(0, HELD_OUT_SEED_START))
+        if road_seed < 0:
+            raise ValueError(f"road seed must be ≥ 0, got {road_seed}")
+        self.road_seed = road_seed
+        self.road = self._road(road_seed)
+        visuals = VisualVariation.sample(self.np_random) if self.domain_randomization else VisualVariation()
+        lateral, heading = (
+            (float(self.np_random.uniform(-0.05, 0.05)), float(self.np_random.uniform(-0.05, 0.05)))
+            if self.start_noise else (0.0, 0.0)
+        )
+        self._backend.build(self.road, self.car, visuals, self.physics_dt)
+        self._task = LaneTask(self.road, self.car, self.task_config, self.target_speed)
+        self._target = self.target_speed
+        self._backend.reset(self._task.start_pose(lateral, heading), self.target_speed)
+        self._backend.set_command(0.0, self.target_speed)
+        state = self._backend.vehicle_state()
+        self._info = {**self._task.reset(state), "road_seed": road_seed}
+        if self.render_mode == "human":
+            self._backend.sync_viewer()
+        return self._observation(state.speed), dict(self._info)
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        if self._task is None:
+            raise RuntimeError("call reset() before step()")
+        action = self._validate_action(action)
+        steering = self.car.steering_from_normalized(float(action[0]))
+        if self.speed_action:
+            self._target = (float(action[1]) + 1.0) / 2.0 * self.car.max_speed
+        self._backend.set_command(steering, self._target)
+        self._backend.advance(self.control_dt)
+        state = self._backend.vehicle_state()
+        outcome = self._task.step(state)
+        self._info = {**outcome.info, "road_seed": self.road_seed}
+        if self.render_mode == "human":
+            self._backend.sync_viewer()
+        speed = state.speed if state.finite else 0.0
+        return self._observation(speed), outcome.reward, outcome.terminated, outcome.truncated, dict(self._info)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            return self._backend.render_chase(*self.chase_size)
+        if self.render_mode == "human":
+            self._backend.sync_viewer()
+        return None
+
+    def close(self) -> None:
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            backend.close()
+
+    # --- extras used by the pipeline ----------------------------------------------------------------
+    def expert_action(self) -> np.ndarray:
+        """The privileged pure-pursuit expert's action for the current state (action-space units)."""
+        if self._task is None or self.road is None:
+            raise RuntimeError("call reset() before expert_action()")
+        state = self._backend.vehicle_state()
+        steering = expert_action(state, self.road, self.car, self.expert_config, s_hint=self._info.get("s"))
+        if self.speed_action:
+            speed = 2.0 * self.target_speed / self.car.max_speed - 1.0
+            return np.array([steering, speed], np.float32)
+        return np.array([steering], np.float32)
+
+    def vehicle_state(self):
+        """The backend's current :class:`~.backend.VehicleState` (ground truth)."""
+        return self._backend.vehicle_state()
+
+    def set_friction_scale(self, scale: float) -> None:
+        """Scale tyre–road friction (1 = dry, e.g. 0.5 = wet); persists across resets."""
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1):
+            raise ValueError(f"friction_scale must be in (0, 1] (1 = dry road), got {scale!r}")
+        self.friction_scale = float(scale)
+        self._backend.set_friction_scale(self.friction_scale)
+
+    @property
+    def backend(self) -> LaneBackend:
+        return self._backend
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def _road(self, seed: int) -> Road:
+        if seed not in self._roads:
+            if len(self._roads) > 16:
+                self._roads.clear()
+            self._roads[seed] = generate_road(seed, self.road_config)
+        return self._roads[seed]
+
+    def _observation(self, speed: float) -> dict[str, np.ndarray]:
+        obs = {"image": self._backend.render_camera()}
+        if self.include_speed:
+            limit = 2.0 * self.car.max_speed
+            obs["speed"] = np.array([np.clip(speed, -limit, limit)], np.float32)
+        return obs
+
+    def _validate_action(self, action: Any) -> np.ndarray:
+        try:
+            array = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"action must be a numeric array of shape {self.action_space.shape}, got {action!r}") from None
+        if array.shape != self.action_space.shape:
+            raise ValueError(
+                f"action has shape {array.shape}; expected {self.action_space.shape} "
+                f"({', '.join(self.action_spec.names)}) in [-1, 1]"
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"action {array.tolist()} contains NaN/inf; expected finite values in [-1, 1]")
+        if np.any(array < -1.0 - 1e-6) or np.any(array > 1.0 + 1e-6):
+            raise ValueError(
+                f"action {array.tolist()} is outside the action space bounds [-1, 1] "
+                f"({', '.join(self.action_spec.names)})"
+            )
+        return np.clip(array, -1.0, 1.0)

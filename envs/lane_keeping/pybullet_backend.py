@@ -1,0 +1,357 @@
+"""PyBullet lane-keeping backend: the car built from :class:`~.car.CarParams`, the road as ONE body.
+
+- Car: a multibody made here from ``CarParams`` (no URDF file): chassis box; two front steering
+  hinges (revolute about z, position servo with ``steering_rate`` / ``steering_stiffness``, Ackermann
+  geometry) carrying free-rolling wheels; two driven rear wheels. Wheels collide as spheres of
+  ``wheel_radius`` (smooth rolling), are drawn as cylinders. Tyre friction = ``tyre_friction`` ×
+  friction scale.
+- Cruise control: the driven wheels' velocity motors hold the target speed at the wheel surface
+  (per-wheel Ackermann speeds: an electronic differential), torque limited to ``max_drive_torque``.
+- World: one static multibody (mass 0) = infinite collision plane + grass tiles + asphalt, white edge
+  lines and dashed centre line as mesh links, all from the shared :class:`~.road.Road` meshes.
+- Camera: TinyRenderer (CPU, no GL), shadows off; sky pixels (depth at the far plane) are painted
+  with the episode's sky colour.
+- Own physics client per backend (``BulletClient``), so several envs can live in one process.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pybullet as p
+from lnn_control.envs.lane_keeping.backend import Pose2D, VehicleState, VisualVariation, wrap_angle
+from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
+from lnn_control.envs.lane_keeping.road import Mesh, Road
+from pybullet_utils.bullet_client import BulletClient
+
+_GRASS_TILE = 2.0  # m; the ground is drawn in tiles so no triangle crosses far behind the camera
+_ASPHALT_Z, _LINE_Z = 0.002, 0.004  # m above the ground plane: draw order without z-fighting
+
+
+def _wheel_mesh(radius: float, width: float, sides: int = 12) -> tuple[list, list]:
+    """A low-poly closed cylinder along y (PyBullet's own cylinder costs ~0.5 ms per frame in TinyRenderer)."""
+    angles = np.linspace(0.0, 2 * np.pi, sides, endpoint=False)
+    ring = np.stack([radius * np.cos(angles), np.zeros(sides), radius * np.sin(angles)], axis=1)
+    left, right = ring + [0.0, width / 2, 0.0], ring - [0.0, width / 2, 0.0]
+    vertices = np.concatenate([left, right, [[0.0, width / 2, 0.0], [0.0, -width / 2, 0.0]]])
+    cl, cr = 2 * sides, 2 * sides + 1
+    triangles = []
+    for i in range(sides):
+        j = (i + 1) % sides
+        triangles += [i, j, sides + j, i, sides + j, sides + i, cl, j, i, cr, sides + i, sides + j]
+    return vertices.tolist(), triangles
+
+
+class PyBulletLaneBackend:
+    """:class:`~.backend.LaneBackend` on PyBullet (DIRECT by default, GUI after :meth:`open_viewer`)."""
+
+    def __init__(self) -> None:
+        self._client: BulletClient | None = None
+        self._gui = False
+        self._build_args: tuple[Road, CarParams, VisualVariation, float] | None = None
+        self._friction_scale = 1.0
+        self._car_id = -1
+        self._world_id = -1
+        self._joints: dict[str, int] = {}
+        self._time = 0.0
+        self._steering_target = 0.0
+        self._speed_target = 0.0
+        self._projection: list[float] = []
+
+    # --- world ------------------------------------------------------------------------------------
+    def _connect(self) -> BulletClient:
+        if self._client is None:
+            self._client = BulletClient(connection_mode=p.GUI if self._gui else p.DIRECT)
+        return self._client
+
+    def build(self, road: Road, car: CarParams, visuals: VisualVariation, physics_dt: float) -> None:
+        if not 0 < physics_dt <= 0.02:
+            raise ValueError(f"physics_dt must be in (0, 0.02] s (≥ 50 Hz), got {physics_dt}")
+        self._build_args = (road, car, visuals, physics_dt)
+        self.road, self.car, self.visuals, self.physics_dt = road, car, visuals, physics_dt
+        client = self._connect()
+        client.resetSimulation()
+        if self._gui:
+            client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0)
+        client.setGravity(0, 0, -9.81)
+        client.setPhysicsEngineParameter(
+            fixedTimeStep=physics_dt, numSubSteps=1, numSolverIterations=50, deterministicOverlappingPairs=1
+        )
+        self._world_id = self._build_world(client, road, visuals)
+        self._car_id = self._build_car(client, car, visuals)
+        self._apply_friction()
+        self._projection = list(
+            client.computeProjectionMatrixFOV(
+                fov=car.camera_vertical_fov_deg, aspect=car.image_width / car.image_height,
+                nearVal=car.camera_near, farVal=car.camera_far,
+            )
+        )
+        if self._gui:
+            client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1)
+        self.reset(Pose2D(float(road.centerline[0, 0]), float(road.centerline[0, 1]), float(road.heading[0])), 0.0)
+
+    @staticmethod
+    def _mesh_shape(client: BulletClient, mesh: Mesh, z: float, color: tuple[float, float, float]) -> int:
+        vertices = mesh.vertices.copy()
+        vertices[:, 2] = z
+        return client.createVisualShape(
+            p.GEOM_MESH,
+            vertices=vertices.tolist(),
+            indices=mesh.triangles.reshape(-1).tolist(),
+            uvs=mesh.uv.tolist(),
+            normals=[[0.0, 0.0, 1.0]] * len(vertices),
+            rgbaColor=[*color, 1.0],
+            specularColor=[0.05, 0.05, 0.05],
+        )
+
+    def _grass(self, road: Road) -> Mesh:
+        xmin, ymin, xmax, ymax = road.ground_extent()
+        xs = np.arange(xmin, xmax + _GRASS_TILE, _GRASS_TILE)
+        ys = np.arange(ymin, ymax + _GRASS_TILE, _GRASS_TILE)
+        gx, gy = np.meshgrid(xs, ys, indexing="ij")
+        vertices = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], axis=1)
+        nx, ny = len(xs), len(ys)
+        i, j = np.meshgrid(np.arange(nx - 1), np.arange(ny - 1), indexing="ij")
+        a = (i * ny + j).ravel()
+        b, c, d = a + ny, a + 1, a + ny + 1
+        triangles = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)]).astype(np.int32)
+        return Mesh(vertices, triangles, vertices[:, :2].copy())
+
+    def _build_world(self, client: BulletClient, road: Road, visuals: VisualVariation) -> int:
+        plane = client.createCollisionShape(p.GEOM_PLANE)
+        grass = self._mesh_shape(client, self._grass(road), 0.0, visuals.grass_color)
+        layers = [
+            self._mesh_shape(client, road.asphalt(), _ASPHALT_Z, visuals.asphalt_color),
+            self._mesh_shape(client, road.edge_lines(), _LINE_Z, visuals.line_color),
+            self._mesh_shape(client, road.centre_dashes(), _LINE_Z, visuals.centre_line_color),
+        ]
+        n = len(layers)
+        body = client.createMultiBody(
+            baseMass=0.0, baseCollisionShapeIndex=plane, baseVisualShapeIndex=grass,
+            linkMasses=[0.0] * n, linkCollisionShapeIndices=[-1] * n, linkVisualShapeIndices=layers,
+            linkPositions=[[0, 0, 0]] * n, linkOrientations=[[0, 0, 0, 1]] * n,
+            linkInertialFramePositions=[[0, 0, 0]] * n, linkInertialFrameOrientations=[[0, 0, 0, 1]] * n,
+            linkParentIndices=[0] * n, linkJointTypes=[p.JOINT_FIXED] * n, linkJointAxis=[[0, 0, 1]] * n,
+        )
+        client.changeDynamics(body, -1, lateralFriction=1.0, restitution=0.0)
+        return body
+
+    def _build_car(self, client: BulletClient, car: CarParams, visuals: VisualVariation) -> int:
+        self._base_height = car.chassis_clearance + car.chassis_height / 2  # base frame above the ground
+        half = [car.chassis_length / 2, car.chassis_width / 2, car.chassis_height / 2]
+        chassis_col = client.createCollisionShape(p.GEOM_BOX, halfExtents=half)
+        chassis_vis = client.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=[*visuals.car_color, 1])
+        wheel_col = client.createCollisionShape(p.GEOM_SPHERE, radius=car.wheel_radius)
+        vertices, triangles = _wheel_mesh(car.wheel_radius, car.wheel_width)
+        wheel_vis = client.createVisualShape(
+            p.GEOM_MESH, vertices=vertices, indices=triangles, rgbaColor=[0.08, 0.08, 0.08, 1]
+        )
+        hinge_col = client.createCollisionShape(p.GEOM_SPHERE, radius=0.01)
+        masses, cols, viss, positions, parents, types, axes, names = [], [], [], [], [], [], [], []
+        for name in WHEEL_NAMES:
+            centre = car.wheel_position(name) - np.array([0.0, 0.0, self._base_height])
+            if name.startswith("front"):
+                masses += [0.05, car.wheel_mass]
+                cols += [hinge_col, wheel_col]
+                viss += [-1, wheel_vis]
+                positions += [centre.tolist(), [0.0, 0.0, 0.0]]
+                parents += [0, len(names) + 1]
+                types += [p.JOINT_REVOLUTE, p.JOINT_REVOLUTE]
+                axes += [[0, 0, 1], [0, 1, 0]]
+                names += [f"{name}_steer", name]
+            else:
+                masses.append(car.wheel_mass)
+                cols.append(wheel_col)
+                viss.append(wheel_vis)
+                positions.append(centre.tolist())
+                parents.append(0)
+                types.append(p.JOINT_REVOLUTE)
+                axes.append([0, 1, 0])
+                names.append(name)
+        n = len(names)
+        body = client.createMultiBody(
+            baseMass=car.chassis_mass, baseCollisionShapeIndex=chassis_col, baseVisualShapeIndex=chassis_vis,
+            basePosition=[0, 0, self._base_height],
+            linkMasses=masses, linkCollisionShapeIndices=cols, linkVisualShapeIndices=viss,
+            linkPositions=positions, linkOrientations=[[0, 0, 0, 1]] * n,
+            linkInertialFramePositions=[[0, 0, 0]] * n, linkInertialFrameOrientations=[[0, 0, 0, 1]] * n,
+            linkParentIndices=parents, linkJointTypes=types, linkJointAxis=axes,
+        )
+        self._joints = {name: index for index, name in enumerate(names)}
+        self._wheel_links = [self._joints[name] for name in WHEEL_NAMES]
+        for name in WHEEL_NAMES:
+            if name.startswith("front"):
+                # the steering hinge's helper sphere never touches anything
+                client.setCollisionFilterGroupMask(body, self._joints[f"{name}_steer"], 0, 0)
+        # chassis and wheels never collide with each other
+        for link in [-1, *range(n)]:
+            for other in range(n):
+                if other != link:
+                    client.setCollisionFilterPair(body, body, link, other, 0)
+        for name in WHEEL_NAMES:
+            if name not in car.driven_wheels:
+                client.setJointMotorControl2(body, self._joints[name], p.VELOCITY_CONTROL, targetVelocity=0, force=0)
+        return body
+
+    def _apply_friction(self) -> None:
+        if self._client is None or self._car_id < 0:
+            return
+        friction = self.car.tyre_friction * self._friction_scale
+        for link in self._wheel_links:
+            self._client.changeDynamics(
+                self._car_id, link, lateralFriction=friction, rollingFriction=self.car.rolling_friction,
+                spinningFriction=0.0, restitution=0.0,
+            )
+
+    # --- control ----------------------------------------------------------------------------------
+    def reset(self, pose: Pose2D, speed: float) -> None:
+        client = self._require()
+        car = self.car
+        orientation = client.getQuaternionFromEuler([0.0, 0.0, pose.yaw])
+        client.resetBasePositionAndOrientation(self._car_id, [pose.x, pose.y, self._base_height + 0.001], orientation)
+        velocity = [speed * math.cos(pose.yaw), speed * math.sin(pose.yaw), 0.0]
+        client.resetBaseVelocity(self._car_id, velocity, [0.0, 0.0, 0.0])
+        for name in WHEEL_NAMES:
+            client.resetJointState(self._car_id, self._joints[name], 0.0, speed / car.wheel_radius)
+            if name.startswith("front"):
+                client.resetJointState(self._car_id, self._joints[f"{name}_steer"], 0.0, 0.0)
+        self._time = 0.0
+        self.set_command(0.0, speed)
+
+    def set_command(self, steering: float, target_speed: float) -> None:
+        client = self._require()
+        car = self.car
+        if not (math.isfinite(steering) and math.isfinite(target_speed)):
+            raise ValueError(f"steering ({steering}) and target_speed ({target_speed}) must be finite")
+        delta = float(np.clip(steering, -car.max_steering, car.max_steering))
+        speed = float(np.clip(target_speed, 0.0, car.max_speed))
+        self._steering_target, self._speed_target = delta, speed
+        curvature = math.tan(delta) / car.wheelbase  # of the reference point's path, + = left
+        for name in ("front_left", "front_right"):
+            side = 0.5 * car.track if name.endswith("left") else -0.5 * car.track
+            # Ackermann: each front wheel points at the common turn centre
+            angle = math.atan2(car.wheelbase * curvature, 1.0 - side * curvature) if abs(curvature) > 1e-9 else 0.0
+            client.setJointMotorControl2(
+                self._car_id, self._joints[f"{name}_steer"], p.POSITION_CONTROL, targetPosition=angle,
+                force=car.steering_stiffness, maxVelocity=car.steering_rate,
+            )
+        for name in car.driven_wheels:
+            side = car.wheel_position(name)[1]
+            x = car.wheel_position(name)[0] + 0.5 * car.wheelbase  # from the rear axle
+            wheel_speed = speed * math.hypot(1.0 - side * curvature, x * curvature)
+            client.setJointMotorControl2(
+                self._car_id, self._joints[name], p.VELOCITY_CONTROL,
+                targetVelocity=wheel_speed / car.wheel_radius, force=car.max_drive_torque,
+            )
+
+    def advance(self, duration: float) -> None:
+        client = self._require()
+        if not duration > 0:
+            raise ValueError(f"advance duration must be > 0 s, got {duration}")
+        steps = max(1, int(round(duration / self.physics_dt)))
+        for _ in range(steps):
+            client.stepSimulation()
+        self._time += steps * self.physics_dt
+
+    # --- state ------------------------------------------------------------------------------------
+    def vehicle_state(self) -> VehicleState:
+        client = self._require()
+        position, orientation = client.getBasePositionAndOrientation(self._car_id)
+        linear, angular = client.getBaseVelocity(self._car_id)
+        roll, pitch, yaw = client.getEulerFromQuaternion(orientation)
+        rotation = np.array(client.getMatrixFromQuaternion(orientation)).reshape(3, 3)
+        reference = np.array(position) - rotation[:, 2] * self._base_height
+        forward, left = rotation[:, 0], rotation[:, 1]
+        velocity = np.array(linear)
+        steer = client.getJointStates(self._car_id, [self._joints["front_left_steer"], self._joints["front_right_steer"]])
+        contacts = {c[3] for c in client.getContactPoints(bodyA=self._car_id, bodyB=self._world_id)}
+        return VehicleState(
+            time=self._time,
+            x=float(reference[0]),
+            y=float(reference[1]),
+            yaw=wrap_angle(yaw),
+            roll=float(roll),
+            pitch=float(pitch),
+            speed=float(velocity @ forward),
+            lateral_speed=float(velocity @ left),
+            yaw_rate=float(angular[2]),
+            steering_angle=float(0.5 * (steer[0][0] + steer[1][0])),
+            wheel_contacts=tuple(link in contacts for link in self._wheel_links),
+        )
+
+    # --- rendering --------------------------------------------------------------------------------
+    def _render(self, width: int, height: int, view: list[float], projection: list[float]) -> np.ndarray:
+        client = self._require()
+        v = self.visuals
+        _, _, rgba, depth, _ = client.getCameraImage(
+            width, height, viewMatrix=view, projectionMatrix=projection, renderer=p.ER_TINY_RENDERER,
+            shadow=0, lightDirection=list(v.light_direction), lightAmbientCoeff=v.ambient,
+            lightDiffuseCoeff=v.diffuse, lightSpecularCoeff=0.05, flags=p.ER_NO_SEGMENTATION_MASK,
+        )
+        image = np.asarray(rgba, np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+        sky = np.asarray(depth).reshape(height, width) >= 0.99999
+        image[sky] = np.round(np.asarray(v.sky_color) * 255).astype(np.uint8)
+        return image
+
+    def render_camera(self) -> np.ndarray:
+        car, v = self.car, self.visuals
+        state_pos, orientation = self._require().getBasePositionAndOrientation(self._car_id)
+        yaw = self._require().getEulerFromQuaternion(orientation)[2]
+        rotation = np.array(self._require().getMatrixFromQuaternion(orientation)).reshape(3, 3)
+        reference = np.array(state_pos) - rotation[:, 2] * self._base_height
+        eye, target, up = car.camera_pose(
+            reference[0], reference[1], yaw, v.camera_pitch_offset, v.camera_height_offset, v.camera_yaw_offset
+        )
+        view = self._require().computeViewMatrix(eye.tolist(), target.tolist(), up.tolist())
+        return self._render(car.image_width, car.image_height, view, self._projection)
+
+    def render_chase(self, width: int, height: int) -> np.ndarray:
+        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+            raise ValueError(f"render_chase needs positive int width/height, got {width}x{height}")
+        client = self._require()
+        state = self.vehicle_state()
+        forward = np.array([math.cos(state.yaw), math.sin(state.yaw)])
+        eye = [state.x - 1.2 * forward[0], state.y - 1.2 * forward[1], 0.8]
+        target = [state.x + 0.6 * forward[0], state.y + 0.6 * forward[1], 0.0]
+        view = client.computeViewMatrix(eye, target, [0, 0, 1])
+        projection = client.computeProjectionMatrixFOV(60.0, width / height, 0.05, 30.0)
+        return self._render(width, height, view, projection)
+
+    def set_friction_scale(self, scale: float) -> None:
+        if not (math.isfinite(scale) and 0 < scale <= 1):
+            raise ValueError(f"friction scale must be in (0, 1] (1 = dry road), got {scale}")
+        self._friction_scale = float(scale)
+        self._apply_friction()
+
+    # --- viewer / lifetime -------------------------------------------------------------------------
+    def open_viewer(self) -> None:
+        if self._gui:
+            return
+        self._gui = True
+        if self._client is not None:
+            state = self.vehicle_state() if self._car_id >= 0 else None
+            self._client.disconnect()
+            self._client = None
+            if self._build_args is not None:
+                self.build(*self._build_args)
+                if state is not None:
+                    self.reset(Pose2D(state.x, state.y, state.yaw), state.speed)
+
+    def sync_viewer(self) -> None:
+        if self._gui and self._client is not None and self._car_id >= 0:
+            state = self.vehicle_state()
+            self._client.resetDebugVisualizerCamera(1.5, math.degrees(state.yaw) - 90, -25, [state.x, state.y, 0.1])
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.disconnect()
+            finally:
+                self._client = None
+                self._car_id = self._world_id = -1
+
+    def _require(self) -> BulletClient:
+        if self._client is None or self._car_id < 0:
+            raise RuntimeError("PyBulletLaneBackend: call build(road, car, visuals, physics_dt) first")
+        return self._client
