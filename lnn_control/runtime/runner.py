@@ -40,8 +40,8 @@ def load_engine(policy: str | Path, engine: Engine, threads: int = 1) -> Any:
     threads: intra-op threads (torch: process-wide ``torch.set_num_threads``)."""
     path = resolve_policy_path(str(policy))
     if engine == Engine.ONNX:
-        if path.is_dir():
-            candidate = path.parent / f"{path.name}.onnx"
+        if path.suffix != ".onnx":
+            candidate = path.parent / f"{path.stem if path.is_file() else path.name}.onnx"
             if not candidate.is_file():
                 raise ConfigError(
                     f"engine onnx needs an exported model; run 'lnn-control export {path} --format onnx' "
@@ -110,6 +110,14 @@ def check_robot_matches_policy(robot: Robot, policy: Any) -> None:
         raise ValueError("robot and policy do not fit together: " + "; ".join(problems))
 
 
+def _policy_reference(policy: str) -> str:
+    """The resolved policy path for the log (replay loads it), or the text as given."""
+    try:
+        return str(resolve_policy_path(policy))
+    except ConfigError:
+        return policy
+
+
 @dataclass
 class RunResult:
     stats: LoopStats
@@ -162,7 +170,7 @@ def run_launch(
                 policy.action_spec.names,
                 config.log.writer_config(),
                 metadata={
-                    "policy": str(resolve_policy_path(config.policy)),
+                    "policy": _policy_reference(config.policy),
                     "engine": config.engine.value,
                     "launch_source": source,
                     "rate_hz": config.rate_hz,

@@ -58,7 +58,9 @@ class EventLog:
 
     def __init__(self) -> None:
         self._events: list[SafetyEvent] = []
-        self._lock = threading.Lock()
+        # re-entrant: a signal handler (EStop.install_signal) may record while the main thread
+        # is inside record()
+        self._lock = threading.RLock()
         self._listeners: list[Callable[[SafetyEvent], None]] = []
 
     def subscribe(self, listener: Callable[[SafetyEvent], None]) -> None:

@@ -148,3 +148,20 @@ def test_shipped_launch_files_validate() -> None:
         assert isinstance(config, LaunchConfig)
         assert 20 <= config.rate_hz <= 50
     assert np.all([name.replace("_", "").isalnum() for name in shipped])
+
+
+@pytest.mark.slow
+def test_runtime_bench_reports_loop_and_engine_timings(bundle: Path) -> None:
+    from lnn_control.runtime.bench import format_report, run_runtime_bench
+
+    report = run_runtime_bench(DOT_ENV_ID, None, str(bundle), duration_s=0.5, no_spin_duration_s=0.2, engine_steps=5)
+    loop = report["loop"]
+    assert 20 <= loop["steps"] <= 26 and loop["mcap_log"] is True
+    assert 0 < loop["latency_ms"]["median"] <= loop["latency_ms"]["p99"] <= loop["latency_ms"]["max"]
+    assert loop["abs_period_jitter_ms"]["count"] >= loop["steps"] - 1 - loop["deadline_misses"]
+    assert report["loop_no_log_sleep_only"]["steps"] >= 8
+    assert report["engines"]["torch"]["steps"] == 5 and report["engines"]["torch"]["median_ms"] > 0
+    if "median_ms" in report["engines"].get("onnx", {}):
+        assert report["engines"]["onnx_speedup_vs_torch"] > 0
+    assert report["policy"]["source"] == str(bundle)
+    assert "sim-in-the-loop" in format_report(report)

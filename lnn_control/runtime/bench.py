@@ -1,0 +1,246 @@
+"""``lnn-control bench runtime``: loop timing of a sim-in-the-loop run and per-step engine latency.
+
+Measures, on this machine:
+
+- the control loop driving ``SimRobot(env_id)`` with a policy for ``duration_s`` at ``rate_hz``:
+  sense->act latency, |period jitter|, wake lateness, deadline misses — once with the default
+  busy-wait before each slot and once sleeping only, to show what the spin buys;
+- ``policy.act`` latency at batch 1 for the torch engine and, when onnxruntime is installed, the
+  exported ONNX engine (same weights), and the ratio.
+
+The policy is ``--policy`` (a bundle), else the first shipped bundle, else an untrained
+perception CNN + 19-unit CT-RNN core (architecture stated in the report; timing does not depend
+on the weights).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lnn_control.runtime.launch import (
+    LaunchConfig,
+    LoopSettings,
+    RobotConfig,
+    RunLogSettings,
+    SimConfig,
+    WatchdogConfig,
+)
+from lnn_control.runtime.loop import LoopStats
+
+
+def _shipped_bundle() -> Path | None:
+    from importlib import resources
+
+    root = resources.files("lnn_control.policies") / "pretrained"
+    if not root.is_dir():
+        return None
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.is_dir() and (entry / "config.json").is_file():
+            return Path(str(entry))
+    return None
+
+
+def _fallback_policy(image_shape: tuple[int, int, int], extras: tuple[str, ...], action_size: int) -> Any:
+    import torch
+
+    from lnn_control.nn.baselines import BASELINE_CORES
+    from lnn_control.nn.perception import PerceptionConfig
+    from lnn_control.policies.policy import Policy, PolicyConfig
+    from lnn_control.spec import ActionSpec, ObservationSpec
+
+    torch.manual_seed(0)
+    perception = PerceptionConfig(image_height=image_shape[0], image_width=image_shape[1])
+    core = BASELINE_CORES["ctrnn"](perception.features + len(extras), 19, action_size)
+    config = PolicyConfig(
+        perception=perception,
+        core=core.config(),
+        observation_spec=ObservationSpec(tuple(image_shape), extras, tuple("" for _ in extras)),
+        action_spec=ActionSpec(
+            tuple(f"action_{i}" for i in range(action_size)),
+            tuple(-1.0 for _ in range(action_size)),
+            tuple(1.0 for _ in range(action_size)),
+            tuple("" for _ in range(action_size)),
+        ),
+        control_rate_hz=50.0,
+    )
+    return Policy(config, core=core).eval()
+
+
+def _engine_latency(policy: Any, steps: int) -> dict[str, float]:
+    spec = policy.observation_spec
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, tuple(spec.image_shape), dtype=np.uint8) for _ in range(8)]
+    extras = {name: np.ones(1, np.float32) for name in spec.extras}
+    policy.reset()
+    for k in range(10):
+        policy.act({"image": frames[k % 8], **extras}, 0.02)
+    times = []
+    for k in range(steps):
+        start = time.perf_counter()
+        policy.act({"image": frames[k % 8], **extras}, 0.02)
+        times.append(time.perf_counter() - start)
+    arr = np.asarray(times) * 1e3
+    return {"steps": steps, "median_ms": float(np.median(arr)), "p99_ms": float(np.percentile(arr, 99)),
+            "mean_ms": float(arr.mean())}
+
+
+def _loop_report(stats: LoopStats) -> dict[str, Any]:
+    s = stats.summary()
+    ms = lambda d: {k: (v * 1e3 if k != "count" else v) for k, v in d.items()}  # noqa: E731
+    return {
+        "steps": s["steps"],
+        "deadline_misses": s["deadline_misses"],
+        "watchdog_trips": s["watchdog_trips"],
+        "latency_ms": ms(s["latency_s"]),
+        "abs_period_jitter_ms": ms(s["abs_period_jitter_s"]),
+        "lateness_ms": ms(s["lateness_s"]),
+        "compute_ms": ms(s["compute_s"]),
+    }
+
+
+def run_runtime_bench(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    policy_path: str | None = None,
+    duration_s: float = 60.0,
+    rate_hz: float = 50.0,
+    no_spin_duration_s: float | None = None,
+    engine_steps: int = 300,
+    log: bool = True,
+) -> dict[str, Any]:
+    """Run the benchmark; returns the JSON-ready report (times in milliseconds)."""
+    import torch
+
+    from lnn_control.runtime.runner import load_engine, run_launch
+    from lnn_control.runtime.sim_robot import SimRobot
+
+    torch.set_num_threads(1)
+    path = Path(policy_path) if policy_path else _shipped_bundle()
+    if path is not None:
+        from lnn_control.runtime.launch import Engine
+
+        policy = load_engine(str(path), Engine.TORCH, threads=1)
+        policy_desc = {"source": str(path), "core": dict(policy.config.core).get("type")}
+    else:
+        with SimRobot(env_id, env_kwargs) as probe:
+            obs_spec, act_spec = probe.observation_spec, probe.action_spec
+        policy = _fallback_policy(tuple(obs_spec.image_shape), tuple(obs_spec.extras), act_spec.size)
+        policy_desc = {"source": "untrained perception CNN + CT-RNN(19 units)", "core": "ctrnn"}
+    config = LaunchConfig(
+        policy=str(path) if path else "<in-memory>",
+        rate_hz=rate_hz,
+        robot=RobotConfig(kind="sim", sim=SimConfig(env_id=env_id, env_kwargs=dict(env_kwargs or {}))),
+        watchdog=WatchdogConfig(max_frame_age_s=0.1),
+        loop=LoopSettings(live_stats_interval_s=0.0),
+        log=RunLogSettings(dir=None),
+    )
+    report: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpu_count": __import__("os").cpu_count()},
+        "env_id": env_id,
+        "env_kwargs": dict(env_kwargs or {}),
+        "rate_hz": rate_hz,
+        "duration_s": duration_s,
+        "policy": policy_desc,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "bench.mcap" if log else None
+        result = run_launch(config, "bench", duration_s=duration_s, log_path=log_path, policy=policy,
+                            handle_signals=False, keyboard_estop=False)
+        report["loop"] = _loop_report(result.stats)
+        report["loop"]["mcap_log"] = bool(log)
+    if no_spin_duration_s:
+        # same length, no log, with and without the busy-wait: what the spin buys
+        for key, busy_wait in (("loop_no_log_busy_wait", config.loop.busy_wait_s), ("loop_no_log_sleep_only", 0.0)):
+            variant = replace(config, loop=replace(config.loop, busy_wait_s=busy_wait))
+            result = run_launch(variant, "bench", duration_s=no_spin_duration_s, log_path=None, policy=policy,
+                                handle_signals=False, keyboard_estop=False)
+            report[key] = _loop_report(result.stats)
+    engines: dict[str, Any] = {"torch": _engine_latency(policy, engine_steps)}
+    try:
+        import onnxruntime  # noqa: F401
+
+        from lnn_control.export.onnx import export_onnx
+        from lnn_control.export.onnx_policy import OnnxPolicy
+    except ImportError as exc:
+        engines["onnx"] = {"skipped": f"onnx engine unavailable: {exc}"}
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_file = export_onnx(policy, Path(tmp) / "policy.onnx")
+            engines["onnx"] = _engine_latency(OnnxPolicy(onnx_file, threads=1), engine_steps)
+        engines["onnx_speedup_vs_torch"] = engines["torch"]["median_ms"] / engines["onnx"]["median_ms"]
+    report["engines"] = engines
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"sim-in-the-loop {report['env_id']} at {report['rate_hz']:g} Hz for {report['duration_s']:g} s, "
+             f"policy: {report['policy']['source']}"]
+    for key, label in (
+        ("loop", "default + MCAP log"),
+        ("loop_no_log_busy_wait", "no log, busy-wait"),
+        ("loop_no_log_sleep_only", "no log, sleep only"),
+    ):
+        if key in report:
+            r = report[key]
+            lines.append(
+                f"  {label:<19} latency p50 {r['latency_ms']['median']:.2f} ms p99 {r['latency_ms']['p99']:.2f} ms | "
+                f"|jitter| p50 {r['abs_period_jitter_ms']['median']:.3f} ms p99 {r['abs_period_jitter_ms']['p99']:.3f} ms"
+                f" | misses {r['deadline_misses']} of {r['steps']} steps"
+            )
+    for name in ("torch", "onnx"):
+        e = report["engines"].get(name, {})
+        if "median_ms" in e:
+            lines.append(f"  engine {name:<6} act() median {e['median_ms']:.3f} ms  p99 {e['p99_ms']:.3f} ms")
+        elif e:
+            lines.append(f"  engine {name:<6} {e.get('skipped')}")
+    if "onnx_speedup_vs_torch" in report["engines"]:
+        lines.append(f"  onnx speed-up vs torch: {report['engines']['onnx_speedup_vs_torch']:.2f}x")
+    return "\n".join(lines)
+
+
+def add_runtime_bench_parser(bench_subparsers: Any) -> None:
+    """Register ``runtime`` under the ``bench`` command group (called by lnn_control.cli.bench)."""
+    parser = bench_subparsers.add_parser(
+        "runtime", help="control-loop jitter/latency (sim in the loop) and torch vs ONNX policy step latency"
+    )
+    parser.add_argument("--env-id", default="lnn_control/LaneKeeping-v0", help="registered env id")
+    parser.add_argument("--env-kwargs", default="{}", metavar="JSON", help='e.g. \'{"backend": "pybullet"}\'')
+    parser.add_argument("--policy", metavar="P", help="policy bundle (default: first shipped bundle)")
+    parser.add_argument("--duration", type=float, default=60.0, metavar="S", help="loop run length (default 60)")
+    parser.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="loop rate (default 50)")
+    parser.add_argument("--compare-duration", type=float, default=10.0, metavar="S",
+                        help="also run S seconds without log, with and without busy-wait (0 = skip; default 10)")
+    parser.add_argument("--engine-steps", type=int, default=300, help="act() calls per engine (default 300)")
+    parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    parser.set_defaults(func=run_bench_command)
+
+
+def run_bench_command(args: Any) -> int:
+    from lnn_control.atomic import atomic_write_json
+    from lnn_control.cli import CommandError
+
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--env-kwargs is not valid JSON: {exc}") from exc
+    if not isinstance(env_kwargs, dict):
+        raise CommandError("--env-kwargs must be a JSON object")
+    if not args.duration > 0 or args.engine_steps < 1:
+        raise CommandError("--duration must be > 0 and --engine-steps >= 1")
+    report = run_runtime_bench(
+        args.env_id, env_kwargs, args.policy, args.duration, args.rate,
+        args.compare_duration or None, args.engine_steps,
+    )
+    print(format_report(report))
+    if args.json:
+        atomic_write_json(args.json, report)
+    return 0
