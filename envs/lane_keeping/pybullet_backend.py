@@ -7,16 +7,20 @@
   friction scale.
 - Cruise control: the driven wheels' velocity motors hold the target speed at the wheel surface
   (per-wheel Ackermann speeds: an electronic differential), torque limited to ``max_drive_torque``.
-- World: one static multibody (mass 0) = infinite collision plane + grass tiles + asphalt, white edge
-  lines and dashed centre line as mesh links, all from the shared :class:`~.road.Road` meshes.
-- Camera: TinyRenderer (CPU, no GL), shadows off; sky pixels (depth at the far plane) are painted
-  with the episode's sky colour.
+- World: one static multibody (mass 0) = infinite collision plane + asphalt, white edge lines and
+  dashed centre line as mesh links, all from the shared :class:`~.road.Road` meshes.
+- Camera: TinyRenderer (CPU, no GL), shadows off. TinyRenderer's cost is pixel fill (≈ 2 ms per
+  full-screen layer at 128×64), so the grass is not a mesh under the road: pixels where no geometry
+  was hit are painted as the ground plane (rays pointing down: grass, shaded like a +z surface,
+  with a world-fixed speckle pattern of ``texture_strength``) or sky (rays pointing up).
 - Own physics client per backend (``BulletClient``), so several envs can live in one process.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import numpy as np
 import pybullet as p
@@ -25,7 +29,8 @@ from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 from lnn_control.envs.lane_keeping.road import Mesh, Road
 from pybullet_utils.bullet_client import BulletClient
 
-_GRASS_TILE = 2.0  # m; the ground is drawn in tiles so no triangle crosses far behind the camera
+_GRASS_CELL = 0.5  # m; size of one cell of the grass speckle pattern
+_GRASS_PATTERN = 64  # cells before the pattern repeats
 _ASPHALT_Z, _LINE_Z = 0.002, 0.004  # m above the ground plane: draw order without z-fighting
 
 
@@ -57,7 +62,6 @@ class PyBulletLaneBackend:
         self._time = 0.0
         self._steering_target = 0.0
         self._speed_target = 0.0
-        self._projection: list[float] = []
 
     # --- world ------------------------------------------------------------------------------------
     def _connect(self) -> BulletClient:
@@ -76,17 +80,14 @@ class PyBulletLaneBackend:
             client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0)
         client.setGravity(0, 0, -9.81)
         client.setPhysicsEngineParameter(
-            fixedTimeStep=physics_dt, numSubSteps=1, numSolverIterations=50, deterministicOverlappingPairs=1
+            fixedTimeStep=physics_dt, numSubSteps=1, numSolverIterations=10, deterministicOverlappingPairs=1
+        )
+        self._grass_pattern = np.random.default_rng(visuals.texture_seed).uniform(
+            -1.0, 1.0, (_GRASS_PATTERN, _GRASS_PATTERN)
         )
         self._world_id = self._build_world(client, road, visuals)
         self._car_id = self._build_car(client, car, visuals)
         self._apply_friction()
-        self._projection = list(
-            client.computeProjectionMatrixFOV(
-                fov=car.camera_vertical_fov_deg, aspect=car.image_width / car.image_height,
-                nearVal=car.camera_near, farVal=car.camera_far,
-            )
-        )
         if self._gui:
             client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1)
         self.reset(Pose2D(float(road.centerline[0, 0]), float(road.centerline[0, 1]), float(road.heading[0])), 0.0)
@@ -105,22 +106,11 @@ class PyBulletLaneBackend:
             specularColor=[0.05, 0.05, 0.05],
         )
 
-    def _grass(self, road: Road) -> Mesh:
-        xmin, ymin, xmax, ymax = road.ground_extent()
-        xs = np.arange(xmin, xmax + _GRASS_TILE, _GRASS_TILE)
-        ys = np.arange(ymin, ymax + _GRASS_TILE, _GRASS_TILE)
-        gx, gy = np.meshgrid(xs, ys, indexing="ij")
-        vertices = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], axis=1)
-        nx, ny = len(xs), len(ys)
-        i, j = np.meshgrid(np.arange(nx - 1), np.arange(ny - 1), indexing="ij")
-        a = (i * ny + j).ravel()
-        b, c, d = a + ny, a + 1, a + ny + 1
-        triangles = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)]).astype(np.int32)
-        return Mesh(vertices, triangles, vertices[:, :2].copy())
-
     def _build_world(self, client: BulletClient, road: Road, visuals: VisualVariation) -> int:
         plane = client.createCollisionShape(p.GEOM_PLANE)
-        grass = self._mesh_shape(client, self._grass(road), 0.0, visuals.grass_color)
+        # a body without a visual shape gets its collision shape drawn (a checkered plane): give the
+        # base a tiny visual far below the ground instead
+        hidden = client.createVisualShape(p.GEOM_BOX, halfExtents=[1e-3] * 3, visualFramePosition=[0, 0, -50])
         layers = [
             self._mesh_shape(client, road.asphalt(), _ASPHALT_Z, visuals.asphalt_color),
             self._mesh_shape(client, road.edge_lines(), _LINE_Z, visuals.line_color),
@@ -128,7 +118,7 @@ class PyBulletLaneBackend:
         ]
         n = len(layers)
         body = client.createMultiBody(
-            baseMass=0.0, baseCollisionShapeIndex=plane, baseVisualShapeIndex=grass,
+            baseMass=0.0, baseCollisionShapeIndex=plane, baseVisualShapeIndex=hidden,
             linkMasses=[0.0] * n, linkCollisionShapeIndices=[-1] * n, linkVisualShapeIndices=layers,
             linkPositions=[[0, 0, 0]] * n, linkOrientations=[[0, 0, 0, 1]] * n,
             linkInertialFramePositions=[[0, 0, 0]] * n, linkInertialFrameOrientations=[[0, 0, 0, 1]] * n,
@@ -281,42 +271,79 @@ class PyBulletLaneBackend:
         )
 
     # --- rendering --------------------------------------------------------------------------------
-    def _render(self, width: int, height: int, view: list[float], projection: list[float]) -> np.ndarray:
+    def _render(
+        self, width: int, height: int, eye: np.ndarray, target: np.ndarray, up: np.ndarray,
+        fov_deg: float, near: float, far: float,
+    ) -> np.ndarray:
         client = self._require()
         v = self.visuals
+        view = client.computeViewMatrix(eye.tolist(), target.tolist(), up.tolist())
+        projection = client.computeProjectionMatrixFOV(fov_deg, width / height, near, far)
         _, _, rgba, depth, _ = client.getCameraImage(
             width, height, viewMatrix=view, projectionMatrix=projection, renderer=p.ER_TINY_RENDERER,
             shadow=0, lightDirection=list(v.light_direction), lightAmbientCoeff=v.ambient,
             lightDiffuseCoeff=v.diffuse, lightSpecularCoeff=0.05, flags=p.ER_NO_SEGMENTATION_MASK,
         )
         image = np.asarray(rgba, np.uint8).reshape(height, width, 4)[:, :, :3].copy()
-        sky = np.asarray(depth).reshape(height, width) >= 0.99999
-        image[sky] = np.round(np.asarray(v.sky_color) * 255).astype(np.uint8)
+        empty = np.asarray(depth).reshape(height, width) >= 0.99999
+        if np.any(empty):
+            self._paint_background(image, empty, eye, target, up, fov_deg)
         return image
+
+    def _paint_background(
+        self, image: np.ndarray, empty: np.ndarray, eye: np.ndarray, target: np.ndarray, up: np.ndarray,
+        fov_deg: float,
+    ) -> None:
+        """Fill pixels without geometry with the ground plane (grass) or the sky."""
+        height, width = empty.shape
+        v = self.visuals
+        forward = (target - eye) / np.linalg.norm(target - eye)
+        right = np.cross(forward, up)
+        right /= np.linalg.norm(right)
+        cam_up = np.cross(right, forward)
+        tan_v = math.tan(math.radians(fov_deg) / 2)
+        rows, cols = np.nonzero(empty)
+        sv = (1.0 - 2.0 * (rows + 0.5) / height) * tan_v
+        su = (2.0 * (cols + 0.5) / width - 1.0) * tan_v * width / height
+        rays = forward[None, :] + sv[:, None] * cam_up[None, :] + su[:, None] * right[None, :]
+        ground = rays[:, 2] < -1e-6
+        image[rows[~ground], cols[~ground]] = np.round(np.asarray(v.sky_color) * 255).astype(np.uint8)
+        if not np.any(ground):
+            return
+        light = np.asarray(v.light_direction, float)
+        shade = v.ambient + v.diffuse * max(0.0, light[2] / np.linalg.norm(light))
+        colour = np.asarray(v.grass_color) * shade
+        g_rows, g_cols, g_rays = rows[ground], cols[ground], rays[ground]
+        if v.texture_strength > 0:
+            t = -eye[2] / g_rays[:, 2]
+            points = eye[None, :2] + t[:, None] * g_rays[:, :2]
+            cells = np.floor(points / _GRASS_CELL).astype(np.int64) % _GRASS_PATTERN
+            speckle = self._grass_pattern[cells[:, 0], cells[:, 1]]
+            pixels = colour[None, :] * (1.0 + v.texture_strength * speckle[:, None])
+        else:
+            pixels = np.broadcast_to(colour, (len(g_rows), 3))
+        image[g_rows, g_cols] = np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
 
     def render_camera(self) -> np.ndarray:
         car, v = self.car, self.visuals
-        state_pos, orientation = self._require().getBasePositionAndOrientation(self._car_id)
-        yaw = self._require().getEulerFromQuaternion(orientation)[2]
-        rotation = np.array(self._require().getMatrixFromQuaternion(orientation)).reshape(3, 3)
-        reference = np.array(state_pos) - rotation[:, 2] * self._base_height
+        state = self.vehicle_state()
         eye, target, up = car.camera_pose(
-            reference[0], reference[1], yaw, v.camera_pitch_offset, v.camera_height_offset, v.camera_yaw_offset
+            state.x, state.y, state.yaw, v.camera_pitch_offset, v.camera_height_offset, v.camera_yaw_offset
         )
-        view = self._require().computeViewMatrix(eye.tolist(), target.tolist(), up.tolist())
-        return self._render(car.image_width, car.image_height, view, self._projection)
+        return self._render(
+            car.image_width, car.image_height, eye, target, up, car.camera_vertical_fov_deg,
+            car.camera_near, car.camera_far,
+        )
 
     def render_chase(self, width: int, height: int) -> np.ndarray:
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise ValueError(f"render_chase needs positive int width/height, got {width}x{height}")
-        client = self._require()
         state = self.vehicle_state()
-        forward = np.array([math.cos(state.yaw), math.sin(state.yaw)])
-        eye = [state.x - 1.2 * forward[0], state.y - 1.2 * forward[1], 0.8]
-        target = [state.x + 0.6 * forward[0], state.y + 0.6 * forward[1], 0.0]
-        view = client.computeViewMatrix(eye, target, [0, 0, 1])
-        projection = client.computeProjectionMatrixFOV(60.0, width / height, 0.05, 30.0)
-        return self._render(width, height, view, projection)
+        forward = np.array([math.cos(state.yaw), math.sin(state.yaw), 0.0])
+        position = np.array([state.x, state.y, 0.0])
+        eye = position - 1.2 * forward + np.array([0.0, 0.0, 0.8])
+        target = position + 0.6 * forward
+        return self._render(width, height, eye, target, np.array([0.0, 0.0, 1.0]), 60.0, 0.05, 30.0)
 
     def set_friction_scale(self, scale: float) -> None:
         if not (math.isfinite(scale) and 0 < scale <= 1):
@@ -328,6 +355,12 @@ class PyBulletLaneBackend:
     def open_viewer(self) -> None:
         if self._gui:
             return
+        if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+            # PyBullet's GUI would kill the whole process when it cannot reach an X server
+            raise RuntimeError(
+                "the PyBullet viewer needs a display (DISPLAY is not set); run on a desktop or over "
+                "ssh -X, or use render_mode='rgb_array' to get chase-camera frames instead"
+            )
         self._gui = True
         if self._client is not None:
             state = self.vehicle_state() if self._car_id >= 0 else None

@@ -1,0 +1,217 @@
+"""LaneKeepingEnv on PyBullet: Gymnasium compliance, determinism, bad actions, info, termination."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import lnn_control.envs  # noqa: F401  (registers the ids)
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from gymnasium.utils.passive_env_checker import env_render_passive_checker
+from lnn_control.envs.lane_keeping.env import LaneKeepingEnv
+
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+ENV_ID = "lnn_control/LaneKeeping-v0"
+INFO_KEYS = {
+    "lateral_offset", "heading_error", "progress", "s", "speed", "steering_angle", "sim_time",
+    "lane_departure", "success", "end_reason", "road_seed", "reward_terms",
+}
+
+
+def make(**kwargs):
+    kwargs.setdefault("road_length", 8.0)
+    return gym.make(ENV_ID, backend="pybullet", **kwargs)
+
+
+def test_registered_without_importing_a_simulator():
+    code = (
+        "import sys, gymnasium as gym, lnn_control.envs\n"
+        f"assert '{ENV_ID}' in gym.registry\n"
+        "assert not any(m.split('.')[0] in ('pybullet', 'mujoco', 'torch') for m in sys.modules), sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_check_env_is_clean():
+    env = make(render_mode="rgb_array")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_env(env.unwrapped, skip_render_check=True)
+            env.reset(seed=3)
+            env_render_passive_checker(env.unwrapped)
+        assert [str(w.message) for w in caught] == []
+        frame = env.render()
+        assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8
+    finally:
+        env.close()
+
+
+def _rollout(seed: int, steps: int, **kwargs):
+    env = make(domain_randomization=True, **kwargs)
+    try:
+        obs, info = env.reset(seed=seed)
+        images, infos = [obs["image"]], [info]
+        rng = np.random.default_rng(0)
+        for _ in range(steps):
+            action = np.clip(env.unwrapped.expert_action() + rng.normal(0, 0.3, 1), -1, 1).astype(np.float32)
+            obs, _, terminated, truncated, info = env.step(action)
+            images.append(obs["image"])
+            infos.append(info)
+            if terminated or truncated:
+                break
+        return np.stack(images), infos
+    finally:
+        env.close()
+
+
+def test_same_seed_gives_identical_trajectory_and_different_seeds_differ():
+    images_a, infos_a = _rollout(11, 15)
+    images_b, infos_b = _rollout(11, 15)
+    np.testing.assert_array_equal(images_a, images_b)
+    assert [i["lateral_offset"] for i in infos_a] == [i["lateral_offset"] for i in infos_b]
+    images_c, infos_c = _rollout(12, 15)
+    assert infos_c[0]["road_seed"] == 12
+    assert not np.array_equal(images_a[0], images_c[0])
+
+
+def test_reset_again_with_the_same_seed_repeats_the_episode():
+    env = make()
+    try:
+        runs = []
+        for _ in range(2):
+            obs, _ = env.reset(seed=5)
+            for _ in range(10):
+                obs, _, _, _, info = env.step(np.array([0.3], np.float32))
+            runs.append((obs["image"].copy(), info["lateral_offset"], info["heading_error"]))
+        np.testing.assert_array_equal(runs[0][0], runs[1][0])
+        assert runs[0][1:] == runs[1][1:]
+    finally:
+        env.close()
+
+
+def test_road_seed_option_and_unseeded_resets_use_training_roads():
+    env = make()
+    try:
+        _, info = env.reset(seed=1, options={"road_seed": 1005})
+        assert info["road_seed"] == 1005
+        seeds = {env.reset()[1]["road_seed"] for _ in range(3)}
+        assert all(0 <= s < 1000 for s in seeds)
+        with pytest.raises(ValueError, match="unknown reset option"):
+            env.reset(options={"road": 3})
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(
+    "action, message",
+    [
+        (np.array([np.nan], np.float32), "NaN"),
+        (np.array([1.5], np.float32), "outside the action space bounds"),
+        (np.array([-1.01], np.float32), "outside the action space bounds"),
+        (np.array([0.1, 0.2], np.float32), "shape"),
+        ("left", "numeric array"),
+    ],
+)
+def test_bad_actions_raise_and_never_reach_the_simulator(action, message):
+    env = make()
+    try:
+        env.reset(seed=0)
+        before = env.unwrapped.vehicle_state()
+        with pytest.raises(ValueError, match=message):
+            env.unwrapped.step(action)
+        assert env.unwrapped.vehicle_state() == before
+    finally:
+        env.close()
+
+
+def test_observation_info_and_specs():
+    env = make()
+    try:
+        obs, info = env.reset(seed=2)
+        assert env.observation_space.contains(obs)
+        assert obs["image"].shape == (64, 128, 3) and obs["speed"].dtype == np.float32
+        assert INFO_KEYS <= set(info)
+        obs, reward, terminated, truncated, info = env.step(np.zeros(1, np.float32))
+        assert INFO_KEYS <= set(info)
+        assert set(info["reward_terms"]) == {"progress", "centering", "heading", "departure"}
+        assert info["sim_time"] == pytest.approx(0.05)
+        assert info["progress"] == pytest.approx(1.5 * 0.05, abs=0.02)
+        assert reward == pytest.approx(info["reward_terms"]["progress"] + 0.1 * info["reward_terms"]["centering"] + 0.05 * info["reward_terms"]["heading"])
+        unwrapped = env.unwrapped
+        assert unwrapped.control_dt == pytest.approx(0.05)
+        assert unwrapped.action_spec == ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",))
+        assert unwrapped.observation_spec == ObservationSpec((64, 128, 3), ("speed",), ("m/s",))
+    finally:
+        env.close()
+
+
+def test_without_speed_and_with_speed_action():
+    env = make(include_speed=False, speed_action=True)
+    try:
+        obs, _ = env.reset(seed=2)
+        assert set(obs) == {"image"}
+        assert env.action_space.shape == (2,)
+        for _ in range(20):
+            obs, *_ , info = env.step(np.array([0.0, 1.0], np.float32))  # full speed: 3 m/s
+        assert info["speed"] == pytest.approx(3.0, abs=0.2)
+        assert env.unwrapped.expert_action().shape == (2,)
+    finally:
+        env.close()
+
+
+def test_steering_hard_left_departs_the_lane_and_terminates():
+    env = make(road_length=12.0)
+    try:
+        env.reset(seed=4)
+        steps = 0
+        while steps < 100:
+            _, reward, terminated, truncated, info = env.step(np.array([1.0], np.float32))
+            steps += 1
+            if terminated or truncated:
+                break
+        assert terminated and not truncated
+        assert info["lane_departure"] and info["end_reason"] == "lane_departure" and not info["success"]
+        assert info["lateral_offset"] > 0.15  # left of the lane
+        assert reward < -5
+        assert steps < 40
+    finally:
+        env.close()
+
+
+def test_friction_scale_validation():
+    env = LaneKeepingEnv(road_length=8.0)
+    try:
+        with pytest.raises(ValueError, match="friction_scale"):
+            env.set_friction_scale(1.5)
+        env.set_friction_scale(0.5)
+        assert env.friction_scale == 0.5
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"backend": "gazebo"}, "backend must be one of"),
+        ({"render_mode": "ansi"}, "render_mode"),
+        ({"target_speed": 9.0}, "target_speed"),
+        ({"road_config": {"lane_widht": 0.5}}, "unknown key"),
+        ({"physics_rate_hz": 10.0}, "physics_rate_hz"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LaneKeepingEnv(**kwargs)
+
+
+@pytest.mark.skipif(bool(os.environ.get("DISPLAY")), reason="checks the no-display error path")
+def test_human_mode_without_display_raises_a_clear_error():
+    with pytest.raises(RuntimeError, match="needs a display"):
+        LaneKeepingEnv(render_mode="human")
