@@ -213,7 +213,10 @@ def add_runtime_bench_parser(bench_subparsers: Any) -> None:
         "runtime", help="control-loop jitter/latency (sim in the loop) and torch vs ONNX policy step latency"
     )
     parser.add_argument("--env-id", default="lnn_control/LaneKeeping-v0", help="registered env id")
-    parser.add_argument("--env-kwargs", default="{}", metavar="JSON", help='e.g. \'{"backend": "pybullet"}\'')
+    parser.add_argument(
+        "--env-kwargs", default='{"backend": "pybullet", "control_rate_hz": 50}', metavar="JSON",
+        help="gymnasium.make kwargs; the env's control rate must equal --rate (default: pybullet at 50 Hz)",
+    )
     parser.add_argument("--policy", metavar="P", help="policy bundle (default: first shipped bundle)")
     parser.add_argument("--duration", type=float, default=60.0, metavar="S", help="loop run length (default 60)")
     parser.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="loop rate (default 50)")

@@ -118,6 +118,19 @@ def _policy_reference(policy: str) -> str:
         return policy
 
 
+def check_sim_runs_in_real_time(robot: Robot, rate_hz: float, source: str) -> None:
+    """A SimRobot advances one env step per control period: both must last equally long."""
+    sim_period = getattr(robot, "control_period_s", None)
+    if sim_period is None:
+        return
+    if abs(sim_period - 1.0 / rate_hz) > 1e-9:
+        raise ConfigError(
+            f"{source}: the env simulates {sim_period:g} s per step but rate_hz {rate_hz:g} gives "
+            f"{1.0 / rate_hz:g} s periods, so the simulation would not run in real time; set the env's "
+            f"control rate to {rate_hz:g} Hz (e.g. robot.sim.env_kwargs.control_rate_hz) or change rate_hz"
+        )
+
+
 @dataclass
 class RunResult:
     stats: LoopStats
@@ -160,6 +173,7 @@ def run_launch(
     restore_signals = None
     with robot:
         check_robot_matches_policy(robot, policy)
+        check_sim_runs_in_real_time(robot, config.rate_hz, source)
         limits = config.limits
         if limits.neutral is None and config.robot.kind == "sim":
             limits = replace(limits, neutral=tuple(float(v) for v in robot.held_action))

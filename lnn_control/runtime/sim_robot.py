@@ -119,9 +119,14 @@ class SimRobot(Robot):
 
     @property
     def control_period_s(self) -> float | None:
-        """The env's step duration in seconds if it states one (``dt`` attribute), else None."""
-        dt = getattr(self.env.unwrapped, "dt", None) if self.env is not None else None
-        return float(dt) if isinstance(dt, (int, float)) and dt > 0 else None
+        """Simulated seconds per env step if the env states it (``control_dt`` or ``dt``), else None."""
+        if self.env is None:
+            return None
+        for name in ("control_dt", "dt"):
+            dt = getattr(self.env.unwrapped, name, None)
+            if isinstance(dt, (int, float)) and dt > 0:
+                return float(dt)
+        return None
 
     def connect(self) -> None:
         if self.env is not None:

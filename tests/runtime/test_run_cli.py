@@ -165,3 +165,45 @@ def test_runtime_bench_reports_loop_and_engine_timings(bundle: Path) -> None:
         assert report["engines"]["onnx_speedup_vs_torch"] > 0
     assert report["policy"]["source"] == str(bundle)
     assert "sim-in-the-loop" in format_report(report)
+
+
+def lane_bundle(directory: Path) -> Path:
+    """An untrained policy with the lane-keeping specs (64x128 camera, speed, steering)."""
+    torch.manual_seed(1)
+    perception = PerceptionConfig(image_height=64, image_width=128)
+    core = BASELINE_CORES["ctrnn"](perception.features + 1, 19, 1)
+    config = PolicyConfig(
+        perception=perception,
+        core=core.config(),
+        observation_spec=ObservationSpec((64, 128, 3), ("speed",), ("m/s",)),
+        action_spec=ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",)),
+        control_rate_hz=20.0,
+    )
+    return save_policy(Policy(config, core=core).eval(), directory, {"command": "untrained test policy"})
+
+
+@pytest.mark.slow
+def test_shipped_sim_launch_files_run_in_real_time(tmp_path: Path, capsys) -> None:
+    """Each shipped sim launch file drives its env for ~2 s; with its shipped policy when that is
+    present, else with an untrained policy of the same specs (the loop, env and log are real)."""
+    from lnn_control.runtime.launch import resolve_policy_path
+
+    for name in shipped_launch_files():
+        config = load_launch(name)
+        if config.robot.kind != "sim":
+            continue
+        args = ["run", "--launch", name, "--duration", "2", "--log", str(tmp_path / f"{name}.mcap"),
+                "--stats-json", str(tmp_path / f"{name}.json"), "--quiet"]
+        try:
+            resolve_policy_path(config.policy)
+        except ConfigError:
+            args += ["--policy", str(lane_bundle(tmp_path / f"{name}_policy"))]
+        assert main(args) == 0, capsys.readouterr().err
+        stats = json.loads((tmp_path / f"{name}.json").read_text())
+        expected = 2 * config.rate_hz
+        assert expected - 3 <= stats["steps"] <= expected + 1
+        assert stats["policy_steps"] >= 0.8 * stats["steps"]  # overruns on a loaded machine skip slots
+        log = read_run_log(tmp_path / f"{name}.mcap")
+        assert len(log.topic("/commands/applied")) == stats["policy_steps"]
+        frames = log.topic("/camera/image")
+        assert frames[0].payload["format"] == config.log.image_format
