@@ -275,7 +275,10 @@ class KeyboardEStop:
 
     def _run(self) -> None:
         while True:
-            char = self.stream.read(1)
+            try:
+                char = self.stream.read(1)
+            except (OSError, ValueError):  # terminal closed / stream closed under us
+                return
             if not char:
                 return
             if char.lower() in self.KEYS:

@@ -111,3 +111,28 @@ def test_estop_latches_until_reset_and_fires_on_signal() -> None:
     finally:
         estop.uninstall_signals()
     assert [e.kind for e in events.events] == [SafetyEventKind.ESTOP, SafetyEventKind.ESTOP_RESET]
+
+
+def test_keyboard_estop_on_a_real_terminal() -> None:
+    import io
+    import pty
+
+    from lnn_control.runtime.safety import KeyboardEStop
+
+    master, slave = pty.openpty()
+    stream = os.fdopen(slave, "r", buffering=1)
+    try:
+        estop = EStop()
+        keyboard = KeyboardEStop(estop, stream)
+        assert keyboard.start()  # a pty is a terminal: cbreak mode, reader thread running
+        os.write(master, b"x")
+        os.write(master, b"e")
+        deadline = time.monotonic() + 2.0
+        while not estop.is_set and time.monotonic() < deadline:
+            pass
+        assert estop.is_set and estop.reason == "keyboard key 'e'"
+        keyboard.stop()
+    finally:
+        os.close(master)
+        stream.close()
+    assert KeyboardEStop(EStop(), io.StringIO("e")).start() is False  # not a terminal: no thread
