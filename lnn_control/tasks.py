@@ -28,6 +28,8 @@ class TaskInfo:
     env_id: str
     launch_file: str
     metrics_module: str
+    overlay: tuple[tuple[str, str], ...] = ()
+    """``(info key, unit)`` pairs the demo prints over the video."""
 
     def metrics(self) -> ModuleType:
         return importlib.import_module(self.metrics_module)
@@ -39,6 +41,7 @@ TASKS: dict[str, TaskInfo] = {
         env_id="lnn_control/LaneKeeping-v0",
         launch_file="lane_keeping.yaml",
         metrics_module="lnn_control.envs.lane_keeping.metrics",
+        overlay=(("lateral_offset", "m"), ("heading_error", "rad"), ("speed", "m/s"), ("progress", "m")),
     ),
 }
 

@@ -17,6 +17,10 @@ from lnn_control import __version__
 # Subcommand modules, in the order they are listed by ``lnn-control --help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.info",
+    "lnn_control.cli.collect",
+    "lnn_control.cli.train",
+    "lnn_control.cli.eval",
+    "lnn_control.cli.demo",
     "lnn_control.cli.export",
     "lnn_control.cli.run",
     "lnn_control.cli.replay",

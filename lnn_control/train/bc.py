@@ -124,7 +124,7 @@ def train_behaviour_cloning(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         train_loss = float(np.mean(losses))
         val_loss = evaluate_loss(policy, episodes, val_windows, config.batch_size, nominal_dt, low, high) if val_windows else train_loss
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": time.perf_counter() - started}
