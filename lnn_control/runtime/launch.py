@@ -151,13 +151,24 @@ class LaunchConfig:
 
 
 def shipped_launch_files() -> dict[str, Any]:
-    """Shipped launch files by name (file stem) -> importlib.resources Traversable."""
+    """Shipped *run* launch files by name (file stem) -> importlib.resources Traversable.
+
+    ``lnn_control.launch`` also holds training launch files; run launch files are the ones with a
+    top-level ``robot`` section."""
+    import yaml
+
     root = resources.files("lnn_control.launch")
-    return {
-        entry.name.removesuffix(".yaml"): entry
-        for entry in root.iterdir()
-        if entry.name.endswith(".yaml")
-    }
+    found = {}
+    for entry in root.iterdir():
+        if not entry.name.endswith(".yaml"):
+            continue
+        try:
+            data = yaml.safe_load(entry.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            data = None
+        if isinstance(data, dict) and "robot" in data:
+            found[entry.name.removesuffix(".yaml")] = entry
+    return found
 
 
 def load_launch(name_or_path: str | Path) -> LaunchConfig:

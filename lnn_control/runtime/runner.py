@@ -6,9 +6,9 @@ robot the launch file names, ``run_launch`` wires robot + policy + safety + MCAP
 
 Hardware robots plug in by module: ``robot.kind: serial_car`` imports
 ``lnn_control.runtime.serial_car.SerialCar``, ``mavlink_drone`` imports
-``lnn_control.runtime.mavlink_drone.MavlinkDrone``; each class provides
-``from_launch(settings: dict, camera: Camera, source: str) -> Robot`` that validates its own
-settings (naming ``source``, the launch file, in errors).
+``lnn_control.runtime.mavlink_drone.MavlinkDrone``; the launch file's ``robot.settings`` reach the
+class through ``from_launch(settings, camera, source)`` if it defines one, else through its
+constructor (see :func:`build_hardware_robot`).
 """
 
 from __future__ import annotations
@@ -91,7 +91,43 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
             f"installation lacks ({exc})"
         ) from exc
     camera = make_camera(robot_config.camera, image_shape)
-    return robot_class.from_launch(dict(robot_config.settings), camera, source)
+    return build_hardware_robot(robot_class, dict(robot_config.settings), camera, source)
+
+
+def build_hardware_robot(robot_class: type, settings: dict[str, Any], camera: Any, source: str) -> Robot:
+    """``robot_class.from_launch(settings, camera, source)`` if it has one; otherwise its constructor:
+    a dataclass-typed ``config`` parameter is loaded strictly from ``settings`` (unknown keys named
+    with ``source``), any other parameters are filled from ``settings`` by name, ``camera`` too."""
+    import dataclasses
+    import inspect
+    import typing
+
+    from lnn_control.config import load_dataclass
+
+    if hasattr(robot_class, "from_launch"):
+        return robot_class.from_launch(settings, camera, source)
+    parameters = inspect.signature(robot_class.__init__).parameters
+    try:
+        config_hint = typing.get_type_hints(robot_class.__init__).get("config")
+    except (NameError, TypeError):  # unresolvable annotations: use what is there
+        config_hint = getattr(parameters.get("config"), "annotation", None)
+    kwargs: dict[str, Any] = {}
+    if "camera" in parameters:
+        kwargs["camera"] = camera
+    if config_hint is not None and dataclasses.is_dataclass(config_hint):
+        kwargs["config"] = load_dataclass(config_hint, settings, source, "robot.settings")
+    else:
+        unknown = sorted(set(settings) - set(parameters))
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key(s) {unknown} in robot.settings; {robot_class.__name__} takes "
+                f"{sorted(p for p in parameters if p not in ('self', 'camera'))}"
+            )
+        kwargs.update(settings)
+    try:
+        return robot_class(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: robot.settings do not fit {robot_class.__name__}: {exc}") from exc
 
 
 def check_robot_matches_policy(robot: Robot, policy: Any) -> None:

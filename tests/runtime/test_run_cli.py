@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,13 @@ import torch
 import yaml
 from lnn_control.policies.bundle import load_policy, save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
-from lnn_runtime_testkit import DOT_ENV_ID, H, W
+from lnn_runtime_testkit import DOT_ENV_ID, CameraRobot, H, W
 
 from lnn_control.cli import main
 from lnn_control.config import ConfigError
 from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.runtime.cameras import VideoFileCamera
 from lnn_control.runtime.launch import LaunchConfig, load_launch, shipped_launch_files
 from lnn_control.runtime.runlog import read_run_log
 from lnn_control.spec import ActionSpec, ObservationSpec
@@ -207,3 +209,31 @@ def test_shipped_sim_launch_files_run_in_real_time(tmp_path: Path, capsys) -> No
         assert len(log.topic("/commands/applied")) == stats["policy_steps"]
         frames = log.topic("/camera/image")
         assert frames[0].payload["format"] == config.log.image_format
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    port: str
+    baud: int = 115200
+
+
+class ConfiguredRobot(CameraRobot):
+    """A robot whose constructor takes a typed config dataclass, as hardware robots do."""
+
+    def __init__(self, config: LinkSettings, camera: VideoFileCamera) -> None:
+        super().__init__(camera)
+        self.config = config
+
+
+def test_hardware_robot_settings_reach_the_robot_strictly(tmp_path: Path) -> None:
+    from lnn_control.runtime.runner import build_hardware_robot
+
+    camera = VideoFileCamera(tmp_path / "unused.avi")
+    robot = build_hardware_robot(CameraRobot, {"failed_reconnects": 2}, camera, "car.yaml")
+    assert isinstance(robot, CameraRobot) and robot.camera is camera and robot.failed_reconnects == 2
+    with pytest.raises(ConfigError, match="car.yaml: unknown key\\(s\\) \\['baud'\\]"):
+        build_hardware_robot(CameraRobot, {"baud": 9600}, camera, "car.yaml")
+    robot = build_hardware_robot(ConfiguredRobot, {"port": "/dev/ttyACM0"}, camera, "car.yaml")
+    assert robot.config == LinkSettings("/dev/ttyACM0", 115200)
+    with pytest.raises(ConfigError, match="car.yaml: unknown key\\(s\\) \\['parity'\\] at robot.settings"):
+        build_hardware_robot(ConfiguredRobot, {"port": "x", "parity": "N"}, camera, "car.yaml")
