@@ -5,6 +5,8 @@ Measures, on this machine:
 - the control loop driving ``SimRobot(env_id)`` with a policy for ``duration_s`` at ``rate_hz``:
   sense->act latency, |period jitter|, wake lateness, deadline misses — once with the default
   busy-wait before each slot and once sleeping only, to show what the spin buys;
+- how long after a stalled camera's last frame went stale the stop command was written
+  (a real video file through ``VideoFileCamera`` that ends);
 - ``policy.act`` latency at batch 1 for the torch engine and, when onnxruntime is installed, the
   exported ONNX engine (same weights), and the ratio.
 
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lnn_control.runtime.cameras import Camera
 from lnn_control.runtime.launch import (
     LaunchConfig,
     LoopSettings,
@@ -34,6 +37,8 @@ from lnn_control.runtime.launch import (
     WatchdogConfig,
 )
 from lnn_control.runtime.loop import LoopStats
+from lnn_control.runtime.robot import Observation, Robot
+from lnn_control.spec import ActionSpec, ObservationSpec
 
 
 def _shipped_bundle() -> Path | None:
@@ -106,6 +111,100 @@ def _loop_report(stats: LoopStats) -> dict[str, Any]:
     }
 
 
+class _RecordingCameraRobot(Robot):
+    """Bench harness: a real camera as sensor, an actuator that records commands and stops."""
+
+    def __init__(self, camera: Camera, image_shape: tuple[int, int, int], action_spec: ActionSpec) -> None:
+        self.camera = camera
+        self.observation_spec = ObservationSpec(tuple(image_shape))
+        self.action_spec = action_spec
+        self._connected = False
+
+    def connect(self) -> None:
+        self.camera.open()
+        self._connected = True
+
+    def read(self) -> Observation:
+        frame = self.camera.read()
+        return Observation(frame.image, frame.timestamp, {})
+
+    def write(self, action: np.ndarray) -> np.ndarray:
+        return np.asarray(action, np.float32)
+
+    def stop(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        self.camera.close()
+        self._connected = False
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+
+class _StepTimes:
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def write_step(self, record: Any) -> None:
+        self.records.append(record)
+
+    def write_event(self, event: Any) -> None:
+        pass
+
+
+def watchdog_stop_delay(rate_hz: float, max_frame_age_s: float, trials: int) -> dict[str, Any]:
+    """Play a 0.3 s video file through a real-time VideoFileCamera until it stalls; per trial,
+    the time from the frame going stale (last capture + max age) to the stop command's write."""
+    import cv2
+
+    from lnn_control.runtime.cameras import VideoFileCamera
+    from lnn_control.runtime.loop import ControlLoop, LoopConfig, StepState
+    from lnn_control.runtime.safety import CommandLimiter, EventLog, Watchdog
+
+    class _Steady:
+        observation_spec = ObservationSpec((32, 48, 3))
+        action_spec = ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",))
+
+        def reset(self) -> None: ...
+
+        def act(self, observation: dict[str, np.ndarray], dt: float) -> np.ndarray:
+            return np.zeros(1, np.float32)
+
+    delays = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "stall.avi"
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (48, 32))
+        for k in range(9):
+            writer.write(np.full((32, 48, 3), 20 * k, np.uint8))
+        writer.release()
+        for _ in range(trials):
+            policy = _Steady()
+            robot = _RecordingCameraRobot(VideoFileCamera(clip), (32, 48, 3), policy.action_spec)
+            events = EventLog()
+            sink = _StepTimes()
+            with robot:
+                loop = ControlLoop(robot, policy, LoopConfig(rate_hz=rate_hz, live_stats_interval_s=0.0),
+                                   CommandLimiter(policy.action_spec, None, events),
+                                   Watchdog(max_frame_age_s, events), sink=sink, events=events)
+                loop.run(duration_s=0.3 + max_frame_age_s + 3.0 / rate_hz)
+            last_capture = max(r.frame_timestamp for r in sink.records)
+            stops = [r for r in sink.records if r.state == StepState.WATCHDOG]
+            if stops:
+                delays.append(stops[0].write_time - (last_capture + max_frame_age_s))
+    arr = np.asarray(delays) * 1e3
+    return {
+        "trials": trials,
+        "tripped": len(delays),
+        "period_ms": 1e3 / rate_hz,
+        "max_frame_age_ms": max_frame_age_s * 1e3,
+        "stop_after_stale_ms_median": float(np.median(arr)) if arr.size else None,
+        "stop_after_stale_ms_max": float(arr.max()) if arr.size else None,
+        "target_ms": 1e3 / rate_hz + 5.0,
+    }
+
+
 def run_runtime_bench(
     env_id: str,
     env_kwargs: dict[str, Any] | None = None,
@@ -115,6 +214,7 @@ def run_runtime_bench(
     no_spin_duration_s: float | None = None,
     engine_steps: int = 300,
     log: bool = True,
+    watchdog_trials: int = 5,
 ) -> dict[str, Any]:
     """Run the benchmark; returns the JSON-ready report (times in milliseconds)."""
     import torch
@@ -178,6 +278,7 @@ def run_runtime_bench(
             engines["onnx"] = _engine_latency(OnnxPolicy(onnx_file, threads=1), engine_steps)
         engines["onnx_speedup_vs_torch"] = engines["torch"]["median_ms"] / engines["onnx"]["median_ms"]
     report["engines"] = engines
+    report["watchdog"] = watchdog_stop_delay(rate_hz, 0.05, watchdog_trials)
     return report
 
 
@@ -204,6 +305,13 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  engine {name:<6} {e.get('skipped')}")
     if "onnx_speedup_vs_torch" in report["engines"]:
         lines.append(f"  onnx speed-up vs torch: {report['engines']['onnx_speedup_vs_torch']:.2f}x")
+    w = report.get("watchdog")
+    if w and w["tripped"]:
+        lines.append(
+            f"  watchdog: stalled camera -> stop {w['stop_after_stale_ms_median']:.2f} ms median, "
+            f"{w['stop_after_stale_ms_max']:.2f} ms max after the frame went stale "
+            f"({w['tripped']}/{w['trials']} trials; target <= {w['target_ms']:.0f} ms)"
+        )
     return "\n".join(lines)
 
 

@@ -156,7 +156,9 @@ def test_shipped_launch_files_validate() -> None:
 def test_runtime_bench_reports_loop_and_engine_timings(bundle: Path) -> None:
     from lnn_control.runtime.bench import format_report, run_runtime_bench
 
-    report = run_runtime_bench(DOT_ENV_ID, None, str(bundle), duration_s=0.5, no_spin_duration_s=0.2, engine_steps=5)
+    report = run_runtime_bench(
+        DOT_ENV_ID, None, str(bundle), duration_s=0.5, no_spin_duration_s=0.2, engine_steps=5, watchdog_trials=2
+    )
     loop = report["loop"]
     assert 20 <= loop["steps"] <= 26 and loop["mcap_log"] is True
     assert 0 < loop["latency_ms"]["median"] <= loop["latency_ms"]["p99"] <= loop["latency_ms"]["max"]
@@ -166,6 +168,10 @@ def test_runtime_bench_reports_loop_and_engine_timings(bundle: Path) -> None:
     if "median_ms" in report["engines"].get("onnx", {}):
         assert report["engines"]["onnx_speedup_vs_torch"] > 0
     assert report["policy"]["source"] == str(bundle)
+    dog = report["watchdog"]
+    assert dog["tripped"] == 2
+    # the stop goes out at the first period boundary after the frame went stale (plus that step's wake-up)
+    assert 0 <= dog["stop_after_stale_ms_median"] <= dog["stop_after_stale_ms_max"] < dog["period_ms"] + 50
     assert "sim-in-the-loop" in format_report(report)
 
 
