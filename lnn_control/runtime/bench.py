@@ -11,8 +11,8 @@ Measures, on this machine:
   exported ONNX engine (same weights), and the ratio.
 
 The policy is ``--policy`` (a bundle), else the first shipped bundle, else an untrained
-perception CNN + 19-unit CT-RNN core (architecture stated in the report; timing does not depend
-on the weights).
+perception CNN + NCP19 LTC core (or a 19-unit CT-RNN where the liquid cores are not installed);
+the report states which. Timing does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -53,7 +53,34 @@ def _shipped_bundle() -> Path | None:
     return None
 
 
-def _fallback_policy(image_shape: tuple[int, int, int], extras: tuple[str, ...], action_size: int) -> Any:
+def _fallback_policy(
+    image_shape: tuple[int, int, int], extras: tuple[str, ...], action_size: int
+) -> tuple[Any, str]:
+    """An untrained CNN + NCP19 (LTC) policy for the env's specs when the presets and LTC core are
+    installed, else CNN + CT-RNN(19); returns (policy, description)."""
+    from lnn_control.spec import ActionSpec, ObservationSpec
+
+    obs_spec = ObservationSpec(tuple(image_shape), extras, tuple("" for _ in extras))
+    act_spec = ActionSpec(
+        tuple(f"action_{i}" for i in range(action_size)),
+        tuple(-1.0 for _ in range(action_size)),
+        tuple(1.0 for _ in range(action_size)),
+        tuple("" for _ in range(action_size)),
+    )
+    preset = {1: "ncp19_car", 4: "ncp19_drone"}.get(action_size)
+    if preset is not None:
+        try:
+            from lnn_control.policies.presets import build_policy
+
+            policy = build_policy(preset, core="ltc", observation_spec=obs_spec, action_spec=act_spec,
+                                  control_rate_hz=50.0)
+            return policy.eval(), f"untrained perception CNN + {preset} (LTC)"
+        except (ImportError, ValueError):
+            pass
+    return _ctrnn_policy(image_shape, extras, action_size), "untrained perception CNN + CT-RNN(19 units)"
+
+
+def _ctrnn_policy(image_shape: tuple[int, int, int], extras: tuple[str, ...], action_size: int) -> Any:
     import torch
 
     from lnn_control.nn.baselines import BASELINE_CORES
@@ -232,8 +259,8 @@ def run_runtime_bench(
     else:
         with SimRobot(env_id, env_kwargs) as probe:
             obs_spec, act_spec = probe.observation_spec, probe.action_spec
-        policy = _fallback_policy(tuple(obs_spec.image_shape), tuple(obs_spec.extras), act_spec.size)
-        policy_desc = {"source": "untrained perception CNN + CT-RNN(19 units)", "core": "ctrnn"}
+        policy, description = _fallback_policy(tuple(obs_spec.image_shape), tuple(obs_spec.extras), act_spec.size)
+        policy_desc = {"source": description, "core": dict(policy.config.core).get("type")}
     config = LaunchConfig(
         policy=str(path) if path else "<in-memory>",
         rate_hz=rate_hz,
