@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.train",
     "lnn_control.cli.eval",
     "lnn_control.cli.demo",
+    "lnn_control.cli.conditions",
     "lnn_control.cli.export",
     "lnn_control.cli.run",
     "lnn_control.cli.replay",
