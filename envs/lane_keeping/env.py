@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -150,6 +151,7 @@ class LaneKeepingEnv(gym.Env):
         self._task: LaneTask | None = None
         self._target = self.target_speed
         self._info: dict[str, Any] = {}
+        self._last_wall = 0.0
 
     # --- Gymnasium API -----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
@@ -198,6 +200,7 @@ class LaneKeepingEnv(gym.Env):
         self._info = {**outcome.info, "road_seed": self.road_seed}
         if self.render_mode == "human":
             self._backend.sync_viewer()
+            self._pace()
         speed = state.speed if state.finite else 0.0
         return self._observation(speed), outcome.reward, outcome.terminated, outcome.truncated, dict(self._info)
 
@@ -241,6 +244,14 @@ class LaneKeepingEnv(gym.Env):
         return self._backend
 
     # --- helpers -----------------------------------------------------------------------------------
+    def _pace(self) -> None:
+        """Human mode runs in real time: wait until one control period has passed since the last step."""
+        now = time.monotonic()
+        deadline = self._last_wall + self.control_dt
+        if now < deadline:
+            time.sleep(deadline - now)
+        self._last_wall = max(now, deadline)
+
     def _road(self, seed: int) -> Road:
         if seed not in self._roads:
             if len(self._roads) > 16:

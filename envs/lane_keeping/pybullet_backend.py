@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
 
 import numpy as np
 import pybullet as p
@@ -30,7 +31,7 @@ from lnn_control.envs.lane_keeping.road import Mesh, Road
 from pybullet_utils.bullet_client import BulletClient
 
 _GRASS_CELL = 0.5  # m; size of one cell of the grass speckle pattern
-_GRASS_PATTERN = 64  # cells before the pattern repeats
+_GRASS_PATTERN = 64  # cells before the pattern repeats (a power of two)
 _ASPHALT_Z, _LINE_Z = 0.002, 0.004  # m above the ground plane: draw order without z-fighting
 
 
@@ -56,6 +57,7 @@ class PyBulletLaneBackend:
         self._gui = False
         self._build_args: tuple[Road, CarParams, VisualVariation, float] | None = None
         self._friction_scale = 1.0
+        self._texture_dir: tempfile.TemporaryDirectory | None = None
         self._car_id = -1
         self._world_id = -1
         self._joints: dict[str, int] = {}
@@ -82,9 +84,9 @@ class PyBulletLaneBackend:
         client.setPhysicsEngineParameter(
             fixedTimeStep=physics_dt, numSubSteps=1, numSolverIterations=10, deterministicOverlappingPairs=1
         )
-        self._grass_pattern = np.random.default_rng(visuals.texture_seed).uniform(
-            -1.0, 1.0, (_GRASS_PATTERN, _GRASS_PATTERN)
-        )
+        self._grass_pattern_flat = np.random.default_rng(visuals.texture_seed).uniform(
+            -1.0, 1.0, _GRASS_PATTERN * _GRASS_PATTERN
+        ).astype(np.float32)
         self._world_id = self._build_world(client, road, visuals)
         self._car_id = self._build_car(client, car, visuals)
         self._apply_friction()
@@ -112,7 +114,7 @@ class PyBulletLaneBackend:
         # base a tiny visual far below the ground instead
         hidden = client.createVisualShape(p.GEOM_BOX, halfExtents=[1e-3] * 3, visualFramePosition=[0, 0, -50])
         layers = [
-            self._mesh_shape(client, road.asphalt(), _ASPHALT_Z, visuals.asphalt_color),
+            self._asphalt_shape(client, road, visuals),
             self._mesh_shape(client, road.edge_lines(), _LINE_Z, visuals.line_color),
             self._mesh_shape(client, road.centre_dashes(), _LINE_Z, visuals.centre_line_color),
         ]
@@ -125,7 +127,39 @@ class PyBulletLaneBackend:
             linkParentIndices=[0] * n, linkJointTypes=[p.JOINT_FIXED] * n, linkJointAxis=[[0, 0, 1]] * n,
         )
         client.changeDynamics(body, -1, lateralFriction=1.0, restitution=0.0)
+        if visuals.texture_strength > 0:
+            client.changeVisualShape(body, 0, textureUniqueId=self._asphalt_texture(client, road, visuals))
         return body
+
+    def _asphalt_shape(self, client: BulletClient, road: Road, visuals: VisualVariation) -> int:
+        mesh = road.asphalt()
+        half = road.config.half_width
+        # texture coordinates normalised to [0, 1]: u along the whole road, v across it
+        uv = np.stack([mesh.uv[:, 0] / road.length, (mesh.uv[:, 1] + half) / (2 * half)], axis=1)
+        colour = visuals.asphalt_color
+        if visuals.texture_strength > 0:
+            # the texture multiplies the colour and averages 1 − strength: compensate
+            colour = tuple(float(min(1.0, c / (1.0 - visuals.texture_strength))) for c in colour)
+        return self._mesh_shape(client, Mesh(mesh.vertices, mesh.triangles, uv), _ASPHALT_Z, colour)
+
+    def _asphalt_texture(self, client: BulletClient, road: Road, visuals: VisualVariation) -> int:
+        """A procedural grey asphalt texture (fine grain + blotches, ~2.5 cm texels along the road)."""
+        import cv2
+
+        rng = np.random.default_rng(visuals.texture_seed)
+        along = int(min(4096, max(64, np.ceil(road.length / 0.025))))
+        across = 32
+        grain = rng.uniform(-1.0, 1.0, (across, along))
+        blotches = cv2.resize(rng.uniform(-1.0, 1.0, (4, max(2, along // 32))), (along, across), interpolation=cv2.INTER_CUBIC)
+        noise = np.clip(0.5 * grain + 0.7 * blotches, -1.0, 1.0)
+        factor = np.clip(1.0 - visuals.texture_strength * (1.0 - noise), 0.0, 1.0)
+        image = np.repeat(np.round(factor * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+        if self._texture_dir is None:
+            self._texture_dir = tempfile.TemporaryDirectory(prefix="lnn_lane_textures_")
+        path = os.path.join(self._texture_dir.name, f"asphalt_{visuals.texture_seed}.png")
+        if not cv2.imwrite(path, image):
+            raise RuntimeError(f"could not write the asphalt texture to {path}")
+        return client.loadTexture(path)
 
     def _build_car(self, client: BulletClient, car: CarParams, visuals: VisualVariation) -> int:
         self._base_height = car.chassis_clearance + car.chassis_height / 2  # base frame above the ground
@@ -294,7 +328,7 @@ class PyBulletLaneBackend:
         self, image: np.ndarray, empty: np.ndarray, eye: np.ndarray, target: np.ndarray, up: np.ndarray,
         fov_deg: float,
     ) -> None:
-        """Fill pixels without geometry with the ground plane (grass) or the sky."""
+        """Fill pixels without geometry with the ground plane (grass) or the sky (in place)."""
         height, width = empty.shape
         v = self.visuals
         forward = (target - eye) / np.linalg.norm(target - eye)
@@ -302,27 +336,33 @@ class PyBulletLaneBackend:
         right /= np.linalg.norm(right)
         cam_up = np.cross(right, forward)
         tan_v = math.tan(math.radians(fov_deg) / 2)
-        rows, cols = np.nonzero(empty)
-        sv = (1.0 - 2.0 * (rows + 0.5) / height) * tan_v
-        su = (2.0 * (cols + 0.5) / width - 1.0) * tan_v * width / height
-        rays = forward[None, :] + sv[:, None] * cam_up[None, :] + su[:, None] * right[None, :]
-        ground = rays[:, 2] < -1e-6
-        image[rows[~ground], cols[~ground]] = np.round(np.asarray(v.sky_color) * 255).astype(np.uint8)
-        if not np.any(ground):
-            return
+        sv = (1.0 - 2.0 * (np.arange(height) + 0.5) / height) * tan_v
+        su = (2.0 * (np.arange(width) + 0.5) / width - 1.0) * tan_v * width / height
+        # ray z per pixel (rows × cols) without building every 3-vector
+        ray_z = forward[2] + sv[:, None] * cam_up[2] + su[None, :] * right[2]
+        ground = ray_z < -1e-6
         light = np.asarray(v.light_direction, float)
         shade = v.ambient + v.diffuse * max(0.0, light[2] / np.linalg.norm(light))
-        colour = np.asarray(v.grass_color) * shade
-        g_rows, g_cols, g_rays = rows[ground], cols[ground], rays[ground]
-        if v.texture_strength > 0:
-            t = -eye[2] / g_rays[:, 2]
-            points = eye[None, :2] + t[:, None] * g_rays[:, :2]
-            cells = np.floor(points / _GRASS_CELL).astype(np.int64) % _GRASS_PATTERN
-            speckle = self._grass_pattern[cells[:, 0], cells[:, 1]]
-            pixels = colour[None, :] * (1.0 + v.texture_strength * speckle[:, None])
-        else:
-            pixels = np.broadcast_to(colour, (len(g_rows), 3))
-        image[g_rows, g_cols] = np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
+        grass = np.clip(np.asarray(v.grass_color) * shade, 0.0, 1.0).astype(np.float32) * 255
+        image[empty & ~ground] = np.round(np.asarray(v.sky_color) * 255).astype(np.uint8)
+        grass_pixels = empty & ground
+        if not np.any(grass_pixels):
+            return
+        if v.texture_strength <= 0:
+            image[grass_pixels] = np.round(grass).astype(np.uint8)
+            return
+        # ground hit point of each pixel's ray, then a world-fixed cell pattern (float32 for speed)
+        t = (-eye[2] / np.minimum(ray_z, -1e-6)).astype(np.float32)
+        cells = []
+        for axis in (0, 1):
+            direction = (forward[axis] + sv[:, None] * cam_up[axis]).astype(np.float32) + (
+                su[None, :] * right[axis]
+            ).astype(np.float32)
+            coordinate = (eye[axis] + t * direction) * (1.0 / _GRASS_CELL)
+            cells.append(np.floor(coordinate).astype(np.int32) & (_GRASS_PATTERN - 1))
+        index = (cells[0] * _GRASS_PATTERN + cells[1])[grass_pixels]
+        factor = 1.0 + np.float32(v.texture_strength) * np.take(self._grass_pattern_flat, index)
+        image[grass_pixels] = np.clip(factor[:, None] * grass[None, :], 0, 255).astype(np.uint8)
 
     def render_camera(self) -> np.ndarray:
         car, v = self.car, self.visuals
@@ -377,6 +417,9 @@ class PyBulletLaneBackend:
             self._client.resetDebugVisualizerCamera(1.5, math.degrees(state.yaw) - 90, -25, [state.x, state.y, 0.1])
 
     def close(self) -> None:
+        if self._texture_dir is not None:
+            self._texture_dir.cleanup()
+            self._texture_dir = None
         if self._client is not None:
             try:
                 self._client.disconnect()
