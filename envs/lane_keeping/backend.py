@@ -195,7 +195,14 @@ def make_backend(name: str) -> LaneBackend:
     if name not in BACKENDS:
         raise ValueError(f"unknown lane-keeping backend {name!r}; choose one of {sorted(BACKENDS)}")
     module_name, class_name = BACKENDS[name].split(":")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        other = sorted(set(BACKENDS) - {name})
+        raise RuntimeError(
+            f"lane-keeping backend {name!r} cannot be loaded ({exc}); install the missing package "
+            f"or choose backend={other[0]!r}"
+        ) from exc
     return getattr(module, class_name)()
 
 

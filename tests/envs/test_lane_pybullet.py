@@ -136,3 +136,11 @@ def test_unbuilt_backend_says_what_to_do():
 def test_unknown_backend_name():
     with pytest.raises(ValueError, match="choose one of"):
         make_backend("gazebo")
+
+
+def test_missing_backend_module_names_the_alternative(monkeypatch):
+    from lnn_control.envs.lane_keeping import backend as backend_module
+
+    monkeypatch.setitem(backend_module.BACKENDS, "mujoco", "lnn_control.envs.lane_keeping.no_such_module:X")
+    with pytest.raises(RuntimeError, match="choose backend='pybullet'"):
+        make_backend("mujoco")
