@@ -162,3 +162,14 @@ def test_render_meshes_cover_the_road_with_markings():
     xmin, ymin, xmax, ymax = road.ground_extent()
     assert xmin < road.centerline[:, 0].min() - cfg.ground_margin
     assert ymax > road.centerline[:, 1].max() + cfg.ground_margin
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 100_000), length=st.floats(5.0, 80.0))
+def test_any_seed_and_length_gives_a_valid_road(seed, length):
+    config = RoadConfig(length=length)
+    road = generate_road(seed, config)
+    assert road.length == pytest.approx(length, abs=config.sample_spacing)
+    assert np.max(np.abs(road.curvature)) <= config.max_curvature + 1e-9
+    assert road.min_clearance() > 2 * config.half_width
+    assert np.all(np.isfinite(road.centerline))
