@@ -18,6 +18,7 @@ CoreFactory = Callable[[Mapping[str, Any]], nn.Module]
 
 _BUILTIN: dict[str, str] = {
     "ltc": "lnn_control.nn.ltc:LTC.from_config",
+    "cfc": "lnn_control.nn.cfc:CfC.from_config",
     "lstm": "lnn_control.nn.baselines:build_baseline",
     "gru": "lnn_control.nn.baselines:build_baseline",
     "ctrnn": "lnn_control.nn.baselines:build_baseline",
