@@ -18,10 +18,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 
 import numpy as np
 import pybullet as p
@@ -33,6 +35,25 @@ from pybullet_utils.bullet_client import BulletClient
 _GRASS_CELL = 0.5  # m; size of one cell of the grass speckle pattern
 _GRASS_PATTERN = 64  # cells before the pattern repeats (a power of two)
 _ASPHALT_Z, _LINE_Z = 0.002, 0.004  # m above the ground plane: draw order without z-fighting
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence the C-level banner PyBullet prints on every connection (it would break progress bars)."""
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # captured / replaced stdout: nothing to silence
+        yield
+        return
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _wheel_mesh(radius: float, width: float, sides: int = 12) -> tuple[list, list]:
@@ -68,7 +89,11 @@ class PyBulletLaneBackend:
     # --- world ------------------------------------------------------------------------------------
     def _connect(self) -> BulletClient:
         if self._client is None:
-            self._client = BulletClient(connection_mode=p.GUI if self._gui else p.DIRECT)
+            if self._gui:
+                self._client = BulletClient(connection_mode=p.GUI)
+            else:
+                with _quiet_stdout():
+                    self._client = BulletClient(connection_mode=p.DIRECT)
         return self._client
 
     def build(self, road: Road, car: CarParams, visuals: VisualVariation, physics_dt: float) -> None:
