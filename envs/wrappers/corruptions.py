@@ -318,12 +318,9 @@ CONTRAST_BY_SEVERITY = (0.65, 0.50, 0.38, 0.27, 0.17)
 def contrast(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Low contrast (haze, cheap sensor): ``mean + c·(x − mean)`` per channel. Deterministic."""
     c = CONTRAST_BY_SEVERITY[severity - 1]
-    out = image.astype(np.float32)
-    mean = out.reshape(-1, 3).mean(axis=0)
-    out -= mean
-    out *= c
-    out += mean
-    return _to_uint8(out)
+    mean = np.array(cv2.mean(image)[:3], np.float32)
+    lut = np.arange(256, dtype=np.float32)[:, None] * c + (1.0 - c) * mean  # (256, 3): one table per channel
+    return cv2.LUT(image, np.clip(np.rint(lut), 0, 255).astype(np.uint8).reshape(1, 256, 3))
 
 
 @dataclass(frozen=True)
