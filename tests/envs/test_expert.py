@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import gymnasium as gym
 import lnn_control.envs  # noqa: F401
 import numpy as np
@@ -60,10 +62,24 @@ def test_rejects_non_finite_state_and_bad_config():
         PurePursuitConfig(min_lookahead=2.0, max_lookahead=1.0)
 
 
+def _backend_available(name: str) -> bool:
+    return (
+        importlib.util.find_spec(name) is not None
+        and importlib.util.find_spec(f"lnn_control.envs.lane_keeping.{name}_backend") is not None
+    )
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param(name, marks=pytest.mark.skipif(not _backend_available(name), reason=f"{name} backend not present"))
+        for name in ("pybullet", "mujoco")
+    ],
+)
 @pytest.mark.parametrize("seed", held_out_seeds(3, start=1010))
-def test_drives_held_out_roads_without_departure(seed):
-    env = gym.make("lnn_control/LaneKeeping-v0", backend="pybullet", road_length=15.0, target_speed=2.0)
+def test_drives_held_out_roads_without_departure(seed, backend):
+    env = gym.make("lnn_control/LaneKeeping-v0", backend=backend, road_length=15.0, target_speed=2.0)
     try:
         _, info = env.reset(seed=seed)
         offsets = []

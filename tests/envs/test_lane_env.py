@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -24,9 +25,24 @@ INFO_KEYS = {
 }
 
 
-def make(**kwargs):
+def _backend_available(name: str) -> bool:
+    module = {"pybullet": "pybullet", "mujoco": "mujoco"}[name]
+    return (
+        importlib.util.find_spec(module) is not None
+        and importlib.util.find_spec(f"lnn_control.envs.lane_keeping.{name}_backend") is not None
+    )
+
+
+# the Gymnasium contract is checked on every backend that is present in this checkout
+BACKENDS = [
+    pytest.param(name, marks=pytest.mark.skipif(not _backend_available(name), reason=f"{name} backend not present"))
+    for name in ("pybullet", "mujoco")
+]
+
+
+def make(backend: str = "pybullet", **kwargs):
     kwargs.setdefault("road_length", 8.0)
-    return gym.make(ENV_ID, backend="pybullet", **kwargs)
+    return gym.make(ENV_ID, backend=backend, **kwargs)
 
 
 def test_registered_without_importing_a_simulator():
@@ -38,8 +54,9 @@ def test_registered_without_importing_a_simulator():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_check_env_is_clean():
-    env = make(render_mode="rgb_array")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_check_env_is_clean(backend):
+    env = make(backend, render_mode="rgb_array")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -53,8 +70,8 @@ def test_check_env_is_clean():
         env.close()
 
 
-def _rollout(seed: int, steps: int, **kwargs):
-    env = make(domain_randomization=True, **kwargs)
+def _rollout(seed: int, steps: int, backend: str = "pybullet", **kwargs):
+    env = make(backend, domain_randomization=True, **kwargs)
     try:
         obs, info = env.reset(seed=seed)
         images, infos = [obs["image"]], [info]
@@ -71,12 +88,13 @@ def _rollout(seed: int, steps: int, **kwargs):
         env.close()
 
 
-def test_same_seed_gives_identical_trajectory_and_different_seeds_differ():
-    images_a, infos_a = _rollout(11, 15)
-    images_b, infos_b = _rollout(11, 15)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_seed_gives_identical_trajectory_and_different_seeds_differ(backend):
+    images_a, infos_a = _rollout(11, 15, backend)
+    images_b, infos_b = _rollout(11, 15, backend)
     np.testing.assert_array_equal(images_a, images_b)
     assert [i["lateral_offset"] for i in infos_a] == [i["lateral_offset"] for i in infos_b]
-    images_c, infos_c = _rollout(12, 15)
+    images_c, infos_c = _rollout(12, 15, backend)
     assert infos_c[0]["road_seed"] == 12
     assert not np.array_equal(images_a[0], images_c[0])
 
