@@ -106,11 +106,7 @@ class PolicyConfig:
 
 
 def build_core(config: Mapping[str, Any]) -> nn.Module:
-    """Rebuild a recurrent core from its ``config()`` dict (baselines here, liquid cores via the registry)."""
-    from lnn_control.nn.baselines import BASELINE_CORES, build_baseline
-
-    if config.get("type") in BASELINE_CORES:
-        return build_baseline(config)
+    """Rebuild a recurrent core (liquid or baseline) from its ``config()`` dict via the core registry."""
     from lnn_control.nn.cores import build_core as registry_build_core
 
     return registry_build_core(dict(config))

@@ -93,6 +93,8 @@ def export_onnx(policy: Policy, path: str | os.PathLike[str], opset: int = DEFAU
             warnings.simplefilter("ignore", DeprecationWarning)
             # The graph is batch 1 by design; the exporter's batch-size advice does not apply.
             warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
+            # Wired cores gather synapses with fixed, non-negative index lists: the caveat is moot.
+            warnings.filterwarnings("ignore", message="Exporting aten::index operator")
             torch.onnx.export(
                 _step_module(policy),
                 example_inputs(policy),
