@@ -14,6 +14,7 @@ from gymnasium import spaces
 from lnn_control.envs.lane_keeping.backend import (
     BACKENDS,
     LaneBackend,
+    VehicleState,
     VisualVariation,
     make_backend,
 )
@@ -228,7 +229,7 @@ class LaneKeepingEnv(gym.Env):
             return np.array([steering, speed], np.float32)
         return np.array([steering], np.float32)
 
-    def vehicle_state(self):
+    def vehicle_state(self) -> VehicleState:
         """The backend's current :class:`~.backend.VehicleState` (ground truth)."""
         return self._backend.vehicle_state()
 
