@@ -114,7 +114,7 @@ def contact_sheet(
 
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an RGB ``uint8`` image."""
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 6])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         raise RuntimeError("OpenCV failed to PNG-encode the image")
     return data.tobytes()

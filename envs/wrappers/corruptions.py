@@ -340,7 +340,7 @@ class Corruption:
 
     def __call__(self, image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
         check_image(image)
-        return self.function(image, check_severity(severity), rng)
+        return self.function(np.ascontiguousarray(image), check_severity(severity), rng)
 
 
 CORRUPTIONS: dict[str, Corruption] = {

@@ -69,7 +69,7 @@ class CorruptImage(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     def corrupt(self, image: np.ndarray) -> np.ndarray:
         """Corrupt one frame with this wrapper's generator (per-episode draws held fixed)."""
         rng = np.random.default_rng(self._episode_seed) if self.corruption.per_episode else self._rng
-        return self.corruption.function(image, self.severity, rng)
+        return self.corruption.function(np.ascontiguousarray(image), self.severity, rng)
 
     def observation(self, observation: Any) -> Any:
         if self._dict_obs:

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lnn_control.envs.wrappers import (
     CONDITION_NAMES,
     CORRUPTIONS,
@@ -34,6 +36,7 @@ from lnn_control.envs.wrappers.dynamics import (
 from lnn_control.envs.wrappers.image import stream_rng
 
 from lnn_control.cli import main
+from lnn_control.cli.conditions import lane_frame
 
 FRAME = synthetic_road_frame(64, 128)
 NAMES = list(CORRUPTIONS)
@@ -106,12 +109,22 @@ def test_corruption_changes_image_keeps_dtype_shape_and_input(name):
     np.testing.assert_array_equal(FRAME, original)
 
 
+@pytest.fixture(scope="module")
+def lane_camera_frame() -> np.ndarray:
+    """A real onboard camera frame of LaneKeeping-v0 (PyBullet, held-out road 1000)."""
+    return lane_frame(1000)
+
+
+@pytest.mark.parametrize("source", ["synthetic", "lane"])
 @pytest.mark.parametrize("name", NAMES)
-def test_corruption_grows_with_severity(name):
+def test_corruption_grows_with_severity(name, source, request):
+    frame = FRAME if source == "synthetic" else request.getfixturevalue("lane_camera_frame")
+    assert frame.shape == (64, 128, 3)
     distances = [
-        np.mean([mad(corrupt(FRAME, name, s, np.random.default_rng(seed)), FRAME) for seed in range(4)])
+        np.mean([mad(corrupt(frame, name, s, np.random.default_rng(seed)), frame) for seed in range(4)])
         for s in range(1, 6)
     ]
+    assert distances[0] > 0.5, (name, distances)
     assert all(b > a for a, b in zip(distances, distances[1:])), (name, distances)
     assert distances[4] > 1.5 * distances[0], (name, distances)
 
@@ -137,6 +150,24 @@ def test_corruptions_work_on_other_frame_sizes():
     for name in NAMES:
         out = corrupt(big, name, 4, np.random.default_rng(0))
         assert out.shape == big.shape and mad(out, big) > 0.5, name
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(NAMES),
+    severity=st.integers(1, 5),
+    height=st.integers(8, 70),
+    width=st.integers(8, 140),
+    seed=st.integers(0, 2**32 - 1),
+    strided=st.booleans(),
+)
+def test_any_frame_size_and_content(name, severity, height, width, seed, strided):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height * (2 if strided else 1), width, 3), dtype=np.uint8)
+    if strided:
+        image = image[::2]  # a non-contiguous view, as a cropped camera buffer would be
+    out = corrupt(image, name, severity, rng)
+    assert out.dtype == np.uint8 and out.shape == image.shape
 
 
 def test_rain_streaks_are_bright_and_night_is_dark():
@@ -430,8 +461,8 @@ def test_conditions_command_writes_png_of_expected_size(tmp_path, capsys):
 
 def test_conditions_command_on_a_lane_frame_with_bench(tmp_path):
     out, bench = tmp_path / "all.png", tmp_path / "bench.json"
-    assert main(["conditions", "--out", str(out), "--source", "lane", "--bench", str(bench), "--repeats", "3"]) == 0
-    assert cv2.imread(str(out)).shape == (*sheet_size(len(NAMES), (64, 128, 3), 2), 3)
+    assert main(["conditions", "--out", str(out), "--source", "lane", "--bench", str(bench), "--repeats", "3", "--scale", "1"]) == 0
+    assert cv2.imread(str(out)).shape == (*sheet_size(len(NAMES), (64, 128, 3), 1), 3)
     report = json.loads(bench.read_text())
     assert report["frame_shape"] == [64, 128, 3] and set(report["corruptions"]) == set(NAMES)
     assert all(0 < row["max"] < 1000 for row in report["corruptions"].values())
