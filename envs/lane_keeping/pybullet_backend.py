@@ -83,6 +83,7 @@ class PyBulletLaneBackend:
         self._world_id = -1
         self._joints: dict[str, int] = {}
         self._time = 0.0
+        self._state: VehicleState | None = None
         self._steering_target = 0.0
         self._speed_target = 0.0
 
@@ -266,6 +267,7 @@ class PyBulletLaneBackend:
             if name.startswith("front"):
                 client.resetJointState(self._car_id, self._joints[f"{name}_steer"], 0.0, 0.0)
         self._time = 0.0
+        self._state = None
         self.set_command(0.0, speed)
 
     def set_command(self, steering: float, target_speed: float) -> None:
@@ -302,10 +304,13 @@ class PyBulletLaneBackend:
         for _ in range(steps):
             client.stepSimulation()
         self._time += steps * self.physics_dt
+        self._state = None
 
     # --- state ------------------------------------------------------------------------------------
     def vehicle_state(self) -> VehicleState:
         client = self._require()
+        if self._state is not None:  # cached until the next advance/reset (read 3× per env step)
+            return self._state
         position, orientation = client.getBasePositionAndOrientation(self._car_id)
         linear, angular = client.getBaseVelocity(self._car_id)
         roll, pitch, yaw = client.getEulerFromQuaternion(orientation)
@@ -315,7 +320,7 @@ class PyBulletLaneBackend:
         velocity = np.array(linear)
         steer = client.getJointStates(self._car_id, [self._joints["front_left_steer"], self._joints["front_right_steer"]])
         contacts = {c[3] for c in client.getContactPoints(bodyA=self._car_id, bodyB=self._world_id)}
-        return VehicleState(
+        self._state = VehicleState(
             time=self._time,
             x=float(reference[0]),
             y=float(reference[1]),
@@ -328,6 +333,7 @@ class PyBulletLaneBackend:
             steering_angle=float(0.5 * (steer[0][0] + steer[1][0])),
             wheel_contacts=tuple(link in contacts for link in self._wheel_links),
         )
+        return self._state
 
     # --- rendering --------------------------------------------------------------------------------
     def _render(

@@ -145,6 +145,10 @@ def test_bad_actions_raise_and_never_reach_the_simulator(action, message):
         with pytest.raises(ValueError, match=message):
             env.unwrapped.step(action)
         assert env.unwrapped.vehicle_state() == before
+        # nothing was commanded either: a neutral step after the error drives on, straight and finite
+        _, _, _, _, info = env.step(np.zeros(1, np.float32))
+        state = env.unwrapped.vehicle_state()
+        assert state.finite and abs(state.steering_angle) < 0.02 and info["sim_time"] == pytest.approx(0.05)
     finally:
         env.close()
 
