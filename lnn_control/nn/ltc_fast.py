@@ -1,0 +1,251 @@
+"""Compiled (Numba) LTC kernels: the recurrence for training (forward + hand-written backward) and a
+batch-1 streaming stepper on NumPy weights.
+
+The maths is exactly that of :mod:`lnn_control.nn.ltc` (fused semi-implicit Euler over the synapses
+present in the wiring). Per unfold, with ``a_k = sigmoid(sigma_k (v[src_k] - mu_k))``:
+
+    D_j = den_j + sum_{k->j} w_k a_k,   M_j = num_j + cm_j v_j + sum_{k->j} w_k erev_k a_k,   v'_j = M_j / D_j
+
+where ``num``, ``den`` and ``cm`` (= cm/Δ) are per-step constants computed in torch (the sensory
+synapses, leak terms and elapsed time). The backward pass walks the stored unfold states in
+reverse; ``gradcheck`` in the tests checks it against finite differences.
+
+Numba's on-disk cache is used where the package folder (or Numba's user cache) is writable; if
+neither is, the kernels are compiled in memory on first use instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+import torch
+
+
+def _jit(function: Any) -> Any:
+    try:
+        return numba.njit(cache=True, fastmath=False)(function)
+    except RuntimeError:  # no writable cache location: compile without caching
+        return numba.njit(fastmath=False)(function)
+
+
+@_jit
+def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds):  # noqa: ANN001, ANN202
+    """States after every unfold: ``out[B, T*unfolds + 1, N]`` (index 0 = initial state)."""
+    batch, steps, units = num.shape
+    synapses = src.shape[0]
+    out = np.empty((batch, steps * unfolds + 1, units), dtype=num.dtype)
+    acc_n = np.empty(units, dtype=num.dtype)
+    acc_d = np.empty(units, dtype=num.dtype)
+    for b in range(batch):
+        for j in range(units):
+            out[b, 0, j] = v0[b, j]
+        i = 0
+        for t in range(steps):
+            for _ in range(unfolds):
+                for j in range(units):
+                    acc_n[j] = num[b, t, j] + cm[b, t, j] * out[b, i, j]
+                    acc_d[j] = den[b, t, j]
+                for k in range(synapses):
+                    a = 1.0 / (1.0 + math.exp(-sigma[k] * (out[b, i, src[k]] - mu[k])))
+                    acc_n[tgt[k]] += we[k] * a
+                    acc_d[tgt[k]] += w[k] * a
+                for j in range(units):
+                    out[b, i + 1, j] = acc_n[j] / acc_d[j]
+                i += 1
+    return out
+
+
+@_jit
+def _recurrence_backward(grad_steps, grad_final, states, num, den, cm, src, tgt, sigma, mu, w, erev, unfolds):  # noqa: ANN001, ANN202, E501
+    """Gradients of the loss w.r.t. v0, num, den, cm [per step] and sigma, mu, w, erev [per synapse].
+
+    ``grad_steps[B,T,N]`` is dL/d(state after step t) (excluding the final-state gradient),
+    ``grad_final[B,N]`` dL/d(final state); ``states`` from :func:`_recurrence_forward`.
+    """
+    batch, steps, units = num.shape
+    synapses = src.shape[0]
+    dtype = num.dtype
+    g_num = np.zeros((batch, steps, units), dtype=dtype)
+    g_den = np.zeros((batch, steps, units), dtype=dtype)
+    g_cm = np.zeros((batch, steps, units), dtype=dtype)
+    g_v0 = np.empty((batch, units), dtype=dtype)
+    g_sigma = np.zeros(synapses, dtype=dtype)
+    g_mu = np.zeros(synapses, dtype=dtype)
+    g_w = np.zeros(synapses, dtype=dtype)
+    g_erev = np.zeros(synapses, dtype=dtype)
+    g = np.empty(units, dtype=dtype)
+    g_prev = np.empty(units, dtype=dtype)
+    d_m = np.empty(units, dtype=dtype)
+    d_d = np.empty(units, dtype=dtype)
+    denom = np.empty(units, dtype=dtype)
+    act = np.empty(synapses, dtype=dtype)
+    for b in range(batch):
+        for j in range(units):
+            g[j] = grad_final[b, j]
+        for t in range(steps - 1, -1, -1):
+            for j in range(units):
+                g[j] += grad_steps[b, t, j]
+            for u in range(unfolds - 1, -1, -1):
+                i = t * unfolds + u  # states[b, i] -> states[b, i + 1]
+                for j in range(units):
+                    denom[j] = den[b, t, j]
+                for k in range(synapses):
+                    a = 1.0 / (1.0 + math.exp(-sigma[k] * (states[b, i, src[k]] - mu[k])))
+                    act[k] = a
+                    denom[tgt[k]] += w[k] * a
+                for j in range(units):
+                    d_m[j] = g[j] / denom[j]
+                    d_d[j] = -g[j] * states[b, i + 1, j] / denom[j]
+                    g_num[b, t, j] += d_m[j]
+                    g_den[b, t, j] += d_d[j]
+                    g_cm[b, t, j] += d_m[j] * states[b, i, j]
+                    g_prev[j] = d_m[j] * cm[b, t, j]
+                for k in range(synapses):
+                    a = act[k]
+                    j = tgt[k]
+                    d_a = w[k] * (d_m[j] * erev[k] + d_d[j])
+                    g_w[k] += a * (d_m[j] * erev[k] + d_d[j])
+                    g_erev[k] += d_m[j] * w[k] * a
+                    d_z = d_a * a * (1.0 - a)
+                    diff = states[b, i, src[k]] - mu[k]
+                    g_sigma[k] += d_z * diff
+                    g_mu[k] -= d_z * sigma[k]
+                    g_prev[src[k]] += d_z * sigma[k]
+                for j in range(units):
+                    g[j] = g_prev[j]
+        for j in range(units):
+            g_v0[b, j] = g[j]
+    return g_v0, g_num, g_den, g_cm, g_sigma, g_mu, g_w, g_erev
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().cpu().numpy())
+
+
+class CompiledRecurrence(torch.autograd.Function):
+    """``trajectory[B,T,N]`` (state after each step) of the LTC recurrence, forward and backward in Numba."""
+
+    @staticmethod
+    def forward(ctx, v0, num, den, cm, sigma, mu, w, erev, src, tgt, unfolds):  # noqa: ANN001, ANN205
+        src_np, tgt_np = _numpy(src), _numpy(tgt)
+        arrays = [_numpy(a) for a in (v0, num, den, cm, sigma, mu, w, erev)]
+        v0_np, num_np, den_np, cm_np, sigma_np, mu_np, w_np, erev_np = arrays
+        states = _recurrence_forward(v0_np, num_np, den_np, cm_np, src_np, tgt_np, sigma_np, mu_np, w_np,
+                                     w_np * erev_np, unfolds)
+        ctx.saved_numpy = (states, num_np, den_np, cm_np, src_np, tgt_np, sigma_np, mu_np, w_np, erev_np)
+        ctx.unfolds = unfolds
+        trajectory = states[:, unfolds::unfolds]
+        return torch.from_numpy(np.ascontiguousarray(trajectory)).to(num.device)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_trajectory):  # noqa: ANN001, ANN205
+        states, num, den, cm, src, tgt, sigma, mu, w, erev = ctx.saved_numpy
+        grad = _numpy(grad_trajectory).astype(num.dtype, copy=False)
+        grad_final = np.zeros((grad.shape[0], grad.shape[2]), dtype=num.dtype)
+        grads = _recurrence_backward(grad, grad_final, states, num, den, cm, src, tgt, sigma, mu, w, erev,
+                                     ctx.unfolds)
+        device = grad_trajectory.device
+        tensors = tuple(torch.from_numpy(g).to(device) for g in grads)
+        return (*tensors, None, None, None)
+
+
+def compiled_recurrence(
+    v0: torch.Tensor,
+    num: torch.Tensor,
+    den: torch.Tensor,
+    cm: torch.Tensor,
+    sigma: torch.Tensor,
+    mu: torch.Tensor,
+    w: torch.Tensor,
+    erev: torch.Tensor,
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    unfolds: int,
+) -> torch.Tensor:
+    """Trajectory ``[B,T,N]`` of the recurrence (see the module docstring); differentiable."""
+    dtype = num.dtype
+    cast = [t.to(dtype) for t in (v0, num, den, cm, sigma, mu, w, erev)]
+    return CompiledRecurrence.apply(*cast, src, tgt, unfolds)
+
+
+# ----------------------------------------------------------------------------- streaming
+@_jit
+def _stream_step(x, v, dt, input_w, input_b, s_src, s_tgt, s_sigma, s_mu, s_w, s_we, gleak_vleak, gleak_eps,
+                 cm, src, tgt, sigma, mu, w, we, unfolds, out_v):  # noqa: ANN001, ANN202
+    """One batch-1 step: ``x[F]``, state ``v[N]`` -> new state written to ``out_v[N]``."""
+    units = v.shape[0]
+    base_n = np.empty(units)
+    base_d = np.empty(units)
+    acc_n = np.empty(units)
+    acc_d = np.empty(units)
+    for j in range(units):
+        base_n[j] = gleak_vleak[j]
+        base_d[j] = gleak_eps[j] + cm[j] * unfolds / dt
+        out_v[j] = v[j]
+    for k in range(s_src.shape[0]):
+        xi = x[s_src[k]] * input_w[s_src[k]] + input_b[s_src[k]]
+        a = 1.0 / (1.0 + math.exp(-s_sigma[k] * (xi - s_mu[k])))
+        base_n[s_tgt[k]] += s_we[k] * a
+        base_d[s_tgt[k]] += s_w[k] * a
+    for _ in range(unfolds):
+        for j in range(units):
+            acc_n[j] = base_n[j] + cm[j] * unfolds / dt * out_v[j]
+            acc_d[j] = base_d[j]
+        for k in range(src.shape[0]):
+            a = 1.0 / (1.0 + math.exp(-sigma[k] * (out_v[src[k]] - mu[k])))
+            acc_n[tgt[k]] += we[k] * a
+            acc_d[tgt[k]] += w[k] * a
+        for j in range(units):
+            out_v[j] = acc_n[j] / acc_d[j]
+
+
+class LTCStepper:
+    """Batch-1 streaming LTC on float64 NumPy weights exported from an :class:`~lnn_control.nn.ltc.LTC`.
+
+    ``step(x[F], dt)`` -> ``y[O]`` (float64) with ``dt`` the elapsed time in nominal steps;
+    ``state`` is the membrane potential ``[N]``; ``reset()`` zeroes it. No torch in the hot path.
+    """
+
+    def __init__(self, core: Any) -> None:
+        with torch.no_grad():
+            params = {k: v.detach().cpu().to(torch.float64).numpy().copy() for k, v in
+                      core.effective_parameters().items()}
+        self.input_size = int(core.input_size)
+        self.output_size = int(core.output_size)
+        self.state_size = int(core.state_size)
+        self.unfolds = int(core.ode_unfolds)
+        as_index = np.int64
+        self._args = (
+            params["input_w"], params["input_b"],
+            params["s_src"].astype(as_index), params["s_tgt"].astype(as_index),
+            params["s_sigma"], params["s_mu"], params["s_w"], params["s_w"] * params["s_erev"],
+            params["gleak"] * params["vleak"], params["gleak"] + core.epsilon, params["cm"],
+            params["src"].astype(as_index), params["tgt"].astype(as_index),
+            params["sigma"], params["mu"], params["w"], params["w"] * params["erev"],
+        )
+        self._output_w = params["output_w"]
+        self._output_b = params["output_b"]
+        self.state = np.zeros(self.state_size)
+        self._next = np.zeros(self.state_size)
+
+    def reset(self) -> None:
+        """Zero the state (start of an episode)."""
+        self.state[:] = 0.0
+
+    def step(self, x: np.ndarray, dt: float = 1.0) -> np.ndarray:
+        """Advance by ``dt`` nominal steps on features ``x[F]``; returns the outputs ``[O]``."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (self.input_size,):
+            raise ValueError(f"x must have shape [F]=[{self.input_size}], got {x.shape}")
+        dt = float(dt)
+        if not (dt > 0.0 and math.isfinite(dt)):
+            raise ValueError(f"dt (elapsed time in nominal steps) must be finite and > 0, got {dt}")
+        if not np.isfinite(x).all():
+            raise ValueError("x contains NaN or inf; check the sensor / feature inputs")
+        _stream_step(x, self.state, dt, *self._args, self.unfolds, self._next)
+        self.state, self._next = self._next, self.state
+        return self.state[: self.output_size] * self._output_w + self._output_b
