@@ -37,13 +37,14 @@ class DaggerSection:
 
 @dataclass(frozen=True)
 class PolicySection:
-    """Architecture: liquid core type and wiring name (``ncp19_car``, ``ncp19_drone``, ``ncp34_drone``).
+    """Architecture: a preset of :mod:`lnn_control.policies.presets` (``ncp19_car``, ``ncp19_drone``,
+    ``ncp34_drone``: camera, wiring) and the core type; the env's specs override the preset's.
 
     hidden_size is used by the baseline cores (lstm, gru, ctrnn, feedforward) only.
     """
 
     core: CoreType = "ltc"
-    wiring: str = "ncp19_car"
+    preset: str = "ncp19_car"
     hidden_size: int = 19
 
 

@@ -17,57 +17,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
-from lnn_control.spec import ActionSpec, ObservationSpec
 from lnn_control.train.bc import train_behaviour_cloning
-from lnn_control.train.launch import PolicySection, TrainLaunch
-
-
-def build_policy(section: PolicySection, observation_spec: ObservationSpec, action_spec: ActionSpec, control_rate_hz: float, seed: int) -> Any:
-    """A fresh policy: perception CNN (camera size from the spec) + the chosen core."""
-    import torch
-
-    from lnn_control.nn.perception import PerceptionConfig
-    from lnn_control.policies.policy import Policy, PolicyConfig, build_core
-
-    torch.manual_seed(seed)
-    height, width, _ = observation_spec.image_shape
-    perception = PerceptionConfig(image_height=height, image_width=width)
-    input_size = perception.features + len(observation_spec.extras)
-    core = _make_core(section, input_size, action_spec.size)
-    if section.core in ("lstm", "gru", "ctrnn", "feedforward"):
-        core = build_core(core)
-    config = PolicyConfig(
-        perception=perception,
-        core=core.config(),
-        observation_spec=observation_spec,
-        action_spec=action_spec,
-        control_rate_hz=control_rate_hz,
-    )
-    return Policy(config, core=core)
-
-
-def _make_core(section: PolicySection, input_size: int, outputs: int) -> Any:
-    if section.core in ("lstm", "gru", "ctrnn", "feedforward"):
-        return {"type": section.core, "input_size": input_size, "units": section.hidden_size, "output_size": outputs}
-    from lnn_control.nn.wirings import wiring_from_name
-
-    wiring = wiring_from_name(section.wiring, input_dim=input_size)
-    if wiring.output_dim != outputs:
-        raise ValueError(
-            f"wiring {section.wiring!r} has {wiring.output_dim} motor neurons but the task has {outputs} actions; "
-            "choose a wiring with one motor neuron per action"
-        )
-    if section.core == "ltc":
-        from lnn_control.nn.ltc import LTC
-
-        return LTC(wiring)
-    from lnn_control.nn.cfc import CfC
-
-    return CfC(wiring)
+from lnn_control.train.launch import TrainLaunch
 
 
 def git_commit() -> str:
@@ -84,6 +38,7 @@ def git_commit() -> str:
 def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Run every stage; returns the path of the written policy bundle."""
     from lnn_control.policies.bundle import save_policy
+    from lnn_control.policies.presets import build_policy
 
     out = Path(out_dir)
     data_dir = out / "data"
@@ -108,7 +63,15 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
         control_rate = 1.0 / float(probe.unwrapped.control_dt)
     finally:
         probe.close()
-    policy = build_policy(launch.policy, obs_spec, act_spec, control_rate, launch.seed)
+    policy = build_policy(
+        launch.policy.preset,
+        core=launch.policy.core,
+        seed=launch.seed,
+        observation_spec=obs_spec,
+        action_spec=act_spec,
+        control_rate_hz=control_rate,
+        hidden_size=launch.policy.hidden_size,
+    )
 
     stage_results = []
     result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), launch.train, out / "train" / "stage0", resume=resume, progress=progress)
@@ -142,5 +105,5 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
         },
     }
     bundle = out / "policy"
-    save_policy(policy, bundle, provenance)
+    save_policy(policy, bundle, provenance, overwrite=True)
     return bundle

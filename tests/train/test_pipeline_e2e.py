@@ -1,0 +1,69 @@
+"""End to end on a real simulator: collect → train (BC + one DAgger round) → bundle → evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lnn_control.data.episodes import EpisodeDataset
+from lnn_control.evaluate.runner import EvalConfig, evaluate, policy_controller
+from lnn_control.train.bc import TrainConfig
+from lnn_control.train.launch import CollectSection, DaggerSection, PolicySection, TrainLaunch
+from lnn_control.train.pipeline import run_pipeline
+
+SHORT_ROAD = {"road_length": 6.0}
+
+
+def _tiny_launch(core: str) -> TrainLaunch:
+    return TrainLaunch(
+        task="lane-keeping",
+        backend="pybullet",
+        seed=3,
+        env_kwargs=SHORT_ROAD,
+        collect=CollectSection(episodes=3, noise_std=0.1, domain_randomization=True, conditions=["clean", "rain:2"]),
+        dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
+        policy=PolicySection(core=core, preset="ncp19_car"),
+        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
+    )
+
+
+@pytest.mark.slow
+def test_tiny_collect_train_eval_with_ltc(tmp_path: Path) -> None:
+    from lnn_control.policies.bundle import load_policy
+
+    out = tmp_path / "run"
+    bundle = run_pipeline(_tiny_launch("ltc"), "# launch text", out, progress=False)
+    dataset = EpisodeDataset(out / "data")
+    assert len(dataset) == 4  # 3 expert episodes + 1 DAgger episode
+    assert [e.metadata["mode"] for e in dataset] == ["expert", "expert", "expert", "dagger"]
+    assert {e.metadata["condition"] for e in dataset} == {"clean", "rain:2"}
+    assert all(e.metadata["seed"] < 1000 for e in dataset)  # training seeds only
+
+    config = json.loads((bundle / "config.json").read_text())
+    provenance = config["provenance"]
+    assert provenance["dataset_hash"] == dataset.content_hash()
+    assert provenance["launch_file"] == "# launch text"
+    assert provenance["seed"] == 3 and provenance["git_commit"]
+    assert len(provenance["metrics"]["val_loss_per_stage"]) == 2
+    assert (out / "train" / "stage0" / "metrics.jsonl").read_text().count("\n") == 1
+
+    policy = load_policy(bundle)
+    assert policy.core.config()["type"] == "ltc"
+    results = evaluate(
+        EvalConfig(task="lane-keeping", backend="pybullet", conditions=["clean", "noise:3"], episodes=1, env_kwargs=SHORT_ROAD),
+        policy_controller(policy),
+        reset=policy.reset,
+        policy=policy,
+        progress=False,
+    )
+    for condition in ("clean", "noise:3"):
+        aggregate = results["conditions"][condition]["aggregate"]
+        assert 0.0 <= aggregate["success_rate"] <= 1.0
+        assert aggregate["distance_m"] > 0.0
+        assert results["conditions"][condition]["episodes"][0]["seed"] == 1000
+
+    # resuming reuses the episodes and checkpoints: nothing is collected twice
+    run_pipeline(_tiny_launch("ltc"), "# launch text", out, resume=True, progress=False)
+    assert len(EpisodeDataset(out / "data")) == 4
