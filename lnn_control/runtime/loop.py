@@ -335,12 +335,14 @@ class ControlLoop:
             self.stats.stop_steps += 1
             self.limiter.reset()  # resume from neutral, not from the pre-stop command
             self._last_sent = None
-        elif state == StepState.HOLD and self._last_sent is not None:
-            sent = self._last_sent
-            applied = robot.write(sent)
+        elif state == StepState.HOLD:
+            if self._last_sent is not None:
+                sent = self._last_sent
+                applied = robot.write(sent)
+            else:  # no command since a stop / reconnect, and no new frame to compute one from
+                robot.stop()
             self.stats.hold_steps += 1
         else:
-            state = StepState.RUN
             dt = self.period if self._last_frame_ts is None else obs.timestamp - self._last_frame_ts
             command = np.asarray(self.policy.act(observation_dict(obs), dt), np.float32)
             since_write = self.period if self._last_write is None else self.clock() - self._last_write

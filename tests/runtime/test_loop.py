@@ -245,3 +245,26 @@ def test_sigint_stops_the_loop_process_and_logs_the_stop_command(tmp_path: Path)
     assert [e["kind"] for e in events][-2:] == ["stop_requested", "stop_command"]
     assert events[-2]["detail"] == "signal SIGINT" and "shutdown" in events[-1]["detail"]
     assert len(log.topic("/loop/timing")) >= 5
+
+
+def test_slow_camera_holds_last_command_and_policy_sees_frame_interval(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "slow.avi", frames=40, fps=10.0)  # 10 fps camera, 50 Hz loop
+    robot = CameraRobot(VideoFileCamera(clip, realtime=True))
+    policy = CenteringPolicy()
+    with robot:
+        loop, sink = make_loop(robot, policy, max_age=0.5)
+        stats = loop.run(max_steps=30)  # 0.6 s: about 6 new frames
+        robot.camera.close()
+    runs = [r for r in sink.steps if r.state == StepState.RUN]
+    holds = [r for r in sink.steps if r.state == StepState.HOLD]
+    assert 3 <= len(runs) <= 8 and len(holds) == 30 - len(runs) and stats.hold_steps == len(holds)
+    # the policy is stepped once per new frame, with dt = the measured frame interval: 0.1 s, or a
+    # multiple of it if a stall of this (shared, loaded) machine made the loop miss a frame
+    assert policy.calls == len(runs)
+    intervals = np.array(policy.dts[1:]) / 0.1
+    assert np.allclose(intervals, np.round(intervals), atol=1e-5) and np.all(np.round(intervals) >= 1)
+    assert np.median(intervals) == pytest.approx(1.0)
+    # a hold re-sends exactly the last command computed
+    for record in holds:
+        previous_run = max((r for r in runs if r.step < record.step), key=lambda r: r.step)
+        assert np.array_equal(record.sent, previous_run.sent)
