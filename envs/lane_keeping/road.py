@@ -330,16 +330,18 @@ def _curvature_profile(config: RoadConfig, s: np.ndarray, rng: np.random.Generat
     """Piecewise-linear curvature: lead-in straight, then plateaus joined by clothoid ramps."""
     kmax = config.max_curvature
     knots_s, knots_k = [0.0, config.lead_in], [0.0, 0.0]
-    pos, current = config.lead_in, 0.0
+    pos, current, heading = config.lead_in, 0.0, 0.0
     while pos < config.length:
-        if rng.random() < config.straight_probability:
-            target = 0.0
-        else:
-            target = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.0) * kmax)
+        straight = rng.random() < config.straight_probability
+        # turn back towards the start direction more often the further the road has turned, so
+        # roads meander instead of spiralling into themselves: P(left) = 1 / (1 + exp(heading))
+        left = rng.random() < 1.0 / (1.0 + np.exp(heading))
+        target = 0.0 if straight else float((1.0 if left else -1.0) * rng.uniform(0.3, 1.0) * kmax)
         ramp = config.transition * max(abs(target - current) / kmax, 0.25) if config.transition > 0 else 0.0
         plateau = float(rng.uniform(config.segment_min, config.segment_max))
         knots_s += [pos + ramp, pos + ramp + plateau]
         knots_k += [target, target]
+        heading += 0.5 * (current + target) * ramp + target * plateau
         pos += ramp + plateau
         current = target
     return np.interp(s, np.asarray(knots_s), np.asarray(knots_k))
