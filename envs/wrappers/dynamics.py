@@ -18,8 +18,10 @@ from gymnasium import spaces
 from lnn_control.envs.wrappers.corruptions import check_severity
 from lnn_control.envs.wrappers.image import stream_rng
 
-#: Tyre–road friction scale for ``wet:s`` and for ``rain:s`` on ground vehicles (1 = dry).
-FRICTION_SCALE_BY_SEVERITY = (0.80, 0.65, 0.50, 0.40, 0.30)
+#: Tyre–road friction scale for ``wet:s`` and for ``rain:s`` on ground vehicles (1 = dry): damp,
+#: wet, standing water, slush, ice. With rigid Coulomb contact (PyBullet) the car only feels it
+#: near the friction limit: at 1.5 m/s on radius-1.5 m bends that limit is a scale of ≈ 0.15.
+FRICTION_SCALE_BY_SEVERITY = (0.75, 0.55, 0.40, 0.25, 0.12)
 #: Actuator delay in policy steps for ``delay:s`` (at the lane env's 20 Hz: 50 … 250 ms).
 DELAY_STEPS_BY_SEVERITY = (1, 2, 3, 4, 5)
 #: Wind for ``wind:s``: (mean horizontal speed m/s, gust standard deviation m/s).

@@ -353,7 +353,7 @@ def test_wet_road_sets_the_documented_friction_scale(severity):
 def test_rain_wets_the_road_and_the_lens():
     base = RecordingEnv()
     env = apply_conditions(base, "rain:3", seed=0)
-    assert base.friction_calls == [0.5]
+    assert base.friction_calls == [FRICTION_SCALE_BY_SEVERITY[2]] == [0.40]
     obs, _ = env.reset(seed=1)
     clean, _ = RecordingEnv().reset(seed=1)
     assert mad(obs["image"], clean["image"]) > 5
@@ -418,7 +418,7 @@ def test_conditions_on_the_pybullet_lane_env():
     clean_env = make()
     env = apply_conditions(make(), "rain:3+delay:2", seed=0)
     try:
-        assert env.unwrapped.friction_scale == 0.5
+        assert env.unwrapped.friction_scale == FRICTION_SCALE_BY_SEVERITY[2]
         assert env.observation_space == clean_env.observation_space
         obs, _ = env.reset(seed=1000)
         clean, _ = clean_env.reset(seed=1000)
