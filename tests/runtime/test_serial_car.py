@@ -1,0 +1,265 @@
+"""SerialCar against the MCU emulator in a subprocess on a real pseudo-terminal, via real pyserial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serial
+from lnn_hw_testkit import start_car_emulator, video_camera, wait_until
+
+from lnn_control.config import ConfigError
+from lnn_control.runtime.robot import LinkLostError, RobotError
+from lnn_control.runtime.runner import build_hardware_robot
+from lnn_control.runtime.serial_car import CarActions, SerialCar, SerialCarConfig
+from lnn_control.runtime.serial_protocol import (
+    Drive,
+    Error,
+    ErrorCode,
+    Heartbeat,
+    LineSplitter,
+    Telemetry,
+    decode,
+    encode,
+)
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    emu = start_car_emulator(tmp_path, "--failsafe-ms", "300")
+    yield emu
+    emu.stop()
+
+
+def make_car(tmp_path: Path, port: str, **overrides) -> SerialCar:
+    return SerialCar(video_camera(tmp_path), SerialCarConfig(port=port, **overrides))
+
+
+def test_commands_round_trip_in_order_with_telemetry(tmp_path, emulator):
+    rng = np.random.default_rng(0)
+    commands = rng.uniform(-1.2, 1.2, size=(60, 2))  # some outside [-1, 1]: clamped
+    with make_car(tmp_path, emulator.port, include_speed=True) as car:
+        applied = np.array([car.write(c) for c in commands])
+        np.testing.assert_allclose(applied, np.round(np.clip(commands, -1, 1) * 1000) / 1000, atol=1e-6)
+        drives = wait_until(lambda: len(emulator.events("drive")) >= 60 and emulator.events("drive"), what="60 drives")
+        got = np.array([[d["steer_milli"], d["throttle_milli"]] for d in drives]) / 1000
+        np.testing.assert_allclose(got, applied, atol=1e-6)  # every value arrived, in order
+        seqs = [d["seq"] for d in drives]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 60
+        window = drives[-1]["t"] - drives[0]["t"]
+        assert 59 / window > 100  # the link carries far more than the 20-50 Hz control rate
+        last = applied[-1]
+        telemetry = wait_until(
+            lambda: (t := car.telemetry()) is not None and (t.steer_milli, t.throttle_milli) == tuple(np.round(last * 1000)) and t,
+            what="telemetry with the last applied command",
+        )
+        assert isinstance(telemetry, Telemetry) and not telemetry.failsafe
+        obs = car.read()
+        assert obs.image.shape == car.observation_spec.image_shape == (64, 128, 3)  # resized
+        if last[1] > 0:
+            wait_until(lambda: car.read().extras["speed"] > 0.1, what="wheel speed from throttle")
+        assert car.stats.mcu_errors == {} and car.stats.acks >= 61
+
+
+def test_heartbeat_when_idle(tmp_path, emulator):
+    with make_car(tmp_path, emulator.port, heartbeat_interval_s=0.05):
+        beats = wait_until(lambda: len(emulator.events("heartbeat")) >= 8 and emulator.events("heartbeat"), what="heartbeats")
+    gaps = np.diff([b["t"] for b in beats[1:]])
+    assert 0.03 < float(np.median(gaps)) < 0.2
+    assert not emulator.events("drive")
+
+
+def test_stop_sends_stop_and_outputs_go_neutral(tmp_path, emulator):
+    with make_car(tmp_path, emulator.port) as car:
+        car.write(np.array([0.5, 0.4]))
+        wait_until(lambda: (t := car.telemetry()) is not None and t.throttle_milli == 400, what="driving")
+        car.stop()
+        wait_until(lambda: emulator.events("stop"), what="stop at the MCU")
+        wait_until(lambda: (t := car.telemetry()) is not None and (t.steer_milli, t.throttle_milli) == (0, 0),
+                   what="neutral telemetry")
+
+
+def test_corrupt_and_replayed_lines_are_rejected_and_counted(emulator):
+    port = serial.Serial(emulator.port, 115200, timeout=0.01)
+    splitter, errors = LineSplitter(), []
+
+    def collect():
+        for line in splitter.feed(port.read(4096)):
+            message = decode(line).message
+            if isinstance(message, Error):
+                errors.append(message)
+        return errors
+
+    try:
+        port.write(encode(10, Drive(100, 100)))
+        corrupt = bytearray(encode(11, Drive(200, 200)))
+        corrupt[12] ^= 0x04  # one flipped bit in the payload
+        port.write(bytes(corrupt))
+        port.write(encode(10, Drive(900, 900)))  # replay of an old sequence number
+        port.write(encode(9, Heartbeat()))  # older still
+        port.write(encode(12, Heartbeat(), version=3))
+        port.write(encode(13, Drive(300, 300)))
+        wait_until(lambda: len(collect()) >= 4, what="4 error replies")
+        codes = [e.code for e in errors]
+        assert codes == [ErrorCode.CHECKSUM, ErrorCode.SEQUENCE, ErrorCode.SEQUENCE, ErrorCode.VERSION]
+        assert errors[1].ref_seq == 10 and errors[1].last_good_seq == 10
+        drives = wait_until(lambda: len(emulator.events("drive")) >= 2 and emulator.events("drive"), what="drives")
+        assert [(d["seq"], d["steer_milli"]) for d in drives] == [(10, 100), (13, 300)]  # only valid ones applied
+        rejected = emulator.events("rejected")
+        assert [r["code"] for r in rejected] == ["CRC", "SEQ", "SEQ", "VER"]
+    finally:
+        port.close()
+
+
+def test_mcu_failsafe_engages_when_sender_goes_silent_heartbeats_do_not_renew(emulator):
+    port = serial.Serial(emulator.port, 115200, timeout=0.01)
+    try:
+        port.write(encode(1, Drive(500, 600)))
+        wait_until(lambda: emulator.events("drive"), what="drive applied")
+        seq = [1]
+
+        def beat_until_failsafe():
+            seq[0] += 1
+            port.write(encode(seq[0], Heartbeat()))  # a careless sender keeps the link alive...
+            port.read(4096)
+            return [m for m in emulator.events("mode") if m["mode"] == "failsafe"]
+
+        failsafe = wait_until(beat_until_failsafe, timeout_s=3.0, what="MCU failsafe")
+        drive_t = emulator.events("drive")[0]["t"]
+        delay = failsafe[0]["t"] - drive_t
+        assert 0.29 <= delay < 0.6  # ...but the drive expires after --failsafe-ms 300
+        assert len(emulator.events("heartbeat")) >= 2
+    finally:
+        port.close()
+
+
+def test_host_watchdog_stops_before_the_mcu_failsafe(tmp_path):
+    emu = start_car_emulator(tmp_path, "--failsafe-ms", "2000")
+    try:
+        with make_car(tmp_path, emu.port, command_timeout_s=0.1) as car:
+            car.write(np.array([0.2, 0.5]))
+            stop = wait_until(lambda: emu.events("stop"), what="host watchdog stop")
+            drive = emu.events("drive")[-1]
+            assert 0.09 <= stop[0]["t"] - drive["t"] < 0.5
+            assert car.stats.watchdog_stops == 1
+            assert not [m for m in emu.events("mode") if m["mode"] == "failsafe"]
+    finally:
+        emu.stop()
+
+
+@pytest.mark.slow
+def test_sigint_of_the_sender_process_sends_stop(tmp_path, emulator):
+    script = tmp_path / "sender.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, threading
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import numpy as np
+        from lnn_hw_testkit import video_camera
+        from pathlib import Path
+        from lnn_control.runtime.serial_car import SerialCar, SerialCarConfig
+        car = SerialCar(video_camera(Path({str(tmp_path)!r})), SerialCarConfig(port={emulator.port!r}))
+        tick = threading.Event()
+        with car:
+            while True:
+                car.read()
+                car.write(np.array([0.3, 0.7]))
+                tick.wait(0.02)
+    """))
+    child = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(emulator.events("drive")) >= 5, timeout_s=20, what="child driving")
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=10)
+        assert "KeyboardInterrupt" in stderr
+    finally:
+        if child.poll() is None:
+            child.kill()
+    stops = wait_until(lambda: emulator.events("stop"), what="stop after SIGINT")
+    assert stops[0]["t"] > emulator.events("drive")[-1]["t"]
+    assert not [m for m in emulator.events("mode") if m["mode"] == "failsafe"]
+
+
+def test_link_loss_raises_and_reconnect_is_bounded(tmp_path, emulator):
+    car = make_car(tmp_path, emulator.port, link_timeout_s=0.3)
+    car.connect()
+    try:
+        car.write(np.array([0.1, 0.1]))
+        assert car.link_ok()
+        emulator.process.kill()
+        emulator.process.wait(timeout=5)
+        wait_until(lambda: not car.link_ok(), what="link loss noticed")
+        with pytest.raises(LinkLostError, match="lost"):
+            car.read()
+        with pytest.raises(LinkLostError):
+            car.write(np.array([0.1, 0.1]))
+        with pytest.raises(RobotError, match=r"after 2 attempt\(s\).*attempt 1.*attempt 2"):
+            car.reconnect(2, backoff_s=0.01)
+        assert not car.is_connected
+    finally:
+        car.disconnect()
+
+
+def test_silent_mcu_is_link_loss_and_reconnect_recovers(tmp_path, emulator):
+    car = make_car(tmp_path, emulator.port, link_timeout_s=0.3, connect_timeout_s=1.0)
+    car.connect()
+    try:
+        os.kill(emulator.process.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: not car.link_ok(), what="silence noticed")
+            with pytest.raises(LinkLostError, match="no reply"):
+                car.read()
+        finally:
+            os.kill(emulator.process.pid, signal.SIGCONT)
+        assert car.reconnect(3, backoff_s=0.05) >= 1
+        assert car.link_ok()
+        car.write(np.array([-0.4, 0.2]))
+        wait_until(lambda: any(d["steer_milli"] == -400 for d in emulator.events("drive")), what="drive after reconnect")
+    finally:
+        car.disconnect()
+
+
+def test_mcu_estop_button_latches_until_reset(tmp_path, emulator):
+    with make_car(tmp_path, emulator.port) as car:
+        car.write(np.array([0.0, 0.5]))
+        assert not car.estop_requested()
+        os.kill(emulator.process.pid, signal.SIGUSR1)
+        wait_until(car.estop_requested, what="e-stop in telemetry")
+        car.write(np.array([0.0, 0.5]))
+        wait_until(lambda: car.stats.mcu_errors.get("EST", 0) >= 1, what="drive refused while latched")
+        assert car.telemetry().throttle_milli == 0
+        car.reset_estop()
+        wait_until(lambda: car.telemetry() is not None and not car.estop_requested(), what="e-stop cleared")
+        car.write(np.array([0.0, 0.5]))
+        wait_until(lambda: (t := car.telemetry()) is not None and t.throttle_milli == 500, what="driving again")
+
+
+def test_steering_only_uses_cruise_throttle(tmp_path, emulator):
+    with make_car(tmp_path, emulator.port, actions=CarActions.STEERING, cruise_throttle=0.25) as car:
+        assert car.action_spec.names == ("steering",)
+        np.testing.assert_allclose(car.write(np.array([0.5])), [0.5])
+        drive = wait_until(lambda: emulator.events("drive"), what="drive")[0]
+        assert (drive["steer_milli"], drive["throttle_milli"]) == (500, 250)
+        with pytest.raises(ValueError, match="shape"):
+            car.write(np.array([0.5, 0.5]))
+        with pytest.raises(ValueError, match="finite"):
+            car.write(np.array([np.nan]))
+
+
+def test_bad_settings_and_missing_port(tmp_path):
+    with pytest.raises(ValueError, match="cruise_throttle"):
+        SerialCarConfig(port="/dev/x", cruise_throttle=2.0)
+    with pytest.raises(ValueError, match="heartbeat_interval_s"):
+        SerialCarConfig(port="/dev/x", heartbeat_interval_s=1.0, link_timeout_s=0.5)
+    camera = video_camera(tmp_path)
+    car = build_hardware_robot(SerialCar, {"port": str(tmp_path / "nope"), "actions": "steering"}, camera, "car.yaml")
+    assert isinstance(car, SerialCar) and car.config.actions == CarActions.STEERING
+    with pytest.raises(RobotError, match="cannot open serial port"):
+        car.connect()
+    with pytest.raises(ConfigError, match="car.yaml.*baud"):
+        build_hardware_robot(SerialCar, {"port": "/dev/x", "baud": 9600}, camera, "car.yaml")
