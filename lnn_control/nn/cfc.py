@@ -42,8 +42,8 @@ Deliberate differences from ``ncps.torch.WiredCfCCell`` (ours, the default, ``nc
    we keep neuron-index order so ``state[:, :motor]`` is the output (use
    :func:`lnn_control.nn.interop_cfc.state_from_ncps` / ``state_to_ncps`` to convert).
 5. **dt per sample**: ``ncps`` squeezes ``timespans[:, t]`` and breaks for batch > 1; ours broadcasts ``[B]``.
-6. **pure mode init**: ``w_tau = 0`` and ``A = 1`` (``ncps`` declares these but then overwrites them with a
-   Xavier draw).
+6. **pure mode init**: ``w_tau = 0.1`` (not 0, where ``|w_tau|`` has no gradient) and ``A = 1`` (``ncps``
+   declares 0 and 1 but then overwrites both with a Xavier draw, so ``A`` may start negative).
 
 ``ncps_compat=True`` reproduces ``ncps``' wired behaviour exactly (dense intra-layer recurrence, previous
 layer only, no polarity, unmasked time gates); :func:`lnn_control.nn.interop_cfc.cfc_from_ncps` uses it.
@@ -69,6 +69,8 @@ from lnn_control.nn.core import (
     expand_dt,
 )
 from lnn_control.nn.wirings import Wiring
+
+_W_TAU_INIT = 0.1  # not 0: d|w|/dw is 0 there, so w_tau would never train
 
 
 class CfCMode(str, Enum):
@@ -218,7 +220,7 @@ class CfCCell(nn.Module):
             nn.Linear(self.backbone_units, self.heads_count * self.units) if self.backbone_layers else None
         )
         if self.mode is CfCMode.PURE:
-            self.w_tau = nn.Parameter(torch.zeros(self.units))
+            self.w_tau = nn.Parameter(torch.full((self.units,), _W_TAU_INIT))
             self.amplitude = nn.Parameter(torch.ones(self.units))
         self.reset_parameters()
 
@@ -311,7 +313,7 @@ class WiredCfCCell(nn.Module):
         self.neuron_weight = nn.Parameter(torch.empty(heads, n, n))
         self.bias = nn.Parameter(torch.empty(heads, n))
         if self.mode is CfCMode.PURE:
-            self.w_tau = nn.Parameter(torch.zeros(n))
+            self.w_tau = nn.Parameter(torch.full((n,), _W_TAU_INIT))
             self.amplitude = nn.Parameter(torch.ones(n))
         # Internal (layer-blocked) order: neurons of layer 0, then layer 1, ...
         order = np.concatenate([np.asarray(group, dtype=np.int64) for group in wiring.layers])
@@ -502,8 +504,8 @@ class CfC(nn.Module):
     def initial_state(self, batch_size: int) -> torch.Tensor:
         """Zero state ``[batch_size, state_size]``."""
         check_batch_size(batch_size)
-        device = next(self.cell.parameters()).device
-        return torch.zeros(batch_size, self.state_size, device=device)
+        reference = next(self.cell.parameters())
+        return torch.zeros(batch_size, self.state_size, device=reference.device, dtype=reference.dtype)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None,
                 dt: float | torch.Tensor = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
