@@ -84,6 +84,11 @@ def export_onnx(policy: Policy, path: str | os.PathLike[str], opset: int = DEFAU
         raise ValueError(f"opset must be an integer >= 17, got {opset!r}")
     was_training = policy.training
     policy.eval()
+    # Cores with a compiled (Numba) kernel expose a boolean ``compiled`` switch; the tracer must
+    # see their torch ops, so it is turned off while tracing and restored afterwards.
+    switched = [m for m in policy.modules() if isinstance(getattr(m, "compiled", None), bool) and m.compiled]
+    for module in switched:
+        module.compiled = False
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -107,7 +112,14 @@ def export_onnx(policy: Policy, path: str | os.PathLike[str], opset: int = DEFAU
             )
     finally:
         policy.train(was_training)
+        for module in switched:
+            module.compiled = True
     model = onnx.load_from_string(buffer.getvalue())
+    if "image" not in {value.name for value in model.graph.input}:
+        raise ValueError(
+            f"export_onnx: the traced graph does not read the image; part of the policy "
+            f"({type(policy.core).__name__}) ran outside torch ops during tracing and was frozen to a constant"
+        )
     metadata = {
         "lnn_control.format": ONNX_FORMAT,
         "lnn_control.format_version": str(ONNX_FORMAT_VERSION),
