@@ -149,7 +149,9 @@ def _add_world(spec: mujoco.MjSpec, road: Road, car: CarParams, visuals: VisualV
         grass.texuniform = True
         grass.texrepeat = [1.0 / (_TEXTURE_SIZE * _TEXTURE_CELL)] * 2
 
+    # grass out to the far clip plane beyond the road, so the horizon looks the same everywhere
     xmin, ymin, xmax, ymax = road.ground_extent()
+    xmin, ymin, xmax, ymax = xmin - car.camera_far, ymin - car.camera_far, xmax + car.camera_far, ymax + car.camera_far
     spec.worldbody.add_geom(
         name="ground", type=mujoco.mjtGeom.mjGEOM_PLANE, material="grass",
         pos=[(xmin + xmax) / 2, (ymin + ymax) / 2, 0.0], size=[(xmax - xmin) / 2, (ymax - ymin) / 2, 1.0],
@@ -181,6 +183,8 @@ def _add_world(spec: mujoco.MjSpec, road: Road, car: CarParams, visuals: VisualV
     visual.global_.offwidth = max(car.image_width, _OFFSCREEN_SIZE[0])
     visual.global_.offheight = max(car.image_height, _OFFSCREEN_SIZE[1])
     visual.quality.shadowsize = 0
+    # no multisampling: with software GL (llvmpipe) 4× MSAA made a 128×64 frame ~3× slower (measured)
+    visual.quality.offsamples = 0
     # the sky: a flat-colour skybox (≈ 1 ms per 128×64 frame, far cheaper than the gradient/shadow path)
     spec.add_texture(
         name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT,

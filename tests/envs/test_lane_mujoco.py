@@ -299,3 +299,56 @@ def test_expert_drives_a_held_out_road_to_the_end_on_mujoco():
         assert max(offsets) < 0.1 and np.mean(offsets) < 0.04
     finally:
         env.close()
+
+
+def test_the_same_road_looks_the_same_in_mujoco_and_pybullet():
+    pytest.importorskip("pybullet")
+    road = generate_road(7, RoadConfig(length=20.0))
+    frames = {}
+    for name in ("mujoco", "pybullet"):
+        backend = make_backend(name)
+        try:
+            backend.build(road, CarParams(), VisualVariation(), DT)
+            views = []
+            for s in (1.0, 6.0, 12.0):
+                x, y = road.lane_center(s)
+                backend.reset(Pose2D(float(x), float(y), float(road.heading_at(s))), 0.0)
+                views.append(backend.render_camera())
+            frames[name] = np.concatenate(views, axis=1)
+        finally:
+            backend.close()
+    mj, pb = frames["mujoco"].astype(int), frames["pybullet"].astype(int)
+    assert np.abs(mj - pb).mean() < 15  # of 255
+
+    def iou(mask) -> float:
+        a, b = mask(mj), mask(pb)
+        return float((a & b).sum() / max((a | b).sum(), 1))
+
+    assert iou(lambda im: im[..., 1] > im[..., 0] + 30) > 0.85  # grass
+    assert iou(lambda im: (im[..., 0] > 180) & (im[..., 2] < 120)) > 0.6  # yellow centre dashes
+    assert iou(lambda im: np.all(im > 200, axis=-1)) > 0.45  # white edge lines (thin: aliasing differs)
+
+
+@pytest.mark.slow
+def test_env_on_mujoco_same_seed_same_episode_with_domain_randomization():
+    from lnn_control.envs.lane_keeping.env import LaneKeepingEnv
+
+    def rollout(seed: int):
+        env = LaneKeepingEnv(backend="mujoco", road_length=8.0, domain_randomization=True)
+        try:
+            obs, _ = env.reset(seed=seed)
+            images, offsets = [obs["image"]], []
+            for _ in range(10):
+                obs, _, _, _, info = env.step(env.expert_action())
+                images.append(obs["image"])
+                offsets.append(info["lateral_offset"])
+            return np.stack(images), offsets
+        finally:
+            env.close()
+
+    images_a, offsets_a = rollout(21)
+    images_b, offsets_b = rollout(21)
+    np.testing.assert_array_equal(images_a, images_b)
+    assert offsets_a == offsets_b
+    images_c, _ = rollout(22)
+    assert not np.array_equal(images_a[0], images_c[0])
