@@ -68,13 +68,20 @@ def _ltc_from_ncps(module: nn.Module) -> LTC:
     return core
 
 
+def _cfc_from_ncps(module: nn.Module) -> nn.Module:
+    from lnn_control.nn.interop_cfc import cfc_from_ncps  # CfC conversion lives with the CfC code
+
+    return cfc_from_ncps(module)
+
+
 _CONVERTERS: dict[str, Callable[[nn.Module], nn.Module]] = {
     "LTC": _ltc_from_ncps,
+    "CfC": _cfc_from_ncps,
 }
 
 
 def from_ncps(module: nn.Module) -> nn.Module:
-    """Convert an ``ncps.torch`` sequence model (``LTC``; see ``_CONVERTERS``) into our core, same outputs."""
+    """Convert an ``ncps.torch`` sequence model (``LTC``, ``CfC``; see ``_CONVERTERS``) into our core, same outputs."""
     kind = type(module).__name__
     origin = type(module).__module__
     if not origin.startswith("ncps.") or kind not in _CONVERTERS:

@@ -60,6 +60,9 @@ def cfc_from_ncps(module: Any) -> CfC:
     if module.use_mixed:
         raise ValueError("ncps CfC with mixed_memory=True is not supported; build the ncps module with "
                          "mixed_memory=False")
+    if not module.batch_first:
+        raise ValueError("ncps CfC with batch_first=False is not supported; build it with batch_first=True "
+                         "(our cores take x[B,T,F])")
     proj = None if isinstance(module.fc, nn.Identity) else int(module.fc.out_features)
     source_cell = module.rnn_cell
     if getattr(module, "wired_mode", False):
