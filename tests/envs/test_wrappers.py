@@ -411,9 +411,10 @@ def test_denser_forest_hook():
 
 
 # --- the real lane env ------------------------------------------------------------------------------
-def test_conditions_on_the_pybullet_lane_env():
+@pytest.mark.parametrize("backend", ["pybullet", pytest.param("mujoco", marks=pytest.mark.slow)])
+def test_conditions_on_the_lane_env(backend):
     def make():
-        return gym.make("lnn_control/LaneKeeping-v0", backend="pybullet", road_length=6.0)
+        return gym.make("lnn_control/LaneKeeping-v0", backend=backend, road_length=6.0)
 
     clean_env = make()
     env = apply_conditions(make(), "rain:3+delay:2", seed=0)
