@@ -4,7 +4,7 @@ Car frame: x forward, y left, z up; origin = the point on the ground midway betw
 rear axles (the "reference point"; ``VehicleState.x/y`` is this point in the world). Units: m, kg,
 rad, s, N·m. Sized like an F1TENTH / Donkeycar / MIT RACECAR class car.
 
-Default camera: 64 (H) × 128 (W) RGB, 50° vertical field of view (≈ 87° horizontal), 0.20 m above
+Default camera: 64 (H) × 128 (W) RGB, 50° vertical field of view (≈ 86° horizontal), 0.20 m above
 the ground, 0.10 m ahead of the reference point, pitched 0.35 rad (20°) down — like a hood-mounted
 wide-angle camera on a Donkeycar. 128 px wide keeps CPU training fast (the policy CNN's default input).
 """
