@@ -17,6 +17,7 @@ per-component gain and bias, then ``tanh`` maps them onto ``[low, high]`` (or, w
 from __future__ import annotations
 
 import enum
+import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,13 @@ from torch import nn
 
 from lnn_control.nn.perception import PerceptionCNN, PerceptionConfig
 from lnn_control.spec import ActionSpec, ObservationSpec
+
+# Core type -> (module, class) of a compiled batch-1 stepper for ``act``: ``Class.from_module(core)``,
+# a settable ``state`` [S] and ``step(x[F], dt) -> y[O]``; results agree with ``core.step`` (tested).
+COMPILED_STEPPERS: dict[str, tuple[str, str]] = {
+    "ltc": ("lnn_control.nn.ltc_fast", "LTCStepper"),
+    "cfc": ("lnn_control.nn.cfc_fast", "CfCStepper"),
+}
 
 
 class OutputSquash(str, enum.Enum):
@@ -152,6 +160,11 @@ class Policy(nn.Module):
         self._low_np = np.asarray(config.action_spec.low, dtype=np.float32)
         self._high_np = np.asarray(config.action_spec.high, dtype=np.float32)
         self._state: torch.Tensor | None = None
+        # Streaming fast path (see COMPILED_STEPPERS); set False to step the torch core instead.
+        self.use_compiled_stepper = True
+        self._stepper: Any | None = None
+        self._stepper_key: tuple | None = None
+        self._stepper_synced = False
         self.provenance: dict[str, Any] = {}  # filled by load_policy from the bundle
 
     # ----------------------------------------------------------------- specs
@@ -225,6 +238,22 @@ class Policy(nn.Module):
     def reset(self) -> None:
         """Forget the recurrent state; the next ``act`` starts from ``initial_state``."""
         self._state = None
+        self._stepper_synced = False
+
+    def _compiled_stepper(self) -> Any | None:
+        """The core's compiled batch-1 stepper, rebuilt whenever a core parameter changed (or None)."""
+        target = COMPILED_STEPPERS.get(self.config.core["type"])
+        if target is None or not self.use_compiled_stepper:
+            return None
+        # Any in-place update (optimiser step, load_state_dict, no_grad edits) bumps _version.
+        key = tuple((id(p), p._version) for p in self.core.parameters())
+        if self._stepper is None or key != self._stepper_key:
+            module_name, class_name = target
+            stepper_class = getattr(importlib.import_module(module_name), class_name)
+            build = getattr(stepper_class, "from_module", stepper_class)
+            self._stepper, self._stepper_key = build(self.core), key
+            self._stepper_synced = False
+        return self._stepper
 
     def act(self, observation: Mapping[str, Any], dt_seconds: float) -> np.ndarray:
         """One control step: observation dict -> action ``[A]`` float32, clipped to the action spec.
@@ -234,12 +263,23 @@ class Policy(nn.Module):
         """
         image, extras = validate_observation(self.config.observation_spec, observation)
         dt = validate_dt_seconds(dt_seconds)
+        elapsed = dt * float(self.config.control_rate_hz)
         with torch.inference_mode():
             if self._state is None:
                 self._state = self.core.initial_state(1)
             features = self.perception(torch.from_numpy(image).unsqueeze(0))
             x = torch.cat([features, torch.from_numpy(extras).unsqueeze(0) * self.extras_scale], dim=1)
-            y, self._state = self.core.step(x, self._state, dt * float(self.config.control_rate_hz))
+            stepper = self._compiled_stepper()
+            if stepper is None:
+                y, self._state = self.core.step(x, self._state, elapsed)
+                self._stepper_synced = False
+            else:
+                if not self._stepper_synced:
+                    stepper.state = self._state[0].numpy().astype(np.float64)
+                output = stepper.step(x[0].numpy(), elapsed)
+                y = torch.from_numpy(np.asarray(output, dtype=np.float32)).unsqueeze(0)
+                self._state = torch.from_numpy(np.array(stepper.state, dtype=np.float32)).unsqueeze(0)
+                self._stepper_synced = True
             action = self.squash(y)[0].numpy()
         return np.clip(action, self._low_np, self._high_np).astype(np.float32, copy=False)
 
