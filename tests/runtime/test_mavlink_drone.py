@@ -1,0 +1,167 @@
+"""MavlinkDrone against the pymavlink autopilot emulator on loopback UDP (a random free port)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lnn_hw_testkit import video_camera, wait_until
+
+from lnn_control.runtime.autopilot_emulator import AutopilotConfig, AutopilotEmulator, Px4Mode
+from lnn_control.runtime.mavlink_drone import (
+    TYPE_MASK_VELOCITY_YAW_RATE,
+    MavlinkDrone,
+    MavlinkDroneConfig,
+    StopAction,
+)
+from lnn_control.runtime.robot import LinkLostError, RobotError
+
+ARM_DISARM, SET_MODE = 400, 176
+
+
+@pytest.fixture
+def autopilot():
+    with AutopilotEmulator(AutopilotConfig(heartbeat_hz=20.0)) as emulator:
+        yield emulator
+
+
+def make_drone(tmp_path, autopilot, **overrides) -> MavlinkDrone:
+    settings = {"link_timeout_s": 0.5, "connect_timeout_s": 3.0, **overrides}
+    config = MavlinkDroneConfig(connection=f"udpout:127.0.0.1:{autopilot.address[1]}", **settings)
+    return MavlinkDrone(video_camera(tmp_path), config)
+
+
+def test_type_mask_bits():
+    ignored = {"x": 1, "y": 2, "z": 4, "ax": 64, "ay": 128, "az": 256, "yaw": 1024}
+    used = {"vx": 8, "vy": 16, "vz": 32, "yaw_rate": 2048, "force": 512}
+    assert TYPE_MASK_VELOCITY_YAW_RATE == sum(ignored.values()) == 1479
+    assert all(TYPE_MASK_VELOCITY_YAW_RATE & bit == 0 for bit in used.values())
+
+
+def test_mode_sequence_streams_before_offboard_and_does_not_arm_unasked(tmp_path, autopilot):
+    with make_drone(tmp_path, autopilot) as drone:
+        assert drone.in_offboard and autopilot.mode == Px4Mode.OFFBOARD
+        request = next(c for c in autopilot.commands if c.command == SET_MODE)
+        before = [s for s in autopilot.setpoints if s.t < request.t]
+        assert len(before) >= 10 and before[-1].t - before[0].t >= 0.45
+        assert all((s.vx, s.vy, s.vz, s.yaw_rate) == (0, 0, 0, 0) for s in before)
+        assert not [c for c in autopilot.commands if c.command == ARM_DISARM]
+        assert not autopilot.armed and not drone.armed
+        beats = wait_until(lambda: len(autopilot.heartbeats_received) >= 2 and autopilot.heartbeats_received,
+                           what="our heartbeats")
+        assert all(mav_type == 18 for _, mav_type in beats)  # MAV_TYPE_ONBOARD_CONTROLLER
+
+
+def test_arms_after_offboard_when_configured(tmp_path, autopilot):
+    with make_drone(tmp_path, autopilot, arm=True) as drone:
+        assert drone.armed and autopilot.armed
+        arm = next(c for c in autopilot.commands if c.command == ARM_DISARM)
+        offboard = next(m for m in autopilot.mode_changes if m.mode == Px4Mode.OFFBOARD)
+        assert arm.params[0] == 1.0 and arm.t >= offboard.t
+
+
+def test_setpoint_stream_rate_type_mask_frame_and_values(tmp_path, autopilot):
+    with make_drone(tmp_path, autopilot, setpoint_rate_hz=25.0, extras=("speed", "altitude"), arm=True) as drone:
+        sent = drone.write(np.array([3.0, -0.5, 0.25, -2.0]))  # vx and yaw_rate beyond the limits
+        np.testing.assert_allclose(sent, [2.0, -0.5, 0.25, -1.0])
+        match = wait_until(lambda: [s for s in autopilot.setpoints if s.vx == 2.0], what="set-point at the autopilot")
+        s = match[0]
+        assert (s.type_mask, s.frame) == (1479, 8)  # MAV_FRAME_BODY_NED
+        assert (s.vy, s.vz) == (-0.5, 0.25) and s.yaw_rate == pytest.approx(-1.0)
+        # idle: the thread keeps streaming at the configured rate (zero once the command is stale)
+        start = autopilot.setpoints[-1].t
+        wait_until(lambda: autopilot.setpoints[-1].t - start >= 1.0, what="1 s of stream")
+        window = [p for p in autopilot.setpoints if start < p.t <= start + 1.0]
+        assert 20 <= len(window) <= 27
+        assert all(p.type_mask == 1479 and p.frame == 8 for p in autopilot.setpoints)
+        obs = drone.read()
+        assert obs.image.shape == (64, 128, 3) and set(obs.extras) == {"speed", "altitude"}
+        assert obs.extras["altitude"] > 1.0
+
+
+def test_stale_command_becomes_zero_velocity_not_a_repeat(tmp_path, autopilot):
+    with make_drone(tmp_path, autopilot, command_timeout_s=0.2) as drone:
+        drone.write(np.array([1.0, 0.0, 0.0, 0.5]))
+        written = wait_until(lambda: [s for s in autopilot.setpoints if s.vx == 1.0], what="command")[0].t
+        zero = wait_until(
+            lambda: [s for s in autopilot.setpoints if s.t > written and s.vx == 0.0], what="zero set-point"
+        )[0]
+        assert 0.15 <= zero.t - written < 0.5
+        assert drone.watchdog_zeroes == 1 and autopilot.mode == Px4Mode.OFFBOARD  # stream kept alive
+
+
+@pytest.mark.parametrize("action, mode", [(StopAction.HOLD, Px4Mode.HOLD), (StopAction.LAND, Px4Mode.LAND)])
+def test_safe_stop_zero_velocity_then_hold_or_land(tmp_path, autopilot, action, mode):
+    with make_drone(tmp_path, autopilot, stop_action=action, arm=True) as drone:
+        drone.write(np.array([1.5, 0.0, 0.0, 0.0]))
+        drone.stop()
+        drone.stop()  # the loop calls stop() every period: one mode request only
+        change = wait_until(lambda: [m for m in autopilot.mode_changes if m.mode == mode], what="stop mode")[0]
+        moving = next(s for s in autopilot.setpoints if s.vx == 1.5)
+        zero = next(s for s in autopilot.setpoints if s.t > moving.t and s.vx == 0.0)
+        assert zero.t <= change.t and change.cause == "command"
+        assert len([c for c in autopilot.commands if c.command == SET_MODE]) == 2  # OFFBOARD, then stop mode
+        assert not drone.estop_requested()
+
+
+def test_stop_action_none_stays_in_offboard(tmp_path, autopilot):
+    with make_drone(tmp_path, autopilot, stop_action="none") as drone:
+        drone.stop()
+        wait_until(lambda: autopilot.setpoints[-1].vx == 0.0, what="zero set-point")
+    assert not [m for m in autopilot.mode_changes if m.mode != Px4Mode.OFFBOARD]
+
+
+def test_pilot_takeover_is_an_estop(tmp_path, autopilot):
+    with make_drone(tmp_path, autopilot) as drone:
+        assert not drone.estop_requested()
+        autopilot.pilot_switch_mode(Px4Mode.POSCTL)
+        wait_until(drone.estop_requested, what="e-stop after pilot takeover")
+
+
+def test_autopilot_failsafe_when_the_stream_stops(tmp_path, autopilot):
+    drone = make_drone(tmp_path, autopilot)
+    drone.connect()
+    drone.disconnect()  # the stream ends without a stop: PX4 falls back on its own
+    change = wait_until(lambda: [m for m in autopilot.mode_changes if m.cause == "failsafe"], what="failsafe")[0]
+    assert change.mode == Px4Mode.HOLD
+    assert 0.45 <= change.t - autopilot.setpoints[-1].t < 1.0
+
+
+def test_offboard_refused_without_stream():
+    from pymavlink import mavutil
+
+    with AutopilotEmulator(AutopilotConfig(heartbeat_hz=20.0)) as autopilot:
+        conn = mavutil.mavlink_connection(f"udpout:127.0.0.1:{autopilot.address[1]}", source_system=1)
+        try:
+            conn.mav.command_long_send(1, 1, SET_MODE, 0, 1, 6, 0, 0, 0, 0, 0)
+            ack = conn.recv_match(type="COMMAND_ACK", blocking=True, timeout=3)
+            assert ack is not None and ack.result == mavutil.mavlink.MAV_RESULT_TEMPORARILY_REJECTED
+            assert autopilot.mode == Px4Mode.POSCTL
+        finally:
+            conn.close()
+
+
+def test_link_loss_and_bounded_reconnect(tmp_path):
+    autopilot = AutopilotEmulator(AutopilotConfig(heartbeat_hz=20.0)).start()
+    drone = make_drone(tmp_path, autopilot, connect_timeout_s=0.3)
+    drone.connect()
+    try:
+        assert drone.link_ok()
+        autopilot.close()
+        wait_until(lambda: not drone.link_ok(), what="link loss")
+        with pytest.raises(LinkLostError, match="no autopilot heartbeat"):
+            drone.read()
+        with pytest.raises(LinkLostError):
+            drone.write(np.zeros(4))
+        with pytest.raises(RobotError, match=r"after 2 attempt\(s\).*attempt 1.*HEARTBEAT.*attempt 2"):
+            drone.reconnect(2, backoff_s=0.01)
+    finally:
+        drone.disconnect()
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="2 Hz"):
+        MavlinkDroneConfig(connection="udpout:x:1", setpoint_rate_hz=1.0)
+    with pytest.raises(ValueError, match="allowed"):
+        MavlinkDroneConfig(connection="udpout:x:1", stop_action="crash")
+    with pytest.raises(ValueError, match="pre_stream_s"):
+        MavlinkDroneConfig(connection="udpout:x:1", pre_stream_s=0.1)
