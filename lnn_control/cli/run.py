@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
             live_stream=None if args.quiet else sys.stderr,
         )
     except RobotError as exc:
-        raise CommandError(f"robot failed, stop command sent: {exc}") from exc
+        raise CommandError(
+            f"robot failed: {exc} (the stop command was sent where the link still allowed it; "
+            "see /safety/events in the run log)"
+        ) from exc
     print_summary(result.stats)
     if result.log_path is not None:
         print(f"run log: {result.log_path}  (open in Foxglove, or: lnn-control replay {result.log_path})")

@@ -156,3 +156,40 @@ def test_stalled_camera_stops_the_car_while_the_link_stays_up(tmp_path: Path, em
     assert sum(e["event"] == "stop" for e in mcu) >= len(states) - first_stop  # stop repeated every period
     kinds = [m.payload["kind"] for m in log.topic("/safety/events")]
     assert kinds.count("watchdog_trip") == 1 and os.path.getsize(log_path) > 0
+
+
+@pytest.mark.slow
+def test_link_loss_stops_and_reports_after_bounded_reconnects(tmp_path: Path) -> None:
+    record = tmp_path / "mcu.jsonl"
+    mcu = subprocess.Popen(
+        [sys.executable, "-m", "lnn_control.runtime.car_emulator", "--pty", "--record", str(record)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    port = mcu.stdout.readline().split()[1]
+    launch = launch_file(tmp_path, port, road_clip(tmp_path / "road.avi", 40), loop=True)
+    data = yaml.safe_load(launch.read_text())
+    data["loop"].update(max_reconnect_attempts=2, reconnect_backoff_s=0.1)
+    launch.write_text(yaml.safe_dump(data))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "lnn_control", "run", "--launch", str(launch), "--log", str(tmp_path / "l.mcap")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: sum(e["event"] == "drive" for e in events(record)) >= 5, run, 60, "5 drive commands")
+        mcu.kill()  # the microcontroller vanishes (pty closed)
+        out, err = run.communicate(timeout=30)
+    finally:
+        for proc in (run, mcu):
+            if proc.poll() is None:
+                proc.kill()
+    assert run.returncode == 2
+    assert "2 reconnect attempt(s) failed" in err and "check the cable" in err
+    log = read_run_log(tmp_path / "l.mcap")
+    events_logged = [m.payload for m in log.topic("/safety/events")]
+    kinds = [e["kind"] for e in events_logged]
+    assert kinds[0] == "link_lost" and "reconnected" not in kinds
+    # the stop was attempted at the loss and again when giving up (the dead link refused both;
+    # the MCU's own failsafe covers a dead link)
+    attempts = [e["detail"] for e in events_logged if "robot.stop() failed" in e["detail"]]
+    assert any("link loss" in d for d in attempts) and any("exception handling" in d for d in attempts)
+    assert any("reconnect attempt(s) failed" in e["detail"] for e in events_logged)
