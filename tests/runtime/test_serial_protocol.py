@@ -148,3 +148,15 @@ def test_line_splitter_reassembles_and_drops_overlong():
     assert splitter.feed(b"z" * 200) == [] and splitter.overlong == 1
     # the rest of the overlong line is dropped up to its newline; the next line survives intact
     assert splitter.feed(b"more garbage\n" + a) == [a] and splitter.overlong == 1
+
+
+def test_protocol_document_ships_and_its_example_decodes():
+    import re
+    from importlib import resources
+
+    text = (resources.files("lnn_control.runtime") / "SERIAL_PROTOCOL.md").read_text(encoding="utf-8")
+    assert f"version {PROTOCOL_VERSION}" in text
+    example = re.search(r"^\$LNC,1,7,D,[^\n]*$", text, re.MULTILINE).group(0)
+    assert decode(example.encode()) == decode(encode(7, Drive(250, -1000)))
+    for code in ErrorCode:
+        assert f"`{code.value}`" in text
