@@ -193,3 +193,61 @@ def test_link_loss_stops_and_reports_after_bounded_reconnects(tmp_path: Path) ->
     attempts = [e["detail"] for e in events_logged if "robot.stop() failed" in e["detail"]]
     assert any("link loss" in d for d in attempts) and any("exception handling" in d for d in attempts)
     assert any("reconnect attempt(s) failed" in e["detail"] for e in events_logged)
+
+
+def drone_policy(directory: Path) -> Path:
+    import torch
+
+    torch.manual_seed(4)
+    perception = PerceptionConfig(image_height=64, image_width=128)
+    core = BASELINE_CORES["ctrnn"](perception.features, 19, 4)
+    config = PolicyConfig(
+        perception=perception,
+        core=core.config(),
+        observation_spec=ObservationSpec((64, 128, 3)),
+        action_spec=ActionSpec(
+            ("vx", "vy", "vz", "yaw_rate"), (-2.0, -1.0, -1.0, -1.0), (2.0, 1.0, 1.0, 1.0),
+            ("m/s", "m/s", "m/s", "rad/s"),
+        ),
+        control_rate_hz=20.0,
+    )
+    return save_policy(Policy(config, core=core).eval(), directory, {"command": "untrained test policy"})
+
+
+@pytest.mark.slow
+def test_run_flies_the_mavlink_drone_against_the_autopilot_emulator(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("pymavlink")
+    from lnn_control.runtime.autopilot_emulator import AutopilotEmulator, Px4Mode
+    from lnn_control.runtime.launch import load_launch
+
+    shipped = load_launch("drone_mavlink")  # the shipped file, pointed at the emulator and a video
+    with AutopilotEmulator() as autopilot:
+        host, port = autopilot.address
+        data = {
+            "policy": str(drone_policy(tmp_path / "policy")),
+            "rate_hz": shipped.rate_hz,
+            "robot": {
+                "kind": "mavlink_drone",
+                "camera": {"kind": "video_file", "source": str(road_clip(tmp_path / "forest.avi", 40)), "loop": True},
+                "settings": {**shipped.robot.settings, "connection": f"udpout:{host}:{port}"},
+            },
+            "limits": {"max_rate_per_s": list(shipped.limits.max_rate_per_s)},
+            "watchdog": {"max_frame_age_s": shipped.watchdog.max_frame_age_s},
+            "log": {"dir": str(tmp_path)},
+        }
+        launch = tmp_path / "drone.yaml"
+        launch.write_text(yaml.safe_dump(data))
+        log_path = tmp_path / "drone.mcap"
+        rc = main(["run", "--launch", str(launch), "--duration", "1.5", "--log", str(log_path), "--quiet"])
+        assert rc == 0, capsys.readouterr().err
+        modes = [c.mode for c in autopilot.mode_changes]
+        setpoints = list(autopilot.setpoints)
+        armed = autopilot.armed
+    assert Px4Mode.OFFBOARD in modes and modes[-1] == Px4Mode.HOLD  # stop => zero velocity, then HOLD
+    assert not armed  # the shipped launch file never arms
+    assert {s.type_mask for s in setpoints} == {1479} and {s.frame for s in setpoints} == {8}
+    last = setpoints[-1]
+    assert (last.vx, last.vy, last.vz, last.yaw_rate) == (0.0, 0.0, 0.0, 0.0)
+    log = read_run_log(log_path)
+    sent = log.topic("/commands/sent")
+    assert len(sent) >= 15 and set(sent[0].payload["values"]) == {"vx", "vy", "vz", "yaw_rate"}
