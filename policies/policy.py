@@ -60,6 +60,8 @@ class PolicyConfig:
     observation_spec / action_spec: what the policy reads and writes, with units and limits.
     control_rate_hz: nominal control rate; one nominal step of the core is ``1 / control_rate_hz`` s.
     output_squash: see :class:`OutputSquash`.
+    extras_scale: one multiplier per extra, applied before the core so extras reach it at about
+        unit scale (e.g. 0.5 for a speed up to 2 m/s); empty means 1 for every extra.
     """
 
     perception: PerceptionConfig
