@@ -211,6 +211,10 @@ class LTCStepper:
     """
 
     def __init__(self, core: Any) -> None:
+        from lnn_control.nn.ltc import LTC
+
+        if not isinstance(core, LTC):
+            raise ValueError(f"core must be a lnn_control.nn.ltc.LTC, got {type(core).__name__}")
         with torch.no_grad():
             params = {k: v.detach().cpu().to(torch.float64).numpy().copy() for k, v in
                       core.effective_parameters().items()}
@@ -229,12 +233,29 @@ class LTCStepper:
         )
         self._output_w = params["output_w"]
         self._output_b = params["output_b"]
-        self.state = np.zeros(self.state_size)
+        self._state = np.zeros(self.state_size)
         self._next = np.zeros(self.state_size)
+
+    @classmethod
+    def from_module(cls, core: Any) -> LTCStepper:
+        """Snapshot the current weights of an :class:`~lnn_control.nn.ltc.LTC`."""
+        return cls(core)
+
+    @property
+    def state(self) -> np.ndarray:
+        """Membrane potentials ``[N]`` (float64 copy)."""
+        return self._state.copy()
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        array = np.asarray(value, dtype=np.float64)
+        if array.shape != (self.state_size,) or not np.isfinite(array).all():
+            raise ValueError(f"state must be a finite array of shape ({self.state_size},), got {array.shape}")
+        self._state[:] = array
 
     def reset(self) -> None:
         """Zero the state (start of an episode)."""
-        self.state[:] = 0.0
+        self._state[:] = 0.0
 
     def step(self, x: np.ndarray, dt: float = 1.0) -> np.ndarray:
         """Advance by ``dt`` nominal steps on features ``x[F]``; returns the outputs ``[O]``."""
@@ -246,6 +267,6 @@ class LTCStepper:
             raise ValueError(f"dt (elapsed time in nominal steps) must be finite and > 0, got {dt}")
         if not np.isfinite(x).all():
             raise ValueError("x contains NaN or inf; check the sensor / feature inputs")
-        _stream_step(x, self.state, dt, *self._args, self.unfolds, self._next)
-        self.state, self._next = self._next, self.state
-        return self.state[: self.output_size] * self._output_w + self._output_b
+        _stream_step(x, self._state, dt, *self._args, self.unfolds, self._next)
+        self._state, self._next = self._next, self._state
+        return self._state[: self.output_size] * self._output_w + self._output_b
