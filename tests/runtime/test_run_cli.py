@@ -243,3 +243,37 @@ def test_hardware_robot_settings_reach_the_robot_strictly(tmp_path: Path) -> Non
     assert robot.config == LinkSettings("/dev/ttyACM0", 115200)
     with pytest.raises(ConfigError, match="car.yaml: unknown key\\(s\\) \\['parity'\\] at robot.settings"):
         build_hardware_robot(ConfiguredRobot, {"port": "x", "parity": "N"}, camera, "car.yaml")
+
+
+TORCHLESS = """
+import sys
+sys.modules["torch"] = None  # any 'import torch' now raises ImportError
+sys.path.insert(0, sys.argv[1])
+import lnn_runtime_testkit  # registers the test env
+from lnn_control.cli import main
+code = main(["run", "--launch", sys.argv[2], "--duration", "0.4", "--log", sys.argv[3], "--quiet"])
+print("torch loaded:", sys.modules.get("torch") is not None)
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_onnx_engine_runs_without_torch(tmp_path: Path, bundle: Path) -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime")
+    from lnn_control.export.onnx import export_onnx
+
+    onnx_file = export_onnx(load_policy(bundle), tmp_path / "dot.onnx")
+    launch = write_launch(tmp_path / "dot.yaml", onnx_file, engine="onnx")
+    script = tmp_path / "torchless.py"
+    script.write_text(TORCHLESS)
+    log_path = tmp_path / "torchless.mcap"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(Path(__file__).parent), str(launch), str(log_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "torch loaded: False" in proc.stdout
+    assert len(read_run_log(log_path).topic("/commands/sent")) >= 10
