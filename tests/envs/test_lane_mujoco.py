@@ -114,6 +114,19 @@ def test_cruise_control_reaches_and_holds_the_target_speed(backend):
     assert abs(backend.vehicle_state().speed) < 0.05
 
 
+def test_all_wheel_drive_gets_front_motors_and_holds_speed():
+    backend = make_backend("mujoco")
+    try:
+        backend.build(generate_road(1, RoadConfig(length=10.0)), CarParams(drive="all"), VisualVariation(), DT)
+        motors = {backend.model.actuator(i).name for i in range(backend.model.nu)}
+        assert {"front_left", "front_right", "rear_left", "rear_right"} <= motors
+        state = _drive(backend, 0.2, 2.0, 1.5, start_speed=0.0)
+        assert state.speed == pytest.approx(2.0, abs=0.05)
+        assert state.yaw_rate == pytest.approx(2.0 * math.tan(0.2) / 0.3, rel=0.05)
+    finally:
+        backend.close()
+
+
 def test_positive_steering_turns_left_like_the_bicycle_model(backend):
     car = CarParams()
     left = _drive(backend, 0.2, 1.0, 2.0)
