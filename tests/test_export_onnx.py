@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from lnn_control.policies.bundle import save_policy
+from lnn_control.policies.bundle import pack_policy, save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
 
 from lnn_control.cli import main
@@ -182,8 +182,12 @@ def test_cli_exports_a_bundle_and_reports_the_difference(tmp_path: Path, capsys:
     engine = OnnxPolicy(tmp_path / "car.onnx")
     assert engine.provenance["command"] == "test"
     np.testing.assert_allclose(rollout(engine, ("speed",))[0], rollout(policy, ("speed",))[0], rtol=0, atol=1e-5)
+    (tmp_path / "car.onnx").unlink()
     assert main(["export", str(tmp_path / "car")]) == 0  # default output: next to the bundle
     assert (tmp_path / "car.onnx").is_file()
+    pack_policy(tmp_path / "car", tmp_path / "zipped" / "car.zip")
+    assert main(["export", str(tmp_path / "zipped" / "car.zip")]) == 0
+    assert OnnxPolicy(tmp_path / "zipped" / "car.onnx").provenance["command"] == "test"
 
 
 def test_cli_names_a_broken_bundle(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -15,9 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "recurrent state as input and output, then check ONNX Runtime against torch on a short rollout."
         ),
     )
-    parser.add_argument("policy", metavar="POLICY", help="policy bundle directory (config.json + model.safetensors)")
+    parser.add_argument("policy", metavar="POLICY", help="policy bundle: a directory (config.json + model.safetensors) or its .zip")
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
-    parser.add_argument("--out", metavar="FILE", help="output file (default: POLICY with the .onnx suffix)")
+    parser.add_argument("--out", metavar="FILE", help="output file (default: next to POLICY, named POLICY.onnx)")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset, >= 17 (default: 18)")
     parser.add_argument(
         "--tolerance", type=float, default=1e-5,
@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.policies.bundle import load_policy
 
     bundle = Path(args.policy)
-    out = Path(args.out) if args.out else bundle.parent / f"{bundle.name.rstrip('/')}.onnx"
+    default = bundle.with_suffix(".onnx") if bundle.is_file() else bundle.parent / f"{bundle.name}.onnx"
+    out = Path(args.out) if args.out else default
     if out.resolve() == bundle.resolve() or out.is_dir():
         raise CommandError(f"--out {out} is a directory; give a file name such as {bundle.name}.onnx")
     policy = load_policy(bundle)
