@@ -63,6 +63,15 @@ def test_config_is_json_and_rebuilds_the_same_network(kind: str) -> None:
     torch.testing.assert_close(rebuilt(x)[0], core(x)[0], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_core_registry_builds_the_baselines(kind: str) -> None:
+    from lnn_control.nn.cores import build_core
+
+    core = _core(kind, seed=11)
+    rebuilt = build_core(core.config())
+    assert type(rebuilt) is type(core) and rebuilt.config() == core.config()
+
+
 def test_lstm_state_is_h_then_c() -> None:
     core = _core("lstm", seed=4)
     x = _inputs(1, 3, seed=4)
