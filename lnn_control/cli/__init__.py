@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.export",
     "lnn_control.cli.run",
     "lnn_control.cli.replay",
+    "lnn_control.cli.bench",
 )
 
 
