@@ -150,3 +150,21 @@ def test_other_validation_errors():
     data["extra"] = 1
     with pytest.raises(ValueError, match="unknown keys \\['extra'\\]"):
         Wiring.from_dict(data)
+
+
+def test_plot_wiring_writes_a_png_with_both_polarities(tmp_path):
+    import cv2
+
+    from lnn_control.nn.plot import EXCITATORY, INHIBITORY, plot_wiring
+
+    path = plot_wiring(ncp19_car(), tmp_path / "wiring.png")
+    image = cv2.imread(str(path))  # BGR
+    assert image is not None and image.shape[0] > 300 and image.shape[1] > 600
+    for colour in (EXCITATORY, INHIBITORY):
+        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+        distance = np.abs(image[..., ::-1].astype(int) - rgb).sum(axis=-1)
+        assert (distance < 30).sum() > 50, colour
+    with pytest.raises(ValueError, match="not built"):
+        plot_wiring(NCP(3, 2, 1, 2, 2, 1, 1), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="must end in .png"):
+        plot_wiring(ncp19_car(), tmp_path / "x.jpg")
