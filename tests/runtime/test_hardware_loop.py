@@ -122,3 +122,15 @@ def test_stalled_camera_makes_the_loop_stop_the_drone_then_sigint_ends_it(tmp_pa
         last = flown[-1]
         assert (last.vx, last.vy, last.vz, last.yaw_rate) == (0, 0, 0, 0)  # zero velocity, then LAND
         assert not autopilot.armed  # never armed: arm was not requested
+
+
+def test_shipped_hardware_launch_files_fit_the_robot_configs(tmp_path):
+    from lnn_control.config import load_dataclass
+    from lnn_control.runtime.launch import load_launch
+    from lnn_control.runtime.mavlink_drone import MavlinkDroneConfig, SetpointFrame, StopAction
+    from lnn_control.runtime.serial_car import CarActions, SerialCarConfig
+
+    car = load_dataclass(SerialCarConfig, load_launch("car_serial").robot.settings, "car_serial.yaml")
+    assert car.actions == CarActions.STEERING and car.include_speed
+    drone = load_dataclass(MavlinkDroneConfig, load_launch("drone_mavlink").robot.settings, "drone_mavlink.yaml")
+    assert (drone.frame, drone.stop_action, drone.arm) == (SetpointFrame.BODY_NED, StopAction.HOLD, False)
