@@ -265,6 +265,15 @@ class CfCCell(nn.Module):
         elapsed = _elapsed_column(elapsed, x.shape[0], x.device)
         return self.update(self.project_inputs(x), h, elapsed)
 
+    def run_sequence(self, projected: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """All steps: projected ``[B,T,*]``, ``h`` ``[B,N]``, ``elapsed`` ``[B,T,1]`` -> states ``[B,T,N]``."""
+        # unbind (not projected[:, t]): its backward stacks once instead of a full-size zero tensor per step
+        history = []
+        for projected_t, elapsed_t in zip(projected.unbind(1), elapsed.unbind(1)):
+            h = self.update(projected_t, h, elapsed_t)
+            history.append(h)
+        return torch.stack(history, dim=1)
+
     def to_internal(self, state: torch.Tensor) -> torch.Tensor:
         return state
 
@@ -277,6 +286,136 @@ class CfCCell(nn.Module):
 
 def _elapsed_column(elapsed: float | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     return expand_dt(elapsed, batch, 1, device=device)
+
+
+class _WiredPlan:
+    """Static structure of a wired cell that the sequence kernel needs (no tensors)."""
+
+    def __init__(self, mode: CfCMode, bounds: list[tuple[int, int]], column_sizes: list[int],
+                 sources: list[list[int]]) -> None:
+        self.mode, self.bounds, self.column_sizes, self.sources = mode, bounds, column_sizes, sources
+        self.sizes = [t1 - t0 for t0, t1 in bounds]
+
+
+def _wired_run(plan: _WiredPlan, projected: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor,
+               recurrent: torch.Tensor, w_tau: torch.Tensor | None, amplitude: torch.Tensor | None,
+               blocks: list[list[torch.Tensor]], saved: list | None) -> torch.Tensor:
+    """All steps of the wired recurrence, internal order; ``elapsed`` ``[B,T,1]``; returns ``[B,T,N]``."""
+    history = projected.new_empty(projected.shape[0], projected.shape[1], h.shape[1])
+    pure = plan.mode is CfCMode.PURE
+    gated = plan.mode is CfCMode.DEFAULT
+    single = len(plan.bounds) == 1
+    for t in range(projected.shape[1]):
+        pre = torch.addmm(projected[:, t], h, recurrent)
+        parts = (pre,) if single else pre.split(plan.column_sizes, dim=1)
+        elapsed_t = elapsed[:, t]
+        news: list[torch.Tensor] = []
+        step_saved = []
+        for layer, (t0, t1) in enumerate(plan.bounds):
+            q = parts[layer]
+            for source, block in zip(plan.sources[layer], blocks[layer]):
+                q = torch.addmm(q, news[source], block)
+            n = t1 - t0
+            if pure:
+                amp = amplitude[t0:t1]
+                decay = torch.exp(-elapsed_t * (w_tau[t0:t1].abs() + q.abs()))
+                decayed = decay * q
+                news.append(amp - amp * decayed)
+                step_saved.append((q, decay, decayed))
+            else:
+                state_heads, gate_a, gate_b = q.split([2 * n, n, n], dim=1)
+                ff = torch.tanh(state_heads)
+                ff1, ff2 = ff.split([n, n], dim=1)
+                gate = torch.sigmoid(torch.addcmul(gate_b, gate_a, elapsed_t))
+                news.append(torch.lerp(ff1, ff2, gate) if gated else torch.addcmul(ff1, gate, ff2))
+                step_saved.append((ff, gate))
+        h = news[0] if single else torch.cat(news, dim=1)
+        history[:, t] = h
+        if saved is not None:
+            saved.append(step_saved)
+    return history
+
+
+class _WiredSequence(torch.autograd.Function):
+    """The whole wired recurrence as one autograd node with hand-written BPTT.
+
+    Per-step backward work is only the element-wise closed-form derivative and two small matmuls; the
+    weight gradients are one matmul over all ``B*T`` rows at the end (instead of autograd bookkeeping
+    for ~25 ops per step).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, plan: _WiredPlan, projected: torch.Tensor, h0: torch.Tensor, elapsed: torch.Tensor,
+                recurrent: torch.Tensor, w_tau: torch.Tensor | None, amplitude: torch.Tensor | None,
+                *flat_blocks: torch.Tensor) -> torch.Tensor:
+        blocks, index = [], 0
+        for sources in plan.sources:
+            blocks.append(list(flat_blocks[index: index + len(sources)]))
+            index += len(sources)
+        saved: list = []
+        history = _wired_run(plan, projected, h0, elapsed, recurrent, w_tau, amplitude, blocks, saved)
+        ctx.plan, ctx.blocks, ctx.saved_steps = plan, blocks, saved
+        ctx.save_for_backward(h0, elapsed, recurrent, history,
+                              *(t for t in (w_tau, amplitude) if t is not None))
+        return history
+
+    @staticmethod
+    def backward(ctx: Any, grad_history: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        plan, blocks, saved = ctx.plan, ctx.blocks, ctx.saved_steps
+        h0, elapsed, recurrent, history, *extras = ctx.saved_tensors
+        pure = plan.mode is CfCMode.PURE
+        gated = plan.mode is CfCMode.DEFAULT
+        batch, steps, _ = history.shape
+        grad_pre_all = history.new_empty(batch, steps, recurrent.shape[1])
+        carry = torch.zeros_like(h0)
+        recurrent_t = recurrent.t()
+        blocks_t = [[block.t() for block in layer_blocks] for layer_blocks in blocks]
+        grad_w = torch.zeros_like(extras[0]) if pure else None
+        grad_amp = torch.zeros_like(extras[1]) if pure else None
+        for t in range(steps - 1, -1, -1):
+            grads = list((carry + grad_history[:, t]).split(plan.sizes, dim=1))
+            elapsed_t = elapsed[:, t]
+            grad_q: list[torch.Tensor] = [None] * len(plan.bounds)  # type: ignore[list-item]
+            for layer in range(len(plan.bounds) - 1, -1, -1):
+                grad = grads[layer]
+                t0, t1 = plan.bounds[layer]
+                if pure:
+                    q, decay, decayed = saved[t][layer]
+                    grad_a = grad * extras[1][t0:t1]
+                    grad_q[layer] = -grad_a * decay * (1.0 - elapsed_t * q.abs())
+                    grad_w[t0:t1] += (grad_a * decayed * elapsed_t).sum(0)
+                    grad_amp[t0:t1] += (grad * (1.0 - decayed)).sum(0)
+                else:
+                    ff, gate = saved[t][layer]
+                    n = t1 - t0
+                    ff1, ff2 = ff.split([n, n], dim=1)
+                    grad_ff2 = grad * gate
+                    if gated:
+                        grad_ff1, grad_gate = grad - grad_ff2, grad * (ff2 - ff1)
+                    else:
+                        grad_ff1, grad_gate = grad, grad * ff2
+                    grad_ff = torch.cat([grad_ff1, grad_ff2], dim=1) * (1.0 - ff * ff)
+                    grad_b = grad_gate * gate * (1.0 - gate)
+                    grad_q[layer] = torch.cat([grad_ff, grad_b * elapsed_t, grad_b], dim=1)
+                for source, block_t in zip(plan.sources[layer], blocks_t[layer]):
+                    grads[source] = torch.addmm(grads[source], grad_q[layer], block_t)
+            grad_pre = grad_q[0] if len(grad_q) == 1 else torch.cat(grad_q, dim=1)
+            grad_pre_all[:, t] = grad_pre
+            carry = grad_pre @ recurrent_t
+        # weight gradients over all B*T rows at once
+        previous = torch.cat([h0.unsqueeze(1), history[:, :-1]], dim=1).reshape(batch * steps, -1)
+        flat_grad = grad_pre_all.reshape(batch * steps, -1)
+        grad_recurrent = previous.t() @ flat_grad
+        flat_history = history.reshape(batch * steps, -1)
+        grad_blocks = []
+        grad_columns = flat_grad.split(plan.column_sizes, dim=1)
+        for layer, sources in enumerate(plan.sources):
+            for source in sources:
+                s0, s1 = plan.bounds[source]
+                grad_blocks.append(flat_history[:, s0:s1].t() @ grad_columns[layer])
+        if pure:
+            grad_w = grad_w * torch.sign(extras[0])
+        return (None, grad_pre_all, carry, None, grad_recurrent, grad_w, grad_amp, *grad_blocks)
 
 
 class WiredCfCCell(nn.Module):
@@ -321,6 +460,7 @@ class WiredCfCCell(nn.Module):
         self.register_buffer("inverse_perm", torch.from_numpy(np.argsort(order)))
         sizes = [len(group) for group in wiring.layers]
         self.layer_bounds = [(int(s), int(s + k)) for s, k in zip(np.cumsum([0, *sizes[:-1]]), sizes)]
+        self._column_sizes = [self.heads_count * k for k in sizes]
         columns = [h * n + np.asarray(group, dtype=np.int64) for group in wiring.layers for h in range(heads)]
         self.register_buffer("columns", torch.from_numpy(np.concatenate(columns)))
         internal_ff = feedforward_mask.sum(axis=0)[order][:, order]  # [N,N] internal order, any head
@@ -330,6 +470,7 @@ class WiredCfCCell(nn.Module):
                 source for source, (s0, s1) in enumerate(self.layer_bounds[:target]) if internal_ff[s0:s1, t0:t1].any()
             ])
         self._prepared: tuple[torch.Tensor, ...] | None = None
+        self._prepared_key: tuple | None = None
         self.reset_parameters()
 
     # ------------------------------------------------------------------ structure
@@ -414,7 +555,14 @@ class WiredCfCCell(nn.Module):
         )
 
     def prepare(self) -> None:
-        """Compute the effective matrices once (called by :class:`CfC` at the start of each forward)."""
+        """Compute the effective matrices once per forward (reused across no-grad calls while weights are unchanged)."""
+        if torch.is_grad_enabled():
+            self._prepared_key = None
+        else:
+            key = tuple((p.data_ptr(), p._version, p.dtype) for p in self.parameters())
+            if key == self._prepared_key and self._prepared is not None:
+                return
+            self._prepared_key = key
         sensory, recurrent, feedforward, bias = self.effective_weights()
         blocks = []
         heads = self.heads_count
@@ -436,10 +584,11 @@ class WiredCfCCell(nn.Module):
         """One step in internal (layer) order: projected ``[B,G]``, ``h`` ``[B,N]``, ``elapsed`` ``[B,1]``."""
         _, recurrent, _, blocks, extras = self._prepared  # type: ignore[misc]
         pre = torch.addmm(projected, h, recurrent)
-        heads = self.heads_count
+        # one split (its backward is one cat) rather than per-layer slices (a full-size zero tensor each)
+        per_layer = pre.split(self._column_sizes, dim=1) if len(self._column_sizes) > 1 else (pre,)
         new_layers: list[torch.Tensor] = []
         for target, (t0, t1) in enumerate(self.layer_bounds):
-            layer_pre = pre[:, heads * t0: heads * t1]
+            layer_pre = per_layer[target]
             for source, block in zip(self.feedforward_sources[target], blocks[target]):
                 layer_pre = torch.addmm(layer_pre, new_layers[source], block)
             if extras:
@@ -454,6 +603,19 @@ class WiredCfCCell(nn.Module):
         self.prepare()
         elapsed = _elapsed_column(elapsed, x.shape[0], x.device)
         return self.from_internal(self.update(self.project_inputs(x), self.to_internal(h), elapsed))
+
+    def run_sequence(self, projected: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """All steps (internal order): projected ``[B,T,G]``, ``h`` ``[B,N]``, ``elapsed`` ``[B,T,1]`` -> ``[B,T,N]``.
+
+        Same numbers as looping :meth:`update`; with gradients it runs as one node with hand-written BPTT.
+        """
+        _, recurrent, _, blocks, extras = self._prepared  # type: ignore[misc]
+        w_tau, amplitude = (extras[0], extras[1]) if extras else (None, None)
+        plan = _WiredPlan(self.mode, self.layer_bounds, self._column_sizes, self.feedforward_sources)
+        flat = [block for layer_blocks in blocks for block in layer_blocks]
+        if torch.is_grad_enabled():
+            return _WiredSequence.apply(plan, projected, h, elapsed, recurrent, w_tau, amplitude, *flat)
+        return _wired_run(plan, projected, h, elapsed, recurrent, w_tau, amplitude, blocks, None)
 
     def to_internal(self, state: torch.Tensor) -> torch.Tensor:
         return state.index_select(1, self.perm)
@@ -531,13 +693,8 @@ class CfC(nn.Module):
         cell = self.cell
         cell.prepare()
         projected = cell.project_inputs(x)  # [B,T,*]: the input half of the first layer, all steps at once
-        h = cell.to_internal(state)
-        # unbind (not projected[:, t]): its backward stacks once instead of a full-size zero tensor per step
-        history = []
-        for projected_t, elapsed_t in zip(projected.unbind(1), elapsed.unsqueeze(-1).unbind(1)):
-            h = cell.update(projected_t, h, elapsed_t)
-            history.append(h)
-        states = cell.from_internal(torch.stack(history, dim=1))  # [B,T,N] neuron order
+        history = cell.run_sequence(projected, cell.to_internal(state), elapsed.unsqueeze(-1))
+        states = cell.from_internal(history)  # [B,T,N] neuron order
         y = states[..., : self._motor]
         if self.projection is not None:
             y = self.projection(y)

@@ -321,3 +321,29 @@ def test_compiled_stepper_rejects_bad_inputs_and_keeps_its_state() -> None:
         stepper.state = np.zeros(3)
     with pytest.raises(ValueError, match="CfC"):
         CfCStepper.from_module(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("compat", [False, True])
+def test_wired_hand_written_bptt_equals_autograd_of_the_step_loop(mode: str, compat: bool) -> None:
+    """The fused sequence node (forward and every gradient) equals autograd through per-step updates."""
+    torch.manual_seed(0)
+    core = CfC(6, _small_ncp(), mode, ncps_compat=compat).double()
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 5, 6, dtype=torch.double, generator=generator, requires_grad=True)
+    dt = torch.rand(3, 5, dtype=torch.double, generator=generator) + 0.2
+    h0 = torch.randn(3, 11, dtype=torch.double, generator=generator, requires_grad=True)
+    y, final = core(x, h0, dt=dt)
+    fused = torch.autograd.grad(y.square().sum() + final.sin().sum(), [x, h0, *core.parameters()])
+    cell = core.cell
+    cell.prepare()
+    projected, h, history = cell.project_inputs(x), cell.to_internal(h0), []
+    for t in range(5):
+        h = cell.update(projected[:, t], h, dt[:, t: t + 1])
+        history.append(h)
+    states = cell.from_internal(torch.stack(history, 1))
+    reference = torch.autograd.grad(states[..., :2].square().sum() + states[:, -1].sin().sum(),
+                                    [x, h0, *core.parameters()])
+    assert torch.allclose(y, states[..., :2], atol=1e-12)
+    for got, expected in zip(fused, reference):
+        assert torch.allclose(got, expected, atol=1e-10)
