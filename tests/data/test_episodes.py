@@ -118,3 +118,14 @@ def test_appending_with_other_specs_is_refused(tmp_path: Path) -> None:
 def test_missing_manifest_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="lnn-control collect"):
         EpisodeDataset(tmp_path)
+
+
+def test_atomic_writes_get_normal_file_permissions(tmp_path: Path) -> None:
+    from lnn_control.atomic import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "report.json", "{}")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
