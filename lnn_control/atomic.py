@@ -43,7 +43,14 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 
 def _current_umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where Linux exposes it (thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-by-setting dance
     os.umask(mask)
     return mask
 
