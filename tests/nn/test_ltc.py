@@ -240,3 +240,27 @@ def test_dense_constructor_is_fully_connected():
     core = LTC.dense(5, 8, output_size=2, seed=3)
     assert core.wiring.synapse_count == 64 and core.wiring.sensory_synapse_count == 40
     assert isinstance(FullyConnected(4), Wiring)
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch):
+    """Numba raises RuntimeError at decoration when no cache folder is writable; _jit then compiles in memory."""
+    import numba
+
+    from lnn_control.nn import ltc_fast
+
+    real_njit = numba.njit
+
+    def njit_without_cache(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.setattr(ltc_fast.numba, "njit", njit_without_cache)
+
+    def add_one(value):  # noqa: ANN001, ANN202
+        return value + 1.0
+
+    compiled = ltc_fast._jit(add_one)
+    assert compiled(np.float64(1.5)) == 2.5
+    assert type(compiled._cache).__name__ == "NullCache"  # compiled in memory, nothing written
+    assert type(ltc_fast._recurrence_forward._cache).__name__ == "FunctionCache"  # the real kernels do cache
