@@ -36,10 +36,16 @@ def test_steers_back_towards_the_lane_centre():
 def test_follows_curvature_on_an_arc():
     car = CarParams()
     road = generate_road(1000)
-    # the middle of the sharpest constant-curvature arc
-    peak = np.abs(road.curvature) >= np.abs(road.curvature).max() - 1e-9
-    first = int(np.argmax(peak))
-    last = first + int(np.argmin(peak[first:])) - 1
+    # the middle of the longest constant-curvature arc
+    constant = np.concatenate([[False], np.abs(np.diff(road.curvature)) < 1e-12]) & (np.abs(road.curvature) > 0)
+    runs, start = [], None
+    for i, flag in enumerate([*constant, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((i - start, start, i - 1))
+            start = None
+    _, first, last = max(runs)
     assert road.s[last] - road.s[first] > 1.5
     s = 0.5 * (road.s[first] + road.s[last])
     k = float(road.curvature_at(s))
