@@ -233,7 +233,6 @@ class OffscreenRenderer:
                 "MUJOCO_GL=egl (or osmesa) in the environment, or import the lane-keeping backend first."
             )
         self._gl = gl_context.GLContext(*_OFFSCREEN_SIZE)
-        self._gl.make_current()
         self._model: mujoco.MjModel | None = None
         self._context: mujoco.MjrContext | None = None
         self._scene: mujoco.MjvScene | None = None
@@ -241,7 +240,6 @@ class OffscreenRenderer:
         self._buffer = (0, 0)
 
     def _use(self, model: mujoco.MjModel, width: int, height: int) -> None:
-        self._gl.make_current()
         if model is not self._model:
             if self._context is not None:
                 self._context.free()
@@ -261,19 +259,23 @@ class OffscreenRenderer:
     def render(
         self, model: mujoco.MjModel, data: mujoco.MjData, camera: mujoco.MjvCamera, width: int, height: int
     ) -> np.ndarray:
-        """uint8 [height, width, 3] RGB frame of ``camera``."""
-        self._use(model, width, height)
-        mujoco.mjv_updateScene(model, data, self._option, None, camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene)
-        rect = mujoco.MjrRect(0, 0, width, height)
-        mujoco.mjr_render(rect, self._scene, self._context)
-        pixels = np.empty((height, width, 3), np.uint8)
-        mujoco.mjr_readPixels(pixels, None, rect, self._context)
+        """uint8 [height, width, 3] RGB frame of ``camera``. Callable from any thread (one at a time):
+        the GL context is current only during the call."""
+        with self._gl.as_current():
+            self._use(model, width, height)
+            mujoco.mjv_updateScene(
+                model, data, self._option, None, camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene
+            )
+            rect = mujoco.MjrRect(0, 0, width, height)
+            mujoco.mjr_render(rect, self._scene, self._context)
+            pixels = np.empty((height, width, 3), np.uint8)
+            mujoco.mjr_readPixels(pixels, None, rect, self._context)
         return np.ascontiguousarray(pixels[::-1])
 
     def close(self) -> None:
         if self._context is not None:
-            self._gl.make_current()
-            self._context.free()
+            with self._gl.as_current():
+                self._context.free()
             self._context = None
         self._model = self._scene = None
         if self._gl is not None:

@@ -365,3 +365,25 @@ def test_env_on_mujoco_same_seed_same_episode_with_domain_randomization():
     assert offsets_a == offsets_b
     images_c, _ = rollout(22)
     assert not np.array_equal(images_a[0], images_c[0])
+
+
+def test_frames_can_be_rendered_from_another_thread(backend):
+    """The runtime may build the env in one thread and step it in its loop thread."""
+    import threading
+
+    backend.reset(Pose2D(0.0, 0.0, 0.0), 0.0)
+    here = backend.render_camera()
+    result = {}
+
+    def worker() -> None:
+        try:
+            result["image"] = backend.render_camera()
+        except Exception as error:  # reported below with its message
+            result["error"] = repr(error)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(timeout=30)
+    assert "error" not in result, result.get("error")
+    np.testing.assert_array_equal(result["image"], here)
+    np.testing.assert_array_equal(backend.render_camera(), here)  # and back on this thread
