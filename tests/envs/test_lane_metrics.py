@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from lnn_control.envs.lane_keeping.metrics import aggregate, summarize_episode
 
 
