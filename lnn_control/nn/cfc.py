@@ -22,6 +22,11 @@ Wired CfC (``CfC(input_size, wiring)``): one CfC neuron per wiring neuron, updat
 wiring's signal-flow order (NCP: inter -> command -> motor); within one step a layer sees the *new* states
 of earlier layers and the *previous* states of its own and later layers. State layout: neuron index
 order (motor ``0..motor-1`` first, as in the wiring); output = ``state[:, :motor]`` (or its projection).
+Speed: masks, polarity and the layer permutation are folded into layer-blocked effective matrices once per
+``forward`` (cached across no-grad calls); the sensory projection runs for all ``T`` steps in one matmul;
+with gradients the whole recurrence is one autograd node with a hand-written BPTT (tested equal to autograd
+through the step loop), its weight gradients one matmul over all ``B*T`` rows. For batch-1 streaming use
+the compiled :class:`lnn_control.nn.cfc_fast.CfCStepper`.
 
 Deliberate differences from ``ncps.torch.WiredCfCCell`` (ours, the default, ``ncps_compat=False``):
 
@@ -59,6 +64,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
 from lnn_control.nn.core import (
@@ -140,6 +146,7 @@ class _GatedUpdate(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         ff, gate, elapsed = ctx.saved_tensors
         n = ctx.n
@@ -167,6 +174,7 @@ class _PureUpdate(torch.autograd.Function):
         return amplitude - amplitude * decayed
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         ff1, elapsed, w_tau, amplitude, decay, decayed = ctx.saved_tensors
         grad_a = grad * amplitude
@@ -360,6 +368,7 @@ class _WiredSequence(torch.autograd.Function):
         return history
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad_history: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         plan, blocks, saved = ctx.plan, ctx.blocks, ctx.saved_steps
         h0, elapsed, recurrent, history, *extras = ctx.saved_tensors
@@ -691,6 +700,8 @@ class CfC(nn.Module):
     def _sequence(self, x: torch.Tensor, state: torch.Tensor,
                   elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cell = self.cell
+        dtype = next(cell.parameters()).dtype  # inputs follow the weights (a float64 frame into a float32 core)
+        x, state, elapsed = x.to(dtype), state.to(dtype), elapsed.to(dtype)
         cell.prepare()
         projected = cell.project_inputs(x)  # [B,T,*]: the input half of the first layer, all steps at once
         history = cell.run_sequence(projected, cell.to_internal(state), elapsed.unsqueeze(-1))

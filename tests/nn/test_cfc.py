@@ -347,3 +347,12 @@ def test_wired_hand_written_bptt_equals_autograd_of_the_step_loop(mode: str, com
     assert torch.allclose(y, states[..., :2], atol=1e-12)
     for got, expected in zip(fused, reference):
         assert torch.allclose(got, expected, atol=1e-10)
+
+
+def test_cells_step_alone_and_inputs_follow_the_weight_dtype() -> None:
+    for core in (_cores("default")["dense"], _cores("default")["wired"]):
+        x, state = _x(2, 1)[:, 0], torch.randn(2, core.state_size)
+        _, expected = core.step(x, state, 0.7)
+        assert torch.allclose(core.cell(x, state, 0.7), expected, atol=1e-6)
+        y64, state64 = core.step(x.double(), state.double(), 0.7)
+        assert state64.dtype == torch.float32 and torch.allclose(state64, expected)
