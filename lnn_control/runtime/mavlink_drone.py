@@ -217,8 +217,9 @@ class MavlinkDrone(Robot):
         setpoint_period = 1.0 / self.config.setpoint_rate_hz
         heartbeat_period = 1.0 / self.config.heartbeat_rate_hz
         while self._running.is_set():
+            until_due = self._last_setpoint_tx + setpoint_period - time.monotonic()
             try:
-                message = conn.recv_match(blocking=True, timeout=0.005)
+                message = conn.recv_match(blocking=True, timeout=min(0.005, max(0.0005, until_due)))
             except (OSError, ValueError) as exc:
                 self._io_error = f"receive failed: {exc}"
                 return

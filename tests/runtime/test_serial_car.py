@@ -133,7 +133,7 @@ def test_mcu_failsafe_engages_when_sender_goes_silent_heartbeats_do_not_renew(em
         failsafe = wait_until(beat_until_failsafe, timeout_s=3.0, what="MCU failsafe")
         drive_t = emulator.events("drive")[0]["t"]
         delay = failsafe[0]["t"] - drive_t
-        assert 0.29 <= delay < 0.6  # ...but the drive expires after --failsafe-ms 300
+        assert 0.29 <= delay < 0.8  # ...but the drive expires after --failsafe-ms 300
         assert len(emulator.events("heartbeat")) >= 2
     finally:
         port.close()
