@@ -341,9 +341,35 @@ mutations = st.one_of(
 )
 
 
+@pytest.fixture(scope="module")
+def ltc_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wired LTC (NCP19) bundle: the wiring's adjacency matrices get fuzzed too."""
+    from lnn_control.policies.presets import build_policy
+
+    perception = PerceptionConfig(
+        image_height=H, image_width=W, conv_channels=(4, 4), kernel_sizes=(3, 3), strides=(2, 2), features=32
+    )
+    policy = build_policy(
+        "ncp19_car", core="ltc", observation_spec=ObservationSpec((H, W, 3), ("speed",), ("m/s",)),
+        perception=perception,
+    )
+    return save_policy(policy, tmp_path_factory.mktemp("bundles") / "ltc", PROVENANCE)
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutation=mutations)
 def test_fuzzed_bundles_raise_only_policy_bundle_error(bundle: Path, mutation: tuple) -> None:
+    fuzz_once(bundle, mutation)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutation=mutations)
+def test_fuzzed_ltc_bundles_raise_only_policy_bundle_error(ltc_bundle: Path, mutation: tuple) -> None:
+    fuzz_once(ltc_bundle, mutation)
+
+
+def fuzz_once(bundle: Path, mutation: tuple) -> None:
+    """Apply one mutation to a copy of ``bundle``; loading must succeed or raise PolicyBundleError."""
     original = json.loads((bundle / CONFIG_FILE).read_text())
     with tempfile.TemporaryDirectory() as scratch:
         broken = Path(scratch) / "b"
