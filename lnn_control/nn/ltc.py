@@ -112,8 +112,9 @@ class LTC(nn.Module):
         self.input_mapping = Mapping1D(input_mapping)
         self.output_mapping = Mapping1D(output_mapping)
         self.positivity = Positivity(positivity)
-        # Compute the recurrence with the Numba kernels on CPU (False: plain torch ops, e.g. for double
-        # backward); a runtime choice, not part of the architecture.
+        # Compute the recurrence with the Numba kernels for float32/float64 on CPU (False, or another
+        # device/dtype: plain torch ops, which also allow double backward); a runtime choice, not part
+        # of the architecture.
         self.compiled = True
         self.input_size = int(wiring.input_dim)
         self.state_size = wiring.units
@@ -286,7 +287,7 @@ class LTC(nn.Module):
         num_const = s_num + p["gleak"] * p["vleak"]
         den_const = s_den + cm_t + (p["gleak"] + self.epsilon)
 
-        if self.compiled and device.type == "cpu":
+        if self.compiled and device.type == "cpu" and dtype in (torch.float32, torch.float64):
             trajectory = compiled_recurrence(
                 v, num_const, den_const, cm_t, p["sigma"], p["mu"], p["w"], p["erev"], p["src"], p["tgt"],
                 self.ode_unfolds,
