@@ -67,7 +67,10 @@ def _size_car(spec: mujoco.MjSpec, car: CarParams, visuals: VisualVariation) -> 
     chassis.pos = [0.0, 0.0, car.chassis_clearance + car.chassis_height / 2]
     chassis.mass = car.chassis_mass
     chassis.rgba = [*visuals.car_color, 1.0]
-    total_mass = car.chassis_mass + 4 * car.wheel_mass + 2 * 0.05
+    total_mass = car.chassis_mass + 4 * car.wheel_mass + 2 * spec.body("front_left_knuckle").mass
+    # the inner front wheel turns further than the bicycle-model angle (Ackermann): allow for it
+    max_curvature = math.tan(car.max_steering) / car.wheelbase
+    inner_limit = math.atan2(car.wheelbase * max_curvature, 1.0 - 0.5 * car.track * max_curvature) + 0.05
     rolling_torque = car.rolling_friction * total_mass * 9.81 / 4 * car.wheel_radius
     for name in WHEEL_NAMES:
         centre = car.wheel_position(name)
@@ -81,10 +84,10 @@ def _size_car(spec: mujoco.MjSpec, car: CarParams, visuals: VisualVariation) -> 
         spec.joint(name).frictionloss = rolling_torque
         if name.startswith("front"):
             steer = spec.joint(f"{name}_steer")
-            steer.range = [-car.max_steering - 0.05, car.max_steering + 0.05]
+            steer.range = [-inner_limit, inner_limit]
             servo = spec.actuator(f"{name}_steer")
             servo.forcerange = [-car.steering_stiffness, car.steering_stiffness]
-            servo.ctrlrange = [-car.max_steering - 0.05, car.max_steering + 0.05]
+            servo.ctrlrange = [-inner_limit, inner_limit]
     for name in car.driven_wheels:
         motor = spec.actuator(name)
         if motor is None:  # all-wheel drive: the front wheels get motors like the rear ones
@@ -189,6 +192,7 @@ def _add_world(spec: mujoco.MjSpec, road: Road, car: CarParams, visuals: VisualV
     light.specular = [0.05] * 3
 
     visual = spec.visual
+    visual.global_.fovy = _CHASE_FOV  # the free (chase) camera's vertical field of view
     visual.headlight.active = 0
     visual.headlight.ambient = [0.0] * 3
     visual.headlight.diffuse = [0.0] * 3

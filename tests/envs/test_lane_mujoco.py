@@ -135,6 +135,8 @@ def test_positive_steering_turns_left_like_the_bicycle_model(backend):
     assert left.speed == pytest.approx(1.0, abs=0.05)
     # the reference point sits half a wheelbase ahead of the rear axle: it slides outwards-left
     assert left.lateral_speed == pytest.approx(left.yaw_rate * car.wheelbase / 2, abs=0.03)
+    full_lock = _drive(backend, car.max_steering, 1.0, 1.5)  # the inner wheel's Ackermann angle is not clipped
+    assert full_lock.yaw_rate == pytest.approx(math.tan(car.max_steering) / car.wheelbase, rel=0.02)
     right = _drive(backend, -0.2, 1.0, 1.0)
     assert right.yaw_rate == pytest.approx(-left.yaw_rate, rel=0.05)
     assert right.y < -0.1 and right.yaw < -0.3  # a right turn: heading and position go clockwise
