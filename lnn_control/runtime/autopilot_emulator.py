@@ -274,16 +274,23 @@ def main(argv: list[str] | None = None) -> int:
     emulator = AutopilotEmulator(config, args.host, args.port).start()
     print(f"READY udpout:{emulator.address[0]}:{emulator.address[1]}", flush=True)
     seen = 0
+
+    def report_mode_changes() -> None:
+        nonlocal seen
+        changes = emulator.mode_changes[seen:]
+        for change in changes:
+            print(f"mode {change.mode.name} ({change.cause}), armed={emulator.armed}", flush=True)
+        seen += len(changes)
+
     try:
         while True:
             threading.Event().wait(0.5)
-            for change in emulator.mode_changes[seen:]:
-                print(f"mode {change.mode.name} ({change.cause}), armed={emulator.armed}", flush=True)
-            seen = len(emulator.mode_changes)
+            report_mode_changes()
     except KeyboardInterrupt:
         pass
     finally:
         emulator.close()
+        report_mode_changes()
         print(f"{len(emulator.setpoints)} set-points received", flush=True)
     return 0
 

@@ -166,3 +166,32 @@ def test_config_errors():
         MavlinkDroneConfig(connection="udpout:x:1", stop_action="crash")
     with pytest.raises(ValueError, match="pre_stream_s"):
         MavlinkDroneConfig(connection="udpout:x:1", pre_stream_s=0.1)
+
+
+def test_emulator_process_serves_a_drone(tmp_path):
+    import selectors
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lnn_control.runtime.autopilot_emulator", "--port", "0", "--heartbeat-hz", "10"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(process.stdout, selectors.EVENT_READ)
+        assert selector.select(timeout=20), "emulator did not start"
+        ready = process.stdout.readline().split()
+        assert ready[0] == "READY" and ready[1].startswith("udpout:127.0.0.1:")
+        drone = MavlinkDrone(video_camera(tmp_path), MavlinkDroneConfig(connection=ready[1], link_timeout_s=1.0))
+        with drone:
+            assert drone.in_offboard
+            drone.write(np.array([0.5, 0.0, 0.0, 0.0]))
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=10)
+        assert "mode OFFBOARD (command)" in out and "mode HOLD (command)" in out
+        assert int(out.strip().splitlines()[-1].split()[0]) >= 10  # "<n> set-points received"
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -263,3 +263,23 @@ def test_bad_settings_and_missing_port(tmp_path):
         car.connect()
     with pytest.raises(ConfigError, match="car.yaml.*baud"):
         build_hardware_robot(SerialCar, {"port": "/dev/x", "baud": 9600}, camera, "car.yaml")
+
+
+def test_a_sender_repeating_the_last_drive_defeats_the_mcu_failsafe(emulator):
+    """The hazard SERIAL_PROTOCOL.md describes: repeating D keeps the car driving, so the host
+    (SerialCar never repeats; its watchdog and the loop's send S) must stop on its own."""
+    port = serial.Serial(emulator.port, 115200, timeout=0.01)
+    try:
+        seq = [0]
+
+        def repeat_drive():
+            seq[0] += 1
+            port.write(encode(seq[0], Drive(300, 400)))
+            port.read(4096)
+            drives = emulator.events("drive")
+            return len(drives) >= 2 and drives[-1]["t"] - drives[0]["t"] > 0.9  # 3x the failsafe time
+
+        wait_until(repeat_drive, timeout_s=10, what="0.9 s of repeated drives")
+        assert not [m for m in emulator.events("mode") if m["mode"] == "failsafe"]
+    finally:
+        port.close()
