@@ -91,6 +91,16 @@ def test_builds_different_roads_for_different_seeds():
         backend.close()
 
 
+def test_reset_places_the_car_at_the_pose_moving_at_the_speed(backend):
+    backend.set_friction_scale(1.0)
+    backend.reset(Pose2D(1.0, 2.0, 0.7), 1.5)
+    state = backend.vehicle_state()
+    assert (state.x, state.y, state.yaw, state.speed, state.time) == pytest.approx((1.0, 2.0, 0.7, 1.5, 0.0))
+    assert state.steering_angle == 0.0 and all(state.wheel_contacts)
+    backend.advance(0.02)  # wheels already spin at the ground speed: no launch transient
+    assert backend.vehicle_state().speed == pytest.approx(1.5, abs=0.01)
+
+
 def test_drives_straight_at_cruise_speed(backend):
     state = _drive(backend, 0.0, 1.5, 2.0)
     assert state.speed == pytest.approx(1.5, abs=0.03)
