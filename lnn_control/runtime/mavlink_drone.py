@@ -321,12 +321,13 @@ class MavlinkDrone(Robot):
                     "that the autopilot is powered and that its MAVLink stream targets this port"
                 )
             self._connected = True
+            self.camera.open()  # before OFFBOARD: a camera failure must not leave it in offboard
             if self.config.engage_offboard:
                 self.engage()
-            self.camera.open()
         except (RobotError, CameraError) as exc:
             self._connected = False
             self._close_link()
+            self.camera.close()
             if isinstance(exc, CameraError):
                 raise RobotError(f"MavlinkDrone camera: {exc}") from exc
             raise

@@ -195,3 +195,14 @@ def test_emulator_process_serves_a_drone(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_camera_failure_never_engages_offboard(tmp_path, autopilot):
+    from lnn_control.runtime.cameras import VideoFileCamera
+
+    config = MavlinkDroneConfig(connection=f"udpout:127.0.0.1:{autopilot.address[1]}", connect_timeout_s=3.0)
+    drone = MavlinkDrone(VideoFileCamera(tmp_path / "missing.avi"), config)
+    with pytest.raises(RobotError, match="camera"):
+        drone.connect()
+    assert not drone.is_connected and autopilot.mode == Px4Mode.POSCTL
+    assert not [c for c in autopilot.commands if c.command == SET_MODE]

@@ -19,6 +19,7 @@ from lnn_control.runtime.robot import LinkLostError, RobotError
 from lnn_control.runtime.runner import build_hardware_robot
 from lnn_control.runtime.serial_car import CarActions, SerialCar, SerialCarConfig
 from lnn_control.runtime.serial_protocol import (
+    Ack,
     Drive,
     Error,
     ErrorCode,
@@ -283,3 +284,39 @@ def test_a_sender_repeating_the_last_drive_defeats_the_mcu_failsafe(emulator):
         assert not [m for m in emulator.events("mode") if m["mode"] == "failsafe"]
     finally:
         port.close()
+
+
+def test_emulator_serves_an_existing_port_through_pyserial(tmp_path):
+    """--port mode: the emulator opens a pty slave with pyserial; the test is a raw host on the master."""
+    import selectors
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    path = os.ttyname(slave)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lnn_control.runtime.car_emulator", "--port", path, "--telemetry-hz", "5"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(process.stdout, selectors.EVENT_READ)
+        assert selector.select(timeout=20), "emulator did not start"
+        assert process.stdout.readline().strip() == f"READY {path}"
+        os.write(master, encode(1, Drive(-250, 100)))
+        splitter, messages = LineSplitter(), []
+
+        def got_ack():
+            ready = selectors.DefaultSelector()
+            ready.register(master, selectors.EVENT_READ)
+            if ready.select(timeout=0.05):
+                messages.extend(decode(line).message for line in splitter.feed(os.read(master, 4096)))
+            return [m for m in messages if isinstance(m, Telemetry) and m.steer_milli == -250]
+
+        wait_until(got_ack, what="ack and telemetry from the emulator")
+        assert Ack(1) in messages
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        os.close(master)
+        os.close(slave)
