@@ -75,13 +75,17 @@ class DroneExtra(str, enum.Enum):
 class MavlinkDroneConfig:
     """connection: pymavlink connection string (``udpout:127.0.0.1:14540``, ``udpin:0.0.0.0:14540``,
     ``/dev/ttyACM0``); baudrate: for serial links. arm: send the arm command after OFFBOARD.
-    engage_offboard: request OFFBOARD in ``connect()`` (False: the pilot switches). velocity_limits:
+    engage_offboard: request OFFBOARD in ``connect()`` (False: the pilot switches).
+    reengage_after_reconnect: a reconnect (after link loss) requests OFFBOARD again; by default it
+    does not: the autopilot's own failsafe has taken over, and ``estop_requested()`` reports the
+    vehicle out of OFFBOARD so the loop latches its e-stop for a person to decide. velocity_limits:
     symmetric bounds of (vx, vy, vz, yaw_rate) in m/s, m/s, m/s, rad/s. Rates in Hz, times in s."""
 
     connection: str
     baudrate: int = 57600
     arm: bool = False
     engage_offboard: bool = True
+    reengage_after_reconnect: bool = False
     stop_action: StopAction = StopAction.HOLD
     frame: SetpointFrame = SetpointFrame.BODY_NED
     velocity_limits: tuple[float, float, float, float] = (2.0, 1.0, 1.0, 1.0)
@@ -157,6 +161,7 @@ class MavlinkDrone(Robot):
         self._last_setpoint_tx = -math.inf
         self._last_heartbeat_tx = -math.inf
         self._engaged = False  # we put it in OFFBOARD
+        self._was_engaged = False  # some earlier connect() of this object did
         self._stop_mode_requested = False
         self.setpoints_sent = 0
         self.watchdog_zeroes = 0
@@ -323,7 +328,10 @@ class MavlinkDrone(Robot):
             self._connected = True
             self.camera.open()  # before OFFBOARD: a camera failure must not leave it in offboard
             if self.config.engage_offboard:
-                self.engage()
+                if self._was_engaged and not self.config.reengage_after_reconnect:
+                    self._engaged = True  # expect OFFBOARD; anything else is an e-stop
+                else:
+                    self.engage()
         except (RobotError, CameraError) as exc:
             self._connected = False
             self._close_link()
@@ -355,7 +363,7 @@ class MavlinkDrone(Robot):
                 f"autopilot did not enter OFFBOARD (command result {result}); check that no RC override "
                 "or pre-flight check blocks it (PX4: COM_RCL_EXCEPT, estimator health)"
             )
-        self._engaged = True
+        self._engaged = self._was_engaged = True
         if self.config.arm:
             self._send_command(400, 1)  # MAV_CMD_COMPONENT_ARM_DISARM
             if not self._wait(lambda: self._armed, self.config.connect_timeout_s):

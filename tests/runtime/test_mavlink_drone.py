@@ -206,3 +206,20 @@ def test_camera_failure_never_engages_offboard(tmp_path, autopilot):
         drone.connect()
     assert not drone.is_connected and autopilot.mode == Px4Mode.POSCTL
     assert not [c for c in autopilot.commands if c.command == SET_MODE]
+
+
+@pytest.mark.parametrize("reengage", [False, True])
+def test_reconnect_after_a_failsafe_reengages_only_when_configured(tmp_path, autopilot, reengage):
+    drone = make_drone(tmp_path, autopilot, reengage_after_reconnect=reengage)
+    drone.connect()
+    try:
+        autopilot.pilot_switch_mode(Px4Mode.HOLD)  # what PX4 does on its own after a link loss
+        wait_until(drone.estop_requested, what="out of OFFBOARD")
+        assert drone.reconnect(2, backoff_s=0.01) == 1
+        requests = [c for c in autopilot.commands if c.command == SET_MODE]
+        if reengage:
+            assert len(requests) == 2 and autopilot.mode == Px4Mode.OFFBOARD and not drone.estop_requested()
+        else:
+            assert len(requests) == 1 and autopilot.mode == Px4Mode.HOLD and drone.estop_requested()
+    finally:
+        drone.disconnect()
