@@ -356,3 +356,28 @@ def test_cells_step_alone_and_inputs_follow_the_weight_dtype() -> None:
         assert torch.allclose(core.cell(x, state, 0.7), expected, atol=1e-6)
         y64, state64 = core.step(x.double(), state.double(), 0.7)
         assert state64.dtype == torch.float32 and torch.allclose(state64, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["default", "pure"])
+def test_policy_with_wired_cfc_exports_to_onnx(tmp_path, mode: str) -> None:  # noqa: ANN001
+    """The fused autograd nodes trace into a plain ONNX graph; ONNX Runtime agrees with torch."""
+    from lnn_control.policies.policy import Policy, PolicyConfig
+
+    from lnn_control.export.onnx import export_onnx, verify_onnx
+    from lnn_control.nn.perception import PerceptionConfig
+    from lnn_control.spec import ActionSpec, ObservationSpec
+
+    torch.manual_seed(0)
+    core = CfC(9, NCP(4, 3, 2, 2, 2, 2, 2).build(9), mode)
+    perception = PerceptionConfig(image_height=32, image_width=48, conv_channels=(8, 8, 8), kernel_sizes=(5, 3, 3),
+                                  strides=(2, 2, 2), features=8)
+    config = PolicyConfig(
+        perception=perception, core=core.config(),
+        observation_spec=ObservationSpec((32, 48, 3), ("speed",), ("m/s",)),
+        action_spec=ActionSpec(("vx", "yaw_rate"), (-2.0, -1.0), (2.0, 1.0), ("m/s", "rad/s")),
+        control_rate_hz=25.0, extras_scale=(0.5,),
+    )
+    policy = Policy(config, core=core).eval()
+    path = export_onnx(policy, tmp_path / "policy.onnx")
+    assert verify_onnx(policy, path) <= 1e-5
