@@ -242,6 +242,7 @@ def run_runtime_bench(
     engine_steps: int = 300,
     log: bool = True,
     watchdog_trials: int = 5,
+    loop_engine: str = "torch",
 ) -> dict[str, Any]:
     """Run the benchmark; returns the JSON-ready report (times in milliseconds)."""
     import torch
@@ -279,31 +280,40 @@ def run_runtime_bench(
         "policy": policy_desc,
     }
     with tempfile.TemporaryDirectory() as tmp:
+        engines: dict[str, Any] = {"torch": _engine_latency(policy, engine_steps)}
+        onnx_policy = None
+        try:
+            import onnxruntime  # noqa: F401
+
+            from lnn_control.export.onnx import export_onnx
+            from lnn_control.export.onnx_policy import OnnxPolicy
+        except ImportError as exc:
+            engines["onnx"] = {"skipped": f"onnx engine unavailable: {exc}"}
+        else:
+            onnx_policy = OnnxPolicy(export_onnx(policy, Path(tmp) / "policy.onnx"), threads=1)
+            engines["onnx"] = _engine_latency(onnx_policy, engine_steps)
+            engines["onnx_speedup_vs_torch"] = engines["torch"]["median_ms"] / engines["onnx"]["median_ms"]
+        if loop_engine == "onnx":
+            if onnx_policy is None:
+                raise ValueError("loop_engine onnx needs onnxruntime and the ONNX exporter; install onnxruntime")
+            loop_policy = onnx_policy
+        elif loop_engine == "torch":
+            loop_policy = policy
+        else:
+            raise ValueError(f"loop_engine must be 'torch' or 'onnx', got {loop_engine!r}")
+        report["loop_engine"] = loop_engine
         log_path = Path(tmp) / "bench.mcap" if log else None
-        result = run_launch(config, "bench", duration_s=duration_s, log_path=log_path, policy=policy,
+        result = run_launch(config, "bench", duration_s=duration_s, log_path=log_path, policy=loop_policy,
                             handle_signals=False, keyboard_estop=False)
         report["loop"] = _loop_report(result.stats)
         report["loop"]["mcap_log"] = bool(log)
-    if no_spin_duration_s:
-        # same length, no log, with and without the busy-wait: what the spin buys
-        for key, busy_wait in (("loop_no_log_busy_wait", config.loop.busy_wait_s), ("loop_no_log_sleep_only", 0.0)):
-            variant = replace(config, loop=replace(config.loop, busy_wait_s=busy_wait))
-            result = run_launch(variant, "bench", duration_s=no_spin_duration_s, log_path=None, policy=policy,
-                                handle_signals=False, keyboard_estop=False)
-            report[key] = _loop_report(result.stats)
-    engines: dict[str, Any] = {"torch": _engine_latency(policy, engine_steps)}
-    try:
-        import onnxruntime  # noqa: F401
-
-        from lnn_control.export.onnx import export_onnx
-        from lnn_control.export.onnx_policy import OnnxPolicy
-    except ImportError as exc:
-        engines["onnx"] = {"skipped": f"onnx engine unavailable: {exc}"}
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx_file = export_onnx(policy, Path(tmp) / "policy.onnx")
-            engines["onnx"] = _engine_latency(OnnxPolicy(onnx_file, threads=1), engine_steps)
-        engines["onnx_speedup_vs_torch"] = engines["torch"]["median_ms"] / engines["onnx"]["median_ms"]
+        if no_spin_duration_s:
+            # same length, no log, with and without the busy-wait: what the spin buys
+            for key, busy_wait in (("loop_no_log_busy_wait", config.loop.busy_wait_s), ("loop_no_log_sleep_only", 0.0)):
+                variant = replace(config, loop=replace(config.loop, busy_wait_s=busy_wait))
+                result = run_launch(variant, "bench", duration_s=no_spin_duration_s, log_path=None,
+                                    policy=loop_policy, handle_signals=False, keyboard_estop=False)
+                report[key] = _loop_report(result.stats)
     report["engines"] = engines
     report["watchdog"] = watchdog_stop_delay(rate_hz, 0.05, watchdog_trials)
     return report
@@ -311,7 +321,7 @@ def run_runtime_bench(
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"sim-in-the-loop {report['env_id']} at {report['rate_hz']:g} Hz for {report['duration_s']:g} s, "
-             f"policy: {report['policy']['source']}"]
+             f"policy: {report['policy']['source']}, loop engine: {report['loop_engine']}"]
     for key, label in (
         ("loop", "default + MCAP log"),
         ("loop_no_log_busy_wait", "no log, busy-wait"),
@@ -358,6 +368,8 @@ def add_runtime_bench_parser(bench_subparsers: Any) -> None:
     parser.add_argument("--compare-duration", type=float, default=10.0, metavar="S",
                         help="also run S seconds without log, with and without busy-wait (0 = skip; default 10)")
     parser.add_argument("--engine-steps", type=int, default=300, help="act() calls per engine (default 300)")
+    parser.add_argument("--loop-engine", choices=["torch", "onnx"], default="torch",
+                        help="engine of the policy inside the timed loop (default torch)")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.set_defaults(func=run_bench_command)
 
@@ -376,7 +388,7 @@ def run_bench_command(args: Any) -> int:
         raise CommandError("--duration must be > 0 and --engine-steps >= 1")
     report = run_runtime_bench(
         args.env_id, env_kwargs, args.policy, args.duration, args.rate,
-        args.compare_duration or None, args.engine_steps,
+        args.compare_duration or None, args.engine_steps, loop_engine=args.loop_engine,
     )
     print(format_report(report))
     if args.json:

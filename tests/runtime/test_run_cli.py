@@ -159,7 +159,8 @@ def test_runtime_bench_reports_loop_and_engine_timings(tmp_path: Path, bundle: P
     out = tmp_path / "bench.json"
     assert main([
         "bench", "runtime", "--env-id", DOT_ENV_ID, "--env-kwargs", "{}", "--policy", str(bundle),
-        "--duration", "0.5", "--compare-duration", "0.2", "--engine-steps", "5", "--json", str(out),
+        "--duration", "0.5", "--compare-duration", "0.2", "--engine-steps", "5", "--loop-engine", "onnx",
+        "--json", str(out),
     ]) == 0
     assert "sim-in-the-loop" in capsys.readouterr().out
     report = json.loads(out.read_text())
@@ -169,8 +170,8 @@ def test_runtime_bench_reports_loop_and_engine_timings(tmp_path: Path, bundle: P
     assert loop["abs_period_jitter_ms"]["count"] >= loop["steps"] - 1 - loop["deadline_misses"]
     assert report["loop_no_log_sleep_only"]["steps"] >= 8
     assert report["engines"]["torch"]["steps"] == 5 and report["engines"]["torch"]["median_ms"] > 0
-    if "median_ms" in report["engines"].get("onnx", {}):
-        assert report["engines"]["onnx_speedup_vs_torch"] > 0
+    assert report["loop_engine"] == "onnx" and report["engines"]["onnx"]["median_ms"] > 0
+    assert report["engines"]["onnx_speedup_vs_torch"] > 0
     assert report["policy"]["source"] == str(bundle)
     dog = report["watchdog"]
     assert dog["tripped"] == dog["trials"] == 5
