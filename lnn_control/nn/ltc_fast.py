@@ -33,10 +33,13 @@ def _jit(function: Any) -> Any:
 
 @_jit
 def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds):  # noqa: ANN001, ANN202
-    """States after every unfold: ``out[B, T*unfolds + 1, N]`` (index 0 = initial state)."""
+    """States after every unfold ``out[B, T*unfolds + 1, N]`` (index 0 = initial state), and for the
+    backward pass the synapse activations ``acts[B, T*unfolds, K]`` and denominators ``denoms[B, T*unfolds, N]``."""
     batch, steps, units = num.shape
     synapses = src.shape[0]
     out = np.empty((batch, steps * unfolds + 1, units), dtype=num.dtype)
+    acts = np.empty((batch, steps * unfolds, synapses), dtype=num.dtype)
+    denoms = np.empty((batch, steps * unfolds, units), dtype=num.dtype)
     acc_n = np.empty(units, dtype=num.dtype)
     acc_d = np.empty(units, dtype=num.dtype)
     for b in range(batch):
@@ -50,20 +53,23 @@ def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds): 
                     acc_d[j] = den[b, t, j]
                 for k in range(synapses):
                     a = 1.0 / (1.0 + math.exp(-sigma[k] * (out[b, i, src[k]] - mu[k])))
+                    acts[b, i, k] = a
                     acc_n[tgt[k]] += we[k] * a
                     acc_d[tgt[k]] += w[k] * a
                 for j in range(units):
                     out[b, i + 1, j] = acc_n[j] / acc_d[j]
+                    denoms[b, i, j] = acc_d[j]
                 i += 1
-    return out
+    return out, acts, denoms
 
 
 @_jit
-def _recurrence_backward(grad_steps, grad_final, states, num, den, cm, src, tgt, sigma, mu, w, erev, unfolds):  # noqa: ANN001, ANN202, E501
+def _recurrence_backward(grad_steps, grad_final, states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev,  # noqa: ANN001, ANN202
+                         unfolds):  # noqa: ANN001
     """Gradients of the loss w.r.t. v0, num, den, cm [per step] and sigma, mu, w, erev [per synapse].
 
     ``grad_steps[B,T,N]`` is dL/d(state after step t) (excluding the final-state gradient),
-    ``grad_final[B,N]`` dL/d(final state); ``states`` from :func:`_recurrence_forward`.
+    ``grad_final[B,N]`` dL/d(final state); ``states``, ``acts``, ``denoms`` from :func:`_recurrence_forward`.
     """
     batch, steps, units = num.shape
     synapses = src.shape[0]
@@ -80,8 +86,6 @@ def _recurrence_backward(grad_steps, grad_final, states, num, den, cm, src, tgt,
     g_prev = np.empty(units, dtype=dtype)
     d_m = np.empty(units, dtype=dtype)
     d_d = np.empty(units, dtype=dtype)
-    denom = np.empty(units, dtype=dtype)
-    act = np.empty(synapses, dtype=dtype)
     for b in range(batch):
         for j in range(units):
             g[j] = grad_final[b, j]
@@ -91,20 +95,14 @@ def _recurrence_backward(grad_steps, grad_final, states, num, den, cm, src, tgt,
             for u in range(unfolds - 1, -1, -1):
                 i = t * unfolds + u  # states[b, i] -> states[b, i + 1]
                 for j in range(units):
-                    denom[j] = den[b, t, j]
-                for k in range(synapses):
-                    a = 1.0 / (1.0 + math.exp(-sigma[k] * (states[b, i, src[k]] - mu[k])))
-                    act[k] = a
-                    denom[tgt[k]] += w[k] * a
-                for j in range(units):
-                    d_m[j] = g[j] / denom[j]
-                    d_d[j] = -g[j] * states[b, i + 1, j] / denom[j]
+                    d_m[j] = g[j] / denoms[b, i, j]
+                    d_d[j] = -d_m[j] * states[b, i + 1, j]
                     g_num[b, t, j] += d_m[j]
                     g_den[b, t, j] += d_d[j]
                     g_cm[b, t, j] += d_m[j] * states[b, i, j]
                     g_prev[j] = d_m[j] * cm[b, t, j]
                 for k in range(synapses):
-                    a = act[k]
+                    a = acts[b, i, k]
                     j = tgt[k]
                     d_a = w[k] * (d_m[j] * erev[k] + d_d[j])
                     g_w[k] += a * (d_m[j] * erev[k] + d_d[j])
@@ -133,9 +131,10 @@ class CompiledRecurrence(torch.autograd.Function):
         src_np, tgt_np = _numpy(src), _numpy(tgt)
         arrays = [_numpy(a) for a in (v0, num, den, cm, sigma, mu, w, erev)]
         v0_np, num_np, den_np, cm_np, sigma_np, mu_np, w_np, erev_np = arrays
-        states = _recurrence_forward(v0_np, num_np, den_np, cm_np, src_np, tgt_np, sigma_np, mu_np, w_np,
-                                     w_np * erev_np, unfolds)
-        ctx.saved_numpy = (states, num_np, den_np, cm_np, src_np, tgt_np, sigma_np, mu_np, w_np, erev_np)
+        states, acts, denoms = _recurrence_forward(v0_np, num_np, den_np, cm_np, src_np, tgt_np, sigma_np, mu_np,
+                                                   w_np, w_np * erev_np, unfolds)
+        if any(ctx.needs_input_grad):
+            ctx.saved_numpy = (states, acts, denoms, num_np, cm_np, src_np, tgt_np, sigma_np, mu_np, w_np, erev_np)
         ctx.unfolds = unfolds
         trajectory = states[:, unfolds::unfolds]
         return torch.from_numpy(np.ascontiguousarray(trajectory)).to(num.device)
@@ -143,10 +142,10 @@ class CompiledRecurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_trajectory):  # noqa: ANN001, ANN205
-        states, num, den, cm, src, tgt, sigma, mu, w, erev = ctx.saved_numpy
+        states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev = ctx.saved_numpy
         grad = _numpy(grad_trajectory).astype(num.dtype, copy=False)
         grad_final = np.zeros((grad.shape[0], grad.shape[2]), dtype=num.dtype)
-        grads = _recurrence_backward(grad, grad_final, states, num, den, cm, src, tgt, sigma, mu, w, erev,
+        grads = _recurrence_backward(grad, grad_final, states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev,
                                      ctx.unfolds)
         device = grad_trajectory.device
         tensors = tuple(torch.from_numpy(g).to(device) for g in grads)
