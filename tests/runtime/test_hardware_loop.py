@@ -40,8 +40,8 @@ def make_bundle(directory: Path, action_spec: ActionSpec, extras: tuple[str, ...
     return save_policy(Policy(config, core=core).eval(), directory, {"command": "test fixture", "seed": 0})
 
 
-def launch_file(tmp_path: Path, bundle: Path, robot: dict, camera_loop: bool) -> Path:
-    video = video_camera(tmp_path, n_frames=10).path
+def launch_file(tmp_path: Path, bundle: Path, robot: dict, camera_loop: bool, n_frames: int = 10) -> Path:
+    video = video_camera(tmp_path, n_frames=n_frames).path
     data = {
         "policy": str(bundle),
         "rate_hz": 20,
@@ -102,8 +102,9 @@ def test_stalled_camera_makes_the_loop_stop_the_drone_then_sigint_ends_it(tmp_pa
     with AutopilotEmulator(AutopilotConfig(heartbeat_hz=10.0)) as autopilot:
         robot = {"kind": "mavlink_drone",
                  "settings": {"connection": f"udpout:127.0.0.1:{autopilot.address[1]}", "stop_action": "land"}}
-        # 10 frames at 30 fps, no looping: the camera stalls ~0.33 s after the loop starts
-        process = run_process(launch_file(tmp_path, bundle, robot, camera_loop=False))
+        # 45 frames at 30 fps, no looping: the camera (opened before the ~0.6 s offboard sequence)
+        # stalls 1.5 s after connect()
+        process = run_process(launch_file(tmp_path, bundle, robot, camera_loop=False, n_frames=45))
         try:
             wait_until(lambda: autopilot.mode == Px4Mode.LAND or process.poll() is not None, timeout_s=60,
                        what="the frame watchdog landing the drone")
