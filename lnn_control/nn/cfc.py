@@ -644,14 +644,27 @@ class CfC(nn.Module):
     kind = "cfc"
 
     def __init__(self, input_size: int, units: int | Wiring, mode: CfCMode | str = CfCMode.DEFAULT, *,
-                 backbone_units: int = 128, backbone_layers: int = 1, backbone_dropout: float = 0.0,
-                 activation: BackboneActivation | str = BackboneActivation.LECUN_TANH,
-                 proj_size: int | None = None, ncps_compat: bool = False, self_memory: bool = True) -> None:
+                 backbone_units: int | None = None, backbone_layers: int | None = None,
+                 backbone_dropout: float | None = None, activation: BackboneActivation | str | None = None,
+                 proj_size: int | None = None, ncps_compat: bool | None = None, self_memory: bool | None = None) -> None:
+        """Dense options (``backbone_*``, ``activation``; defaults 128, 1, 0.0, lecun_tanh) and wired options
+        (``ncps_compat``, ``self_memory``; defaults False, True) are refused for the other kind of core."""
         super().__init__()
         self.input_size = _check_int("input_size", input_size, 1)
         self.mode = _enum(CfCMode, "mode", mode)
         self.cell: CfCCell | WiredCfCCell
+        dense_options = {"backbone_units": backbone_units, "backbone_layers": backbone_layers,
+                         "backbone_dropout": backbone_dropout, "activation": activation}
+        wired_options = {"ncps_compat": ncps_compat, "self_memory": self_memory}
+        misplaced = [name for name, value in (wired_options if not isinstance(units, Wiring) else dense_options).items()
+                     if value is not None]
+        if misplaced:
+            kind = "a dense" if not isinstance(units, Wiring) else "a wired"
+            raise ValueError(f"{misplaced} do not apply to {kind} CfC; remove them "
+                             "(backbone_*/activation: dense only; ncps_compat/self_memory: wired only)")
         if isinstance(units, Wiring):
+            ncps_compat = False if ncps_compat is None else ncps_compat
+            self_memory = True if self_memory is None else self_memory
             if units.input_dim is None:
                 units.build(self.input_size)
             if units.input_dim != self.input_size:
@@ -660,8 +673,13 @@ class CfC(nn.Module):
             self.wiring: Wiring | None = units
             base_output = units.output_dim
         else:
-            self.cell = CfCCell(self.input_size, units, self.mode, backbone_units, backbone_layers,
-                                backbone_dropout, activation)
+            self.cell = CfCCell(
+                self.input_size, units, self.mode,
+                128 if backbone_units is None else backbone_units,
+                1 if backbone_layers is None else backbone_layers,
+                0.0 if backbone_dropout is None else backbone_dropout,
+                BackboneActivation.LECUN_TANH if activation is None else activation,
+            )
             self.wiring = None
             base_output = self.cell.units
         self.units = self.cell.units

@@ -267,6 +267,8 @@ def test_bad_inputs_raise_value_error_naming_the_argument(call, message: str) ->
         ({"units": 4, "proj_size": 0}, "proj_size"),
         ({"units": FullyConnected(4).build(5)}, "input_size"),
         ({"units": _small_ncp(), "ncps_compat": "yes"}, "ncps_compat"),
+        ({"units": _small_ncp(), "backbone_units": 32}, "dense only"),
+        ({"units": 4, "self_memory": False}, "wired only"),
     ],
 )
 def test_bad_constructor_arguments(kwargs: dict, message: str) -> None:
