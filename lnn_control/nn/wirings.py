@@ -82,6 +82,7 @@ class Wiring:
         self.adjacency = _polarity_matrix(adjacency, (self.units, self.units), "adjacency")
         self.sensory_adjacency: np.ndarray | None = None
         self.layers = self._check_layers(layers)
+        self._stored_params: dict[str, Any] = {}  # generator arguments of a wiring read back by from_dict
 
     # ----------------------------------------------------------------- structure
     def _check_layers(self, layers: Sequence[Sequence[int]] | None) -> list[np.ndarray]:
@@ -153,7 +154,7 @@ class Wiring:
     # ------------------------------------------------------------ serialisation
     def params(self) -> dict[str, Any]:
         """Generator arguments (for display / provenance; the matrices are the source of truth)."""
-        return {}
+        return dict(self._stored_params)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict with the exact matrices; requires a built wiring."""
@@ -195,8 +196,9 @@ class Wiring:
         )
         wiring.seed = _check_int("seed", data["seed"], 0)
         wiring.kind = str(data["kind"])
-        stored_params = dict(data["params"])
-        wiring.params = lambda: dict(stored_params)  # type: ignore[method-assign]
+        if not isinstance(data["params"], Mapping):
+            raise ValueError(f"wiring dict 'params' must be a mapping, got {type(data['params']).__name__}")
+        wiring._stored_params = dict(data["params"])
         return wiring
 
     @staticmethod
