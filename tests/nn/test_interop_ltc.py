@@ -95,3 +95,15 @@ def test_rejects_what_it_cannot_convert():
         from_ncps(ncps_torch.LTC(4, 6).rnn_cell)
     with pytest.raises(ValueError, match="from_ncps converts ncps.torch models"):
         from_ncps(torch.nn.Linear(2, 2))
+
+
+def test_dense_ncps_ltc_from_a_unit_count():
+    torch.manual_seed(3)
+    reference = ncps_torch.LTC(9, 6)  # ncps builds FullyConnected(6): every neuron is an output
+    ours = from_ncps(reference)
+    assert (ours.output_size, ours.state_size, ours.wiring.synapse_count) == (6, 6, 36)
+    x = torch.randn(4, 10, 9, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y_ref, h_ref = reference(x)
+        y, h = ours(x)
+    assert (y - y_ref).abs().max() <= 1e-5 and (h - h_ref).abs().max() <= 1e-5
