@@ -264,3 +264,13 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
     assert compiled(np.float64(1.5)) == 2.5
     assert type(compiled._cache).__name__ == "NullCache"  # compiled in memory, nothing written
     assert type(ltc_fast._recurrence_forward._cache).__name__ == "FunctionCache"  # the real kernels do cache
+
+
+def test_other_dtypes_use_the_torch_path():
+    core = LTC(ncp19_car(), seed=4)
+    x = _inputs(2, 5, 32, seed=6)
+    with torch.no_grad():
+        reference, _ = core(x)
+        low, state = core.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert low.dtype == torch.bfloat16 and state.dtype == torch.bfloat16
+    assert (low.float() - reference).abs().max() < 0.05
