@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lnn_control.envs.lane_keeping.road import (
     HELD_OUT_SEED_START,
+    Mesh,
     RoadConfig,
     generate_road,
     held_out_seeds,
@@ -173,3 +174,23 @@ def test_any_seed_and_length_gives_a_valid_road(seed, length):
     assert np.max(np.abs(road.curvature)) <= config.max_curvature + 1e-9
     assert road.min_clearance() > 2 * config.half_width
     assert np.all(np.isfinite(road.centerline))
+
+
+def test_centre_dashes_are_the_per_dash_strips_in_one_mesh():
+    road = generate_road(1000, RoadConfig(length=17.0))  # the last dash is cut short by the road's end
+    cfg = road.config
+    lw = cfg.line_width / 2
+    starts = np.arange(0.0, road.length, cfg.dash_length + cfg.dash_gap)
+    expected = Mesh.merge([road.strip(lw, -lw, a, min(a + cfg.dash_length, road.length)) for a in starts])
+    dashes = road.centre_dashes()
+    np.testing.assert_array_equal(dashes.vertices, expected.vertices)
+    np.testing.assert_array_equal(dashes.triangles, expected.triangles)
+    np.testing.assert_array_equal(dashes.uv, expected.uv)
+    # one strip is the band between the offsets at linspace stations along the road
+    single = road.strip(lw, -lw, 3.25, 3.75)
+    stations = np.linspace(3.25, 3.75, int(np.ceil(0.5 / cfg.mesh_spacing)) + 1)
+    np.testing.assert_array_equal(single.vertices[0::2, :2], road.point_at(stations, -lw))
+    np.testing.assert_array_equal(single.vertices[1::2, :2], road.point_at(stations, lw))
+    assert dashes.uv[:, 0].max() == pytest.approx(road.length)
+    with pytest.raises(ValueError, match="right_offset < left_offset"):
+        road.strip(-lw, lw)
