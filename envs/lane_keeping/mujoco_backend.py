@@ -137,23 +137,6 @@ def _add_road_mesh(spec: mujoco.MjSpec, name: str, mesh: Mesh, z: float, materia
     )
 
 
-_MESH_CACHE: dict[int, tuple[Road, tuple[Mesh, Mesh, Mesh]]] = {}
-_MESH_CACHE_SIZE = 8
-
-
-def road_meshes(road: Road) -> tuple[Mesh, Mesh, Mesh]:
-    """(asphalt, edge lines, centre dashes) of ``road``, cached for the last few Road objects: a
-    reset with a new appearance on the same road does not recompute them (~0.1 s for 50 m)."""
-    cached = _MESH_CACHE.get(id(road))
-    if cached is not None and cached[0] is road:
-        return cached[1]
-    meshes = (road.asphalt(), road.edge_lines(), road.centre_dashes())
-    if len(_MESH_CACHE) >= _MESH_CACHE_SIZE:
-        _MESH_CACHE.pop(next(iter(_MESH_CACHE)))
-    _MESH_CACHE[id(road)] = (road, meshes)
-    return meshes
-
-
 def _add_world(spec: mujoco.MjSpec, road: Road, car: CarParams, visuals: VisualVariation) -> None:
     """Ground plane, road meshes, light and render settings."""
     textured = visuals.texture_strength > 0
@@ -177,10 +160,9 @@ def _add_world(spec: mujoco.MjSpec, road: Road, car: CarParams, visuals: VisualV
         pos=[(xmin + xmax) / 2, (ymin + ymax) / 2, 0.0], size=[(xmax - xmin) / 2, (ymax - ymin) / 2, 1.0],
         contype=1, conaffinity=1, condim=3, friction=[1.0, 0.005, 0.0001], group=0,
     )
-    asphalt, edge_lines, centre_dashes = road_meshes(road)
-    _add_road_mesh(spec, "asphalt", asphalt, _ASPHALT_Z, "asphalt")
-    _add_road_mesh(spec, "edge_lines", edge_lines, _LINE_Z, "edge_line")
-    _add_road_mesh(spec, "centre_dashes", centre_dashes, _LINE_Z, "centre_line")
+    _add_road_mesh(spec, "asphalt", road.asphalt(), _ASPHALT_Z, "asphalt")
+    _add_road_mesh(spec, "edge_lines", road.edge_lines(), _LINE_Z, "edge_line")
+    _add_road_mesh(spec, "centre_dashes", road.centre_dashes(), _LINE_Z, "centre_line")
 
     light_dir = -np.asarray(visuals.light_direction, float)
     light_dir /= max(np.linalg.norm(light_dir), 1e-9)
