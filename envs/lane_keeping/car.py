@@ -115,6 +115,26 @@ class CarParams:
         y = 0.5 * self.track if name.endswith("left") else -0.5 * self.track
         return np.array([x, y, self.wheel_radius])
 
+    def ackermann_angle(self, name: str, steering: float) -> float:
+        """Angle (rad, + = left) of front wheel ``name`` for the bicycle-model front-wheel angle
+        ``steering``: both front wheels point at the common turn centre on the rear axle line
+        (Ackermann geometry), so the inner wheel turns further than ``steering``."""
+        if name not in WHEEL_NAMES[:2]:
+            raise ValueError(f"ackermann_angle needs a front wheel {WHEEL_NAMES[:2]}, got {name!r}")
+        curvature = math.tan(steering) / self.wheelbase  # of the rear-axle centre's path, + = left
+        if abs(curvature) <= 1e-9:
+            return 0.0
+        side = self.wheel_position(name)[1]
+        return math.atan2(self.wheelbase * curvature, 1.0 - side * curvature)
+
+    def wheel_ground_speed(self, name: str, speed: float, steering: float) -> float:
+        """Ground speed (m/s) of wheel ``name`` when the rear-axle centre moves at ``speed`` on the
+        turn of bicycle-model angle ``steering`` (the electronic differential's per-wheel target)."""
+        curvature = math.tan(steering) / self.wheelbase
+        x, side, _ = self.wheel_position(name)
+        x += 0.5 * self.wheelbase  # from the rear axle
+        return speed * math.hypot(1.0 - side * curvature, x * curvature)
+
     def steering_from_normalized(self, value: float) -> float:
         """Normalised steering in [-1, 1] (+ = left) → front-wheel angle (rad)."""
         return float(np.clip(value, -1.0, 1.0)) * self.max_steering

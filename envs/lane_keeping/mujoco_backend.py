@@ -69,8 +69,7 @@ def _size_car(spec: mujoco.MjSpec, car: CarParams, visuals: VisualVariation) -> 
     chassis.rgba = [*visuals.car_color, 1.0]
     total_mass = car.chassis_mass + 4 * car.wheel_mass + 2 * spec.body("front_left_knuckle").mass
     # the inner front wheel turns further than the bicycle-model angle (Ackermann): allow for it
-    max_curvature = math.tan(car.max_steering) / car.wheelbase
-    inner_limit = math.atan2(car.wheelbase * max_curvature, 1.0 - 0.5 * car.track * max_curvature) + 0.05
+    inner_limit = car.ackermann_angle("front_left", car.max_steering) + 0.05
     rolling_torque = car.rolling_friction * total_mass * 9.81 / 4 * car.wheel_radius
     for name in WHEEL_NAMES:
         centre = car.wheel_position(name)
@@ -356,16 +355,10 @@ class MujocoLaneBackend:
     def _apply_controls(self) -> None:
         """Ackermann steering angles for the ramped set-point and per-wheel cruise speeds."""
         car, data = self.car, self.data
-        curvature = math.tan(self._steer_now) / car.wheelbase  # of the reference point's path, + = left
         for name in WHEEL_NAMES[:2]:
-            side = car.wheel_position(name)[1]
-            angle = math.atan2(car.wheelbase * curvature, 1.0 - side * curvature) if abs(curvature) > 1e-9 else 0.0
-            data.ctrl[self._steer_act[name]] = angle
-        target_curvature = math.tan(self._steer_target) / car.wheelbase
+            data.ctrl[self._steer_act[name]] = car.ackermann_angle(name, self._steer_now)
         for name, actuator in self._drive_act.items():
-            x, side, _ = car.wheel_position(name)
-            x += 0.5 * car.wheelbase  # from the rear axle
-            wheel_speed = self._speed_target * math.hypot(1.0 - side * target_curvature, x * target_curvature)
+            wheel_speed = car.wheel_ground_speed(name, self._speed_target, self._steer_target)
             data.ctrl[actuator] = wheel_speed / car.wheel_radius
 
     def advance(self, duration: float) -> None:

@@ -84,8 +84,6 @@ class PyBulletLaneBackend:
         self._joints: dict[str, int] = {}
         self._time = 0.0
         self._state: VehicleState | None = None
-        self._steering_target = 0.0
-        self._speed_target = 0.0
 
     # --- world ------------------------------------------------------------------------------------
     def _connect(self) -> BulletClient:
@@ -277,20 +275,14 @@ class PyBulletLaneBackend:
             raise ValueError(f"steering ({steering}) and target_speed ({target_speed}) must be finite")
         delta = float(np.clip(steering, -car.max_steering, car.max_steering))
         speed = float(np.clip(target_speed, 0.0, car.max_speed))
-        self._steering_target, self._speed_target = delta, speed
-        curvature = math.tan(delta) / car.wheelbase  # of the reference point's path, + = left
         for name in ("front_left", "front_right"):
-            side = 0.5 * car.track if name.endswith("left") else -0.5 * car.track
-            # Ackermann: each front wheel points at the common turn centre
-            angle = math.atan2(car.wheelbase * curvature, 1.0 - side * curvature) if abs(curvature) > 1e-9 else 0.0
             client.setJointMotorControl2(
-                self._car_id, self._joints[f"{name}_steer"], p.POSITION_CONTROL, targetPosition=angle,
-                force=car.steering_stiffness, maxVelocity=car.steering_rate,
+                self._car_id, self._joints[f"{name}_steer"], p.POSITION_CONTROL,
+                targetPosition=car.ackermann_angle(name, delta), force=car.steering_stiffness,
+                maxVelocity=car.steering_rate,
             )
         for name in car.driven_wheels:
-            side = car.wheel_position(name)[1]
-            x = car.wheel_position(name)[0] + 0.5 * car.wheelbase  # from the rear axle
-            wheel_speed = speed * math.hypot(1.0 - side * curvature, x * curvature)
+            wheel_speed = car.wheel_ground_speed(name, speed, delta)
             client.setJointMotorControl2(
                 self._car_id, self._joints[name], p.VELOCITY_CONTROL,
                 targetVelocity=wheel_speed / car.wheel_radius, force=car.max_drive_torque,

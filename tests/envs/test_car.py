@@ -1,0 +1,38 @@
+"""CarParams geometry both backends share: Ackermann wheel angles and per-wheel ground speeds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
+
+
+@pytest.mark.parametrize("steering", [0.4, 0.15, -0.05, -0.4])
+def test_front_wheels_point_at_the_turn_centre_and_wheels_roll_at_their_radius(steering):
+    car = CarParams()
+    radius = car.wheelbase / math.tan(steering)  # of the rear-axle centre, + = turning left
+    centre = np.array([-0.5 * car.wheelbase, radius])  # on the rear axle line, car frame
+    for name in WHEEL_NAMES[:2]:
+        wheel = car.wheel_position(name)[:2]
+        angle = car.ackermann_angle(name, steering)
+        rolling = np.array([math.cos(angle), math.sin(angle)])
+        # a wheel rolling without side slip moves perpendicular to the line to the turn centre
+        assert float(np.dot(rolling, wheel - centre)) == pytest.approx(0.0, abs=1e-12)
+        assert math.copysign(1.0, angle) == math.copysign(1.0, steering)
+    inner, outer = ("front_left", "front_right") if steering > 0 else ("front_right", "front_left")
+    assert abs(car.ackermann_angle(inner, steering)) > abs(steering) > abs(car.ackermann_angle(outer, steering))
+    for name in WHEEL_NAMES:
+        distance = float(np.linalg.norm(car.wheel_position(name)[:2] - centre))
+        assert car.wheel_ground_speed(name, 2.0, steering) == pytest.approx(2.0 * distance / abs(radius), rel=1e-12)
+
+
+def test_straight_ahead_and_bad_wheel_names():
+    car = CarParams()
+    assert car.ackermann_angle("front_left", 0.0) == 0.0
+    assert all(car.wheel_ground_speed(name, 1.5, 0.0) == pytest.approx(1.5) for name in WHEEL_NAMES)
+    with pytest.raises(ValueError, match="front wheel"):
+        car.ackermann_angle("rear_left", 0.2)
+    with pytest.raises(ValueError, match="unknown wheel"):
+        car.wheel_ground_speed("spare", 1.0, 0.0)
