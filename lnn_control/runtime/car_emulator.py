@@ -44,6 +44,7 @@ from lnn_control.runtime.serial_protocol import (
     Heartbeat,
     LineSplitter,
     ProtocolError,
+    RangeError,
     Stop,
     Telemetry,
     VersionError,
@@ -151,9 +152,10 @@ class CarEmulator:
         """Safe to call from a signal handler: the loop latches the e-stop on its next pass."""
         self._button.set()
 
-    def _log(self, event: str, **data: object) -> None:
+    def _log(self, event: str, now: float, **data: object) -> None:
+        """Record ``event`` at ``now``, the monotonic time the emulator's decision used."""
         if self.record is not None:
-            self.record.write(json.dumps({"t": time.monotonic(), "event": event, **data}) + "\n")
+            self.record.write(json.dumps({"t": now, "event": event, **data}) + "\n")
             self.record.flush()
 
     def _count(self, key: str) -> None:
@@ -166,33 +168,42 @@ class CarEmulator:
     def _set_mode(self, mode: Mode, now: float) -> None:
         if mode != self.mode:
             self.mode = mode
-            self._log("mode", mode=mode.value)
+            self._log("mode", now, mode=mode.value)
         if mode != Mode.DRIVING:
             self.steer_milli = self.throttle_milli = 0
 
-    def _reject(self, code: ErrorCode, ref_seq: int) -> None:
+    def _reject(self, code: ErrorCode, ref_seq: int, now: float) -> None:
         self._count(f"rejected_{code.value}")
-        self._log("rejected", code=code.value, seq=ref_seq)
+        self._log("rejected", now, code=code.value, seq=ref_seq)
         last = -1 if self.last_good_seq is None else self.last_good_seq
         self._send(Error(code, ref_seq, last))
 
+    def _stale(self, seq: int) -> bool:
+        return self.last_good_seq is not None and not seq_is_newer(seq, self.last_good_seq)
+
     def handle_line(self, line: bytes, now: float) -> None:
+        """Validate one line in the sketch's order (framing, CRC, version, sequence, contents),
+        apply it and ack, or answer ``E`` with the line's seq (-1 if unreadable)."""
         try:
             packet = decode(line)
         except ChecksumError:
-            return self._reject(ErrorCode.CHECKSUM, -1)
+            return self._reject(ErrorCode.CHECKSUM, -1, now)
         except VersionError:
-            return self._reject(ErrorCode.VERSION, -1)
-        except ProtocolError:
-            return self._reject(ErrorCode.FORMAT, -1)
+            return self._reject(ErrorCode.VERSION, -1, now)
+        except ProtocolError as exc:
+            if exc.seq is None:
+                return self._reject(ErrorCode.FORMAT, -1, now)
+            if self._stale(exc.seq):
+                return self._reject(ErrorCode.SEQUENCE, exc.seq, now)
+            return self._reject(ErrorCode.RANGE if isinstance(exc, RangeError) else ErrorCode.FORMAT, exc.seq, now)
         message = packet.message
+        if self._stale(packet.seq):
+            return self._reject(ErrorCode.SEQUENCE, packet.seq, now)
         if not isinstance(message, (Drive, Heartbeat, Stop, EStopReset)):
-            return self._reject(ErrorCode.FORMAT, packet.seq)
-        if self.last_good_seq is not None and not seq_is_newer(packet.seq, self.last_good_seq):
-            return self._reject(ErrorCode.SEQUENCE, packet.seq)
+            return self._reject(ErrorCode.FORMAT, packet.seq, now)
         if isinstance(message, Drive) and self.estop_latched:
             self.last_good_seq = packet.seq
-            return self._reject(ErrorCode.ESTOP, packet.seq)
+            return self._reject(ErrorCode.ESTOP, packet.seq, now)
         self.last_good_seq = packet.seq
         self.last_valid_rx = now
         self._count(f"accepted_{message.TYPE}")
@@ -200,16 +211,16 @@ class CarEmulator:
             self.last_drive = now
             self._set_mode(Mode.DRIVING, now)
             self.steer_milli, self.throttle_milli = message.steer_milli, message.throttle_milli
-            self._log("drive", seq=packet.seq, steer_milli=message.steer_milli, throttle_milli=message.throttle_milli)
+            self._log("drive", now, seq=packet.seq, steer_milli=message.steer_milli, throttle_milli=message.throttle_milli)
         elif isinstance(message, Stop):
             self._set_mode(Mode.STOPPED, now)
-            self._log("stop", seq=packet.seq)
+            self._log("stop", now, seq=packet.seq)
         elif isinstance(message, EStopReset):
             self.estop_latched = False
             self._set_mode(Mode.IDLE, now)
-            self._log("estop_reset", seq=packet.seq)
+            self._log("estop_reset", now, seq=packet.seq)
         else:
-            self._log("heartbeat", seq=packet.seq)
+            self._log("heartbeat", now, seq=packet.seq)
         self._send(Ack(packet.seq))
 
     def tick(self, now: float, dt: float) -> None:
@@ -219,7 +230,7 @@ class CarEmulator:
             if not self.estop_latched:
                 self.estop_latched = True
                 self._count("estops")
-                self._log("estop")
+                self._log("estop", now)
             self._set_mode(Mode.ESTOP, now)
         failsafe_s = self.config.failsafe_ms / 1000.0
         if self.mode == Mode.DRIVING and now - self.last_drive > failsafe_s:
@@ -241,7 +252,7 @@ class CarEmulator:
         period = 1.0 / self.config.telemetry_hz
         last = time.monotonic()
         next_telemetry = last
-        self._log("ready", port=self.transport.slave_path)
+        self._log("ready", last, port=self.transport.slave_path)
         while not stop_event.is_set():
             data = self.transport.read(0.005)
             now = time.monotonic()
@@ -252,7 +263,7 @@ class CarEmulator:
             if now >= next_telemetry:
                 self._send(self.telemetry())
                 next_telemetry = max(next_telemetry + period, now)
-        self._log("exit", counters=self.counters, overlong=splitter.overlong)
+        self._log("exit", time.monotonic(), counters=self.counters, overlong=splitter.overlong)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,8 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         config = EmulatorConfig(failsafe_ms=args.failsafe_ms, telemetry_hz=args.telemetry_hz)
     except ValueError as exc:
         parser.error(str(exc))
-    transport = PtyTransport() if args.pty else SerialTransport(args.port, args.baudrate)
-    record = open(args.record, "a", encoding="utf-8") if args.record else None  # noqa: SIM115
+    try:
+        transport = PtyTransport() if args.pty else SerialTransport(args.port, args.baudrate)
+    except (OSError, ValueError) as exc:  # serial.SerialException is an OSError
+        parser.error(f"cannot open {'a pseudo-terminal' if args.pty else repr(args.port)}: {exc}")
+    try:
+        record = open(args.record, "a", encoding="utf-8") if args.record else None  # noqa: SIM115
+    except OSError as exc:
+        transport.close()
+        parser.error(f"cannot open --record file {args.record!r}: {exc}")
     emulator = CarEmulator(transport, config, record)
     stop_event = threading.Event()
 

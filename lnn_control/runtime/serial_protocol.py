@@ -35,11 +35,20 @@ FLAG_FAILSAFE = 2  # no fresh drive command: the MCU's own failsafe holds neutra
 
 
 class ProtocolError(ValueError):
-    """A line is not a valid LNC message; the message says which part is wrong."""
+    """A line is not a valid LNC message; the message says which part is wrong.
+
+    ``seq`` is the line's sequence number when it could be read (the MCU reports it as
+    ``ref_seq``), else None."""
+
+    seq: int | None = None
 
 
 class FrameFormatError(ProtocolError):
     """Framing, field count or field syntax is wrong."""
+
+
+class RangeError(FrameFormatError):
+    """A well-formed field holds a value outside its range (e.g. steering beyond -1000..1000)."""
 
 
 class ChecksumError(ProtocolError):
@@ -248,7 +257,8 @@ _FIELD_COUNTS = {"D": 2, "H": 0, "S": 0, "R": 0, "A": 1, "T": 5, "E": 3}
 def decode(line: bytes) -> Packet:
     """Parse one line (with or without the trailing ``\\n`` / ``\\r\\n``).
 
-    Raises FrameFormatError, ChecksumError or VersionError (all :class:`ProtocolError`, a ValueError).
+    Raises FrameFormatError (RangeError for a value out of range), ChecksumError or VersionError
+    (all :class:`ProtocolError`, a ValueError; ``seq`` set once the sequence number was read).
     The checksum is verified before anything else in the body is trusted."""
     if len(line) > MAX_LINE_BYTES:
         raise FrameFormatError(f"line is {len(line)} bytes, more than the maximum {MAX_LINE_BYTES}")
@@ -280,25 +290,29 @@ def decode(line: bytes) -> Packet:
     seq = _int_field(parts[2], "seq")
     if not 0 <= seq < SEQ_MODULO:
         raise FrameFormatError(f"seq must be in 0..65535, got {seq}")
-    kind, fields = parts[3], parts[4:]
+    try:
+        return Packet(seq, _decode_message(parts[3], parts[4:]), version)
+    except ProtocolError as exc:
+        exc.seq = seq
+        raise
+
+
+def _decode_message(kind: str, fields: list[str]) -> Message:
     if kind not in _FIELD_COUNTS:
         raise FrameFormatError(f"unknown message type {kind!r}; known: {sorted(_FIELD_COUNTS)}")
     if len(fields) != _FIELD_COUNTS[kind]:
         raise FrameFormatError(f"message {kind} needs {_FIELD_COUNTS[kind]} field(s), got {len(fields)}")
+    if kind == "E":
+        try:
+            code = ErrorCode(fields[0])
+        except ValueError as exc:
+            raise FrameFormatError(f"unknown error code {fields[0]!r}") from exc
+        return Error(code, _int_field(fields[1], "ref_seq"), _int_field(fields[2], "last_good_seq"))
+    values = [_int_field(f, f"field {i + 1} of {kind}") for i, f in enumerate(fields)]
     try:
-        if kind == "E":
-            try:
-                code = ErrorCode(fields[0])
-            except ValueError as exc:
-                raise FrameFormatError(f"unknown error code {fields[0]!r}") from exc
-            message: Message = Error(code, _int_field(fields[1], "ref_seq"), _int_field(fields[2], "last_good_seq"))
-        else:
-            message = _BY_TYPE[kind](*(_int_field(f, f"field {i + 1} of {kind}") for i, f in enumerate(fields)))
-    except FrameFormatError:
-        raise
-    except ValueError as exc:
-        raise FrameFormatError(str(exc)) from exc
-    return Packet(seq, message, version)
+        return _BY_TYPE[kind](*values)
+    except ValueError as exc:  # the message's own range check
+        raise RangeError(str(exc)) from exc
 
 
 def seq_is_newer(seq: int, last: int) -> bool:

@@ -19,6 +19,7 @@ from lnn_control.runtime.serial_protocol import (
     Heartbeat,
     LineSplitter,
     ProtocolError,
+    RangeError,
     Stop,
     Telemetry,
     VersionError,
@@ -121,6 +122,19 @@ def _signed(body: bytes) -> bytes:
 def test_well_signed_but_invalid_lines(body, match):
     with pytest.raises(FrameFormatError, match=match):
         decode(_signed(body))
+
+
+def test_errors_carry_the_seq_once_it_was_read():
+    with pytest.raises(RangeError, match="-1000..1000") as info:
+        decode(_signed(b"LNC,1,12,D,0,-1001"))
+    assert info.value.seq == 12
+    with pytest.raises(FrameFormatError) as info:
+        decode(_signed(b"LNC,1,13,D,1"))
+    assert info.value.seq == 13 and not isinstance(info.value, RangeError)
+    for unreadable in (_signed(b"LNC,1,x,H"), _signed(b"LNC,1,70000,H"), b"$LNC,1,5,H*00\n"):
+        with pytest.raises(ProtocolError) as info:
+            decode(unreadable)
+        assert info.value.seq is None
 
 
 def test_drive_from_normalized_rounds_and_rejects_bad_values():

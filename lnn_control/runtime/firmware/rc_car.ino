@@ -16,7 +16,7 @@ static const unsigned long TELEMETRY_MS = 50;
 static const uint8_t PIN_STEER = 9, PIN_ESC = 10, PIN_ESTOP = 2, PIN_ENCODER = 3;
 static const float PULSES_PER_M = 400.0f;
 static const float BATTERY_MV_PER_COUNT = 14.66f;  // 5 V ADC behind a 3:1 divider
-static const size_t MAX_LINE = 80;
+static const size_t MAX_LINE = 80;  // bytes including the '\n' (the protocol's limit)
 
 static const uint8_t FLAG_ESTOP = 1, FLAG_FAILSAFE = 2;
 
@@ -84,32 +84,49 @@ bool seqIsNewer(long seq, long last) {
   return diff > 0 && diff < 32768;
 }
 
-// Parses a decimal integer field; returns false on anything else.
+// Parses a decimal integer field: '-'? digit+ (no '+', spaces or empty fields: what the host
+// accepts); magnitudes beyond 10^9 saturate there (out of every range, no overflow).
 bool parseInt(const char *text, long *value) {
-  if (*text == '\0') return false;
-  char *end;
-  *value = strtol(text, &end, 10);
-  return *end == '\0';
+  bool negative = *text == '-';
+  const char *p = negative ? text + 1 : text;
+  if (*p == '\0') return false;
+  long v = 0;
+  for (; *p != '\0'; ++p) {
+    if (*p < '0' || *p > '9') return false;
+    v = v < 100000000L ? v * 10 + (*p - '0') : 1000000000L;
+  }
+  *value = negative ? -v : v;
+  return true;
+}
+
+// One upper-case hex digit's value, or -1.
+int hexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
 void handleLine(char *raw, size_t n) {
   if (n > 0 && raw[n - 1] == '\r') raw[--n] = '\0';
   char *star = strrchr(raw, '*');
   if (n < 4 || raw[0] != '$' || star == NULL || (size_t)(raw + n - star) != 3) return sendError("FMT", -1);
-  char crcText[3] = {star[1], star[2], '\0'};
-  char *end;
-  long claimed = strtol(crcText, &end, 16);
-  if (*end != '\0' || claimed != crc8(raw + 1, star - raw - 1)) return sendError("CRC", -1);
+  int high = hexDigit(star[1]), low = hexDigit(star[2]);
+  if (high < 0 || low < 0) return sendError("FMT", -1);
+  if (high * 16 + low != crc8(raw + 1, star - raw - 1)) return sendError("CRC", -1);
   *star = '\0';
-  char *fields[8];
+  char *fields[8];  // split on ',' keeping empty fields (a trailing ',' is malformed)
   int count = 0;
-  for (char *tok = strtok(raw + 1, ","); tok && count < 8; tok = strtok(NULL, ",")) fields[count++] = tok;
+  for (char *p = raw + 1; p != NULL && count < 8; ++count) {
+    fields[count] = p;
+    p = strchr(p, ',');
+    if (p != NULL) *p++ = '\0';
+  }
   long version, seq;
   if (count < 4 || strcmp(fields[0], "LNC") != 0 || !parseInt(fields[1], &version)) return sendError("FMT", -1);
   if (version != PROTOCOL_VERSION) return sendError("VER", -1);
-  if (!parseInt(fields[2], &seq) || seq < 0 || seq > 65535 || strlen(fields[3]) != 1) return sendError("FMT", -1);
+  if (!parseInt(fields[2], &seq) || seq < 0 || seq > 65535) return sendError("FMT", -1);
   if (lastGoodSeq >= 0 && !seqIsNewer(seq, lastGoodSeq)) return sendError("SEQ", seq);
-  char type = fields[3][0];
+  char type = strlen(fields[3]) == 1 ? fields[3][0] : '?';  // '?': unknown, answered FMT below
   unsigned long now = millis();
   if (type == 'D') {
     long s, t;
@@ -155,7 +172,7 @@ void loop() {
       lineLen = 0;
       discarding = false;
     } else if (!discarding) {
-      if (lineLen >= MAX_LINE) { discarding = true; lineLen = 0; }
+      if (lineLen >= MAX_LINE - 1) { discarding = true; lineLen = 0; }  // no room left for '\n'
       else line[lineLen++] = c;
     }
   }
