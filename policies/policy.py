@@ -39,6 +39,17 @@ COMPILED_STEPPERS: dict[str, tuple[str, str]] = {
 }
 
 
+@dataclass
+class _Stream:
+    """Streaming state of ``Policy.act`` (a plain object: attribute writes stay cheap in the hot path)."""
+
+    state: torch.Tensor | None = None  # [1, S], the core's state after the last step
+    stepper: Any | None = None  # compiled stepper, if the core type has one
+    params: tuple[torch.Tensor, ...] = ()  # the core parameters the stepper was built from
+    versions: tuple[int, ...] = ()  # their version counters at that time
+    synced: bool = False  # True while the stepper's own state equals ``state``
+
+
 class OutputSquash(str, enum.Enum):
     """How core outputs map onto the action range ``[low, high]``.
 
@@ -161,12 +172,9 @@ class Policy(nn.Module):
         self.register_buffer("extras_scale", torch.tensor(scale, dtype=torch.float32), persistent=False)
         self._low_np = np.asarray(config.action_spec.low, dtype=np.float32)
         self._high_np = np.asarray(config.action_spec.high, dtype=np.float32)
-        self._state: torch.Tensor | None = None
         # Streaming fast path (see COMPILED_STEPPERS); set False to step the torch core instead.
         self.use_compiled_stepper = True
-        self._stepper: Any | None = None
-        self._stepper_key: tuple | None = None
-        self._stepper_synced = False
+        self._stream = _Stream()
         self.provenance: dict[str, Any] = {}  # filled by load_policy from the bundle
 
     # ----------------------------------------------------------------- specs
@@ -239,23 +247,29 @@ class Policy(nn.Module):
     # ------------------------------------------------------------- streaming
     def reset(self) -> None:
         """Forget the recurrent state; the next ``act`` starts from ``initial_state``."""
-        self._state = None
-        self._stepper_synced = False
+        self._stream.state = None
+        self._stream.synced = False
 
     def _compiled_stepper(self) -> Any | None:
-        """The core's compiled batch-1 stepper, rebuilt whenever a core parameter changed (or None)."""
+        """The core's compiled batch-1 stepper, rebuilt whenever a core parameter changed (or None).
+
+        Changes are seen through the tensors' version counters, which every in-place update bumps
+        (optimiser steps, ``load_state_dict``, edits under ``no_grad``).
+        """
+        stream = self._stream
+        if stream.stepper is not None and self.use_compiled_stepper:
+            if tuple(p._version for p in stream.params) == stream.versions:
+                return stream.stepper
         target = COMPILED_STEPPERS.get(self.config.core["type"])
         if target is None or not self.use_compiled_stepper:
             return None
-        # Any in-place update (optimiser step, load_state_dict, no_grad edits) bumps _version.
-        key = tuple((id(p), p._version) for p in self.core.parameters())
-        if self._stepper is None or key != self._stepper_key:
-            module_name, class_name = target
-            stepper_class = getattr(importlib.import_module(module_name), class_name)
-            build = getattr(stepper_class, "from_module", stepper_class)
-            self._stepper, self._stepper_key = build(self.core), key
-            self._stepper_synced = False
-        return self._stepper
+        module_name, class_name = target
+        stepper_class = getattr(importlib.import_module(module_name), class_name)
+        build = getattr(stepper_class, "from_module", stepper_class)
+        stream.params = tuple(self.core.parameters())
+        stream.versions = tuple(p._version for p in stream.params)
+        stream.stepper, stream.synced = build(self.core), False
+        return stream.stepper
 
     def act(self, observation: Mapping[str, Any], dt_seconds: float) -> np.ndarray:
         """One control step: observation dict -> action ``[A]`` float32, clipped to the action spec.
@@ -266,24 +280,33 @@ class Policy(nn.Module):
         image, extras = validate_observation(self.config.observation_spec, observation)
         dt = validate_dt_seconds(dt_seconds)
         elapsed = dt * float(self.config.control_rate_hz)
+        stream = self._stream
         with torch.inference_mode():
-            if self._state is None:
-                self._state = self.core.initial_state(1)
+            if stream.state is None:
+                stream.state = self.core.initial_state(1)
             features = self.perception(torch.from_numpy(image).unsqueeze(0))
             x = torch.cat([features, torch.from_numpy(extras).unsqueeze(0) * self.extras_scale], dim=1)
             stepper = self._compiled_stepper()
             if stepper is None:
-                y, self._state = self.core.step(x, self._state, elapsed)
-                self._stepper_synced = False
+                y, stream.state = self.core.step(x, stream.state, elapsed)
+                output = y[0].numpy()
+                stream.synced = False
             else:
-                if not self._stepper_synced:
-                    stepper.state = self._state[0].numpy().astype(np.float64)
-                output = stepper.step(x[0].numpy(), elapsed)
-                y = torch.from_numpy(np.asarray(output, dtype=np.float32)).unsqueeze(0)
-                self._state = torch.from_numpy(np.array(stepper.state, dtype=np.float32)).unsqueeze(0)
-                self._stepper_synced = True
-            action = self.squash(y)[0].numpy()
+                if not stream.synced:
+                    stepper.state = stream.state[0].numpy().astype(np.float64)
+                output = np.asarray(stepper.step(x[0].numpy(), elapsed), dtype=np.float32)
+                stream.state = torch.from_numpy(np.array(stepper.state, dtype=np.float32)).unsqueeze(0)
+                stream.synced = True
+            action = self._squash_numpy(output)
         return np.clip(action, self._low_np, self._high_np).astype(np.float32, copy=False)
+
+    def _squash_numpy(self, y: np.ndarray) -> np.ndarray:
+        """:meth:`squash` for one ``[A]`` output in NumPy (the streaming hot path)."""
+        z = y * self.output_gain.detach().numpy() + self.output_bias.detach().numpy()
+        low, high = self._low_np, self._high_np
+        if self.config.output_squash is OutputSquash.TANH:
+            return low + (np.tanh(z) + 1.0) * (0.5 * (high - low))
+        return np.minimum(np.maximum(0.5 * (low + high) + z * (0.5 * (high - low)), low), high)
 
     def validate_observation(self, observation: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Check ``observation`` against the spec; return (contiguous uint8 image, float32 extras[E])."""
@@ -291,6 +314,6 @@ class Policy(nn.Module):
 
     def neuron_activity(self) -> np.ndarray:
         """The core's state after the last ``act`` (``[S]`` float32; zeros before the first step)."""
-        if self._state is None:
+        if self._stream.state is None:
             return self.core.initial_state(1)[0].detach().numpy().astype(np.float32)
-        return self._state[0].detach().numpy().astype(np.float32, copy=True)
+        return self._stream.state[0].detach().numpy().astype(np.float32, copy=True)

@@ -71,15 +71,15 @@ def test_compiled_stepper_is_used_and_follows_weight_updates(core: str) -> None:
     policy = make_policy(core)
     images, speeds, dts = episode(4, seed=1)
     stream(policy, images, speeds, dts)
-    assert policy._stepper is not None  # the fast path really ran
-    first = policy._stepper
+    assert policy._stream.stepper is not None  # the fast path really ran
+    first = policy._stream.stepper
     with torch.no_grad():
         next(policy.core.parameters()).mul_(1.2)  # an in-place update, as an optimiser step does
     policy.use_compiled_stepper = False
     expected = stream(policy, images, speeds, dts)
     policy.use_compiled_stepper = True
     got = stream(policy, images, speeds, dts)
-    assert policy._stepper is not first
+    assert policy._stream.stepper is not first
     np.testing.assert_allclose(got[0], expected[0], rtol=0, atol=1e-5)
     np.testing.assert_allclose(got[1], expected[1], rtol=0, atol=1e-5)
 
