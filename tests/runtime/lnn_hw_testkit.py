@@ -67,6 +67,7 @@ class EmulatorProcess:
         return out
 
     def stop(self) -> None:
+        """End the process (SIGTERM, then SIGKILL) and release its stdout pipe."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -74,6 +75,7 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        self.process.stdout.close()
 
 
 def start_car_emulator(tmp_path: Path, *args: str, name: str = "emu") -> EmulatorProcess:
@@ -85,11 +87,12 @@ def start_car_emulator(tmp_path: Path, *args: str, name: str = "emu") -> Emulato
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    if not selector.select(timeout=20):
-        process.kill()
-        raise AssertionError("car emulator did not print READY within 20 s")
-    line = process.stdout.readline().strip()
-    assert line.startswith("READY /dev/"), line
-    return EmulatorProcess(process, line.split(" ", 1)[1], record)
+    emulator = EmulatorProcess(process, "", record)
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        line = process.stdout.readline().strip() if selector.select(timeout=20) else "(nothing within 20 s)"
+    if not line.startswith("READY /dev/"):
+        emulator.stop()
+        raise AssertionError(f"car emulator did not print 'READY /dev/...': {line}")
+    emulator.port = line.split(" ", 1)[1]
+    return emulator
