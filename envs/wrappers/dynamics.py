@@ -19,8 +19,7 @@ from lnn_control.envs.wrappers.corruptions import check_severity
 from lnn_control.envs.wrappers.image import stream_rng
 
 #: Tyre–road friction scale for ``wet:s`` and for ``rain:s`` on ground vehicles (1 = dry): damp,
-#: wet, standing water, slush, ice. With rigid Coulomb contact (PyBullet) the car only feels it
-#: near the friction limit: at 1.5 m/s on radius-1.5 m bends that limit is a scale of ≈ 0.15.
+#: wet, standing water, slush, ice. See :class:`FrictionShift` for when the car actually feels it.
 FRICTION_SCALE_BY_SEVERITY = (0.75, 0.55, 0.40, 0.25, 0.12)
 #: Actuator delay in policy steps for ``delay:s`` (at the lane env's 20 Hz: 50 … 250 ms).
 DELAY_STEPS_BY_SEVERITY = (1, 2, 3, 4, 5)
@@ -61,6 +60,15 @@ class FrictionShift(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Scale tyre–road friction by ``scale`` in (0, 1] via ``env.unwrapped.set_friction_scale``.
 
     Applied at construction and again at every ``reset`` (in case the env rebuilds its world).
+
+    Limitation: neither backend has a tyre-slip model. Contacts are Coulomb friction (PyBullet's
+    rigid contact, MuJoCo's soft contact), which grip fully until the friction limit, so a wet road
+    changes nothing until a bend needs more than ``tyre_friction × scale`` of lateral grip,
+    i.e. ``v² / (g R)``. At the lane env's default 1.5 m/s on its tightest 2 m bends that is 0.115:
+    ``wet:1..5`` (down to 0.12) leaves the expert's driving unchanged (measured, both backends,
+    roads 1000–1001: mean |lateral offset| 4.6 mm PyBullet / 5.1 mm MuJoCo at every severity). At
+    ``target_speed=3`` m/s (needs 0.46) the shift bites: the expert still succeeds at ``wet:1..3``
+    but departs the lane at ``wet:4`` and ``wet:5`` on both backends. Evaluate wet roads at speed.
     """
 
     def __init__(self, env: gym.Env, scale: float) -> None:
