@@ -190,6 +190,25 @@ class LaneBackend(Protocol):
     def close(self) -> None: ...
 
 
+CHASE_DISTANCE, CHASE_HEIGHT, CHASE_LOOK_AHEAD, CHASE_FOV_DEG = 1.2, 0.8, 0.6, 60.0
+"""The chase view every backend renders: eye ``CHASE_DISTANCE`` m behind and ``CHASE_HEIGHT`` m above
+the car's reference point, looking at the ground ``CHASE_LOOK_AHEAD`` m ahead of it; vertical FOV (deg)."""
+
+
+def chase_camera(state: VehicleState) -> tuple[np.ndarray, np.ndarray]:
+    """(eye, look-at point) of the chase view for ``state``: world-frame (3,) arrays in metres."""
+    forward = np.array([math.cos(state.yaw), math.sin(state.yaw), 0.0])
+    position = np.array([state.x, state.y, 0.0])
+    eye = position - CHASE_DISTANCE * forward + np.array([0.0, 0.0, CHASE_HEIGHT])
+    return eye, position + CHASE_LOOK_AHEAD * forward
+
+
+def check_render_size(width: int, height: int) -> None:
+    """Raise ``ValueError`` unless ``width`` and ``height`` are positive ints (pixels)."""
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        raise ValueError(f"render_chase needs positive int width/height, got {width}x{height}")
+
+
 def make_backend(name: str) -> LaneBackend:
     """Instantiate backend ``name`` ("pybullet" or "mujoco"), importing its simulator only now."""
     if name not in BACKENDS:

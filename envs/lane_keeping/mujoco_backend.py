@@ -16,7 +16,7 @@
 - Cameras: the onboard camera is fixed to the car body at the CarParams mount (+ the episode's
   mount jitter); the chase camera follows from behind and above. Rendering goes through
   :class:`OffscreenRenderer` (one GL context for the backend's life, a new MjrContext per model);
-  shadows, reflections and fog are off; the sky is a flat-colour skybox.
+  shadows, reflections and fog are off; the sky is a flat-colour skybox (:mod:`lnn_control.envs.mujoco_render`).
 """
 
 from __future__ import annotations
@@ -27,13 +27,21 @@ import os
 
 import numpy as np
 from lnn_control.envs.gl import ensure_mujoco_gl
-from lnn_control.envs.lane_keeping.backend import Pose2D, VehicleState, VisualVariation, wrap_angle
+from lnn_control.envs.lane_keeping.backend import (
+    CHASE_FOV_DEG,
+    Pose2D,
+    VehicleState,
+    VisualVariation,
+    chase_camera,
+    check_render_size,
+    wrap_angle,
+)
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 from lnn_control.envs.lane_keeping.road import Mesh, Road
+from lnn_control.envs.mujoco_render import OFFSCREEN_SIZE, OffscreenRenderer, check_render_size, look_at_camera
 
 ensure_mujoco_gl()
 import mujoco  # noqa: E402  (the GL backend must be chosen before mujoco is imported)
-from mujoco import gl_context  # noqa: E402
 
 CAR_ASSET = "mujoco/lane_car.xml"
 """Path of the car MJCF inside ``lnn_control.assets``."""
@@ -41,10 +49,7 @@ CAR_ASSET = "mujoco/lane_car.xml"
 _ASPHALT_Z, _LINE_Z = 0.002, 0.004  # m above the grass: draw order without z-fighting
 _TEXTURE_SIZE = 64  # px of the procedural speckle texture
 _TEXTURE_CELL = 0.05  # m of road/grass covered by one speckle texel
-_MAX_RENDER_SIZE = (1920, 1080)  # largest (width, height) a render may ask for
-_OFFSCREEN_SIZE = (320, 240)  # initial offscreen buffer; grown on demand up to _MAX_RENDER_SIZE
 _CONTACT_TOLERANCE = 0.003  # m between a tyre's lowest point and the ground still counted as contact
-_CHASE_DISTANCE, _CHASE_HEIGHT, _CHASE_LOOK_AHEAD, _CHASE_FOV = 1.2, 0.8, 0.6, 60.0
 
 
 def _car_xml() -> str:
@@ -173,7 +178,7 @@ def _add_world(spec: mujoco.MjSpec, road: Road, car: CarParams, visuals: VisualV
     light.specular = [0.05] * 3
 
     visual = spec.visual
-    visual.global_.fovy = _CHASE_FOV  # the free (chase) camera's vertical field of view
+    visual.global_.fovy = CHASE_FOV_DEG  # the free (chase) camera's vertical field of view
     visual.headlight.active = 0
     visual.headlight.ambient = [0.0] * 3
     visual.headlight.diffuse = [0.0] * 3
@@ -183,8 +188,8 @@ def _add_world(spec: mujoco.MjSpec, road: Road, car: CarParams, visuals: VisualV
     spec.stat.extent = extent
     visual.map.znear = car.camera_near / extent
     visual.map.zfar = car.camera_far / extent
-    visual.global_.offwidth = max(car.image_width, _OFFSCREEN_SIZE[0])
-    visual.global_.offheight = max(car.image_height, _OFFSCREEN_SIZE[1])
+    visual.global_.offwidth = max(car.image_width, OFFSCREEN_SIZE[0])
+    visual.global_.offheight = max(car.image_height, OFFSCREEN_SIZE[1])
     visual.quality.shadowsize = 0
     # no multisampling: with software GL (llvmpipe) 4× MSAA made a 128×64 frame ~3× slower (measured)
     visual.quality.offsamples = 0
@@ -202,70 +207,6 @@ def build_model_spec(road: Road, car: CarParams, visuals: VisualVariation, physi
     _size_car(spec, car, visuals)
     _add_world(spec, road, car, visuals)
     return spec
-
-
-class OffscreenRenderer:
-    """Headless RGB rendering that outlives models: ONE GL context for the renderer's life, a new
-    ``MjrContext`` (meshes/textures upload, ~10 ms) only when the model changes, an offscreen
-    buffer grown on demand. Shadows, reflections and fog are off; the skybox (a flat sky colour) is on."""
-
-    def __init__(self) -> None:
-        platform = gl_context.GLContext.__module__
-        if platform == "mujoco.glfw" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise RuntimeError(
-                "MuJoCo chose the GLFW (windowed) OpenGL backend but there is no display: mujoco was "
-                "imported before lnn_control.envs.gl.ensure_mujoco_gl() could pick EGL/OSMesa. Set "
-                "MUJOCO_GL=egl (or osmesa) in the environment, or import the lane-keeping backend first."
-            )
-        self._gl = gl_context.GLContext(*_OFFSCREEN_SIZE)
-        self._model: mujoco.MjModel | None = None
-        self._context: mujoco.MjrContext | None = None
-        self._scene: mujoco.MjvScene | None = None
-        self._option = mujoco.MjvOption()
-        self._buffer = (0, 0)
-
-    def _use(self, model: mujoco.MjModel, width: int, height: int) -> None:
-        if model is not self._model:
-            if self._context is not None:
-                self._context.free()
-            self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100.value)
-            mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
-            self._scene = mujoco.MjvScene(model, maxgeom=model.ngeom + 100)
-            for flag in ("mjRND_SHADOW", "mjRND_REFLECTION", "mjRND_FOG"):
-                self._scene.flags[getattr(mujoco.mjtRndFlag, flag)] = False
-            self._scene.flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = True
-            self._model = model
-            self._buffer = (int(model.vis.global_.offwidth), int(model.vis.global_.offheight))
-        if width > self._buffer[0] or height > self._buffer[1]:
-            self._buffer = (max(width, self._buffer[0]), max(height, self._buffer[1]))
-            mujoco.mjr_resizeOffscreen(*self._buffer, self._context)
-            mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
-
-    def render(
-        self, model: mujoco.MjModel, data: mujoco.MjData, camera: mujoco.MjvCamera, width: int, height: int
-    ) -> np.ndarray:
-        """uint8 [height, width, 3] RGB frame of ``camera``. Callable from any thread (one at a time):
-        the GL context is current only during the call."""
-        with self._gl.as_current():
-            self._use(model, width, height)
-            mujoco.mjv_updateScene(
-                model, data, self._option, None, camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene
-            )
-            rect = mujoco.MjrRect(0, 0, width, height)
-            mujoco.mjr_render(rect, self._scene, self._context)
-            pixels = np.empty((height, width, 3), np.uint8)
-            mujoco.mjr_readPixels(pixels, None, rect, self._context)
-        return np.ascontiguousarray(pixels[::-1])
-
-    def close(self) -> None:
-        if self._context is not None:
-            with self._gl.as_current():
-                self._context.free()
-            self._context = None
-        self._model = self._scene = None
-        if self._gl is not None:
-            self._gl.free()
-            self._gl = None
 
 
 class MujocoLaneBackend:
@@ -418,25 +359,13 @@ class MujocoLaneBackend:
         return self._render(self.car.image_width, self.car.image_height, camera)
 
     def render_chase(self, width: int, height: int) -> np.ndarray:
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-            raise ValueError(f"render_chase needs positive int width/height, got {width}x{height}")
-        if width > _MAX_RENDER_SIZE[0] or height > _MAX_RENDER_SIZE[1]:
-            raise ValueError(
-                f"render_chase size {width}x{height} exceeds the offscreen buffer {_MAX_RENDER_SIZE[0]}x{_MAX_RENDER_SIZE[1]}"
-            )
+        check_render_size(width, height, "render_chase")
         state = self.vehicle_state()
-        camera = mujoco.MjvCamera()
-        camera.type = mujoco.mjtCamera.mjCAMERA_FREE
         forward = np.array([math.cos(state.yaw), math.sin(state.yaw), 0.0])
         position = np.array([state.x, state.y, 0.0])
         eye = position - _CHASE_DISTANCE * forward + np.array([0.0, 0.0, _CHASE_HEIGHT])
         target = position + _CHASE_LOOK_AHEAD * forward
-        offset = target - eye
-        camera.lookat[:] = target
-        camera.distance = float(np.linalg.norm(offset))
-        camera.azimuth = math.degrees(math.atan2(offset[1], offset[0]))
-        camera.elevation = math.degrees(math.asin(offset[2] / camera.distance))
-        return self._render(width, height, camera)
+        return self._render(width, height, look_at_camera(eye, target))
 
     def set_friction_scale(self, scale: float) -> None:
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1):

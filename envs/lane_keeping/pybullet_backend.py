@@ -27,7 +27,15 @@ from collections.abc import Iterator
 
 import numpy as np
 import pybullet as p
-from lnn_control.envs.lane_keeping.backend import Pose2D, VehicleState, VisualVariation, wrap_angle
+from lnn_control.envs.lane_keeping.backend import (
+    CHASE_FOV_DEG,
+    Pose2D,
+    VehicleState,
+    VisualVariation,
+    chase_camera,
+    check_render_size,
+    wrap_angle,
+)
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 from lnn_control.envs.lane_keeping.road import Mesh, Road
 from pybullet_utils.bullet_client import BulletClient
@@ -399,14 +407,9 @@ class PyBulletLaneBackend:
         )
 
     def render_chase(self, width: int, height: int) -> np.ndarray:
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-            raise ValueError(f"render_chase needs positive int width/height, got {width}x{height}")
-        state = self.vehicle_state()
-        forward = np.array([math.cos(state.yaw), math.sin(state.yaw), 0.0])
-        position = np.array([state.x, state.y, 0.0])
-        eye = position - 1.2 * forward + np.array([0.0, 0.0, 0.8])
-        target = position + 0.6 * forward
-        return self._render(width, height, eye, target, np.array([0.0, 0.0, 1.0]), 60.0, 0.05, 30.0)
+        check_render_size(width, height)
+        eye, target = chase_camera(self.vehicle_state())
+        return self._render(width, height, eye, target, np.array([0.0, 0.0, 1.0]), CHASE_FOV_DEG, 0.05, 30.0)
 
     def set_friction_scale(self, scale: float) -> None:
         if not (math.isfinite(scale) and 0 < scale <= 1):

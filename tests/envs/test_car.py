@@ -1,4 +1,4 @@
-"""CarParams geometry both backends share: Ackermann wheel angles and per-wheel ground speeds."""
+"""Geometry both backends share: Ackermann wheel angles, per-wheel ground speeds, the chase view."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from lnn_control.envs.lane_keeping.backend import VehicleState, chase_camera, check_render_size
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 
 
@@ -36,3 +37,17 @@ def test_straight_ahead_and_bad_wheel_names():
         car.ackermann_angle("rear_left", 0.2)
     with pytest.raises(ValueError, match="unknown wheel"):
         car.wheel_ground_speed("spare", 1.0, 0.0)
+
+
+def test_chase_view_looks_over_the_car_from_behind():
+    state = VehicleState(
+        time=0.0, x=2.0, y=-1.0, yaw=math.pi / 2, roll=0.0, pitch=0.0, speed=1.0, lateral_speed=0.0,
+        yaw_rate=0.0, steering_angle=0.0, wheel_contacts=(True,) * 4,
+    )
+    eye, target = chase_camera(state)  # the car faces +y: the eye is at -y, the target at +y
+    np.testing.assert_allclose(eye, [2.0, -2.2, 0.8], atol=1e-12)
+    np.testing.assert_allclose(target, [2.0, -0.4, 0.0], atol=1e-12)
+    check_render_size(320, 240)
+    for size in ((0, 240), (320.0, 240), (320, -1)):
+        with pytest.raises(ValueError, match="positive int width/height"):
+            check_render_size(*size)
