@@ -18,7 +18,7 @@ MAPPED = {
     "launch": "lnn_control/launch",
     "assets": "lnn_control/assets",
 }
-SHIPPED_SUFFIXES = {".py", ".yaml", ".xml", ".urdf", ".obj", ".png", ".json", ".safetensors"}
+SHIPPED_SUFFIXES = {".py", ".yaml", ".xml", ".urdf", ".obj", ".png", ".json", ".safetensors", ".md", ".ino"}
 
 
 def _expected_files() -> set[str]:
