@@ -38,7 +38,12 @@ from lnn_control.envs.lane_keeping.backend import (
 )
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 from lnn_control.envs.lane_keeping.road import Mesh, Road
-from lnn_control.envs.mujoco_render import OFFSCREEN_SIZE, OffscreenRenderer, check_render_size, look_at_camera
+from lnn_control.envs.mujoco_render import (
+    MAX_RENDER_SIZE,
+    OFFSCREEN_SIZE,
+    OffscreenRenderer,
+    look_at_camera,
+)
 
 ensure_mujoco_gl()
 import mujoco  # noqa: E402  (the GL backend must be chosen before mujoco is imported)
@@ -359,12 +364,12 @@ class MujocoLaneBackend:
         return self._render(self.car.image_width, self.car.image_height, camera)
 
     def render_chase(self, width: int, height: int) -> np.ndarray:
-        check_render_size(width, height, "render_chase")
-        state = self.vehicle_state()
-        forward = np.array([math.cos(state.yaw), math.sin(state.yaw), 0.0])
-        position = np.array([state.x, state.y, 0.0])
-        eye = position - _CHASE_DISTANCE * forward + np.array([0.0, 0.0, _CHASE_HEIGHT])
-        target = position + _CHASE_LOOK_AHEAD * forward
+        check_render_size(width, height)
+        if width > MAX_RENDER_SIZE[0] or height > MAX_RENDER_SIZE[1]:
+            raise ValueError(
+                f"render_chase size {width}x{height} exceeds the offscreen buffer {MAX_RENDER_SIZE[0]}x{MAX_RENDER_SIZE[1]}"
+            )
+        eye, target = chase_camera(self.vehicle_state())
         return self._render(width, height, look_at_camera(eye, target))
 
     def set_friction_scale(self, scale: float) -> None:
