@@ -236,23 +236,22 @@ class Road:
         pts = self.centerline[lo:hi]
         d2 = np.sum((pts - xy) ** 2, axis=1)
         i = lo + int(np.argmin(d2))
-        # refine on the neighbouring segment(s)
-        best = (float(d2[i - lo]), float(self.s[i]))
+        # refine on the neighbouring segment(s); scalar arithmetic (this runs twice per env step)
+        px, py = float(xy[0]), float(xy[1])
+        best_d2, s = float(d2[i - lo]), float(self.s[i])
         for j in (i - 1, i):
             if j < 0 or j + 1 >= len(self.s):
                 continue
-            a, b = self.centerline[j], self.centerline[j + 1]
-            seg = b - a
-            t = float(np.clip(np.dot(xy - a, seg) / np.dot(seg, seg), 0.0, 1.0))
-            p = a + t * seg
-            dist2 = float(np.sum((xy - p) ** 2))
-            if dist2 < best[0]:
-                best = (dist2, float(self.s[j] + t * (self.s[j + 1] - self.s[j])))
-        s = best[1]
-        h = float(self.heading_at(s))
-        c = self.point_at(s)
-        left = np.array([-np.sin(h), np.cos(h)])
-        offset_from_centerline = float(np.dot(xy - c, left))
+            ax, ay = float(self.centerline[j, 0]), float(self.centerline[j, 1])
+            sx, sy = float(self.centerline[j + 1, 0]) - ax, float(self.centerline[j + 1, 1]) - ay
+            t = min(max(((px - ax) * sx + (py - ay) * sy) / (sx * sx + sy * sy), 0.0), 1.0)
+            dx, dy = px - (ax + t * sx), py - (ay + t * sy)
+            dist2 = dx * dx + dy * dy
+            if dist2 < best_d2:
+                best_d2, s = dist2, float(self.s[j] + t * (self.s[j + 1] - self.s[j]))
+        h = float(np.interp(s, self.s, self.heading))
+        cx, cy = float(np.interp(s, self.s, self.centerline[:, 0])), float(np.interp(s, self.s, self.centerline[:, 1]))
+        offset_from_centerline = (px - cx) * -float(np.sin(h)) + (py - cy) * float(np.cos(h))
         return Projection(s=s, lateral_offset=offset_from_centerline - self.driving_lane_offset, heading=h)
 
     # --- render helpers (both backends draw exactly these) ------------------------------------------
