@@ -6,7 +6,8 @@ velocity set-point):
 - sends HEARTBEAT (quadrotor, PX4 custom modes, armed flag) at ``heartbeat_hz`` and
   LOCAL_POSITION_NED at ``position_hz`` to whoever last sent it a packet;
 - records every SET_POSITION_TARGET_LOCAL_NED (time, type_mask, frame, velocities, yaw rate) and
-  every HEARTBEAT it receives;
+  every HEARTBEAT it receives; set-points and commands addressed to another system or component
+  are ignored (counted in ``ignored``), as PX4 does;
 - MAV_CMD_DO_SET_MODE: OFFBOARD is accepted only while a set-point stream is present (at least
   ``offboard_min_rate_hz`` set-points in the last second and the newest younger than
   ``offboard_timeout_s``), else TEMPORARILY_REJECTED; HOLD (AUTO.LOITER), LAND, POSCTL accepted;
@@ -126,6 +127,7 @@ class AutopilotEmulator:
         self._thread: threading.Thread | None = None
         self.mode = Px4Mode.POSCTL
         self.armed = False
+        self.ignored = 0  # set-points / commands addressed to another system or component
         self.position = [0.0, 0.0, -2.0]  # NED, m (hovering 2 m up)
         self.velocity = [0.0, 0.0, 0.0]
         self.yaw = 0.0
@@ -153,6 +155,11 @@ class AutopilotEmulator:
     ) -> None:
         self.close()
 
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        """The address it sends to: whoever sent it the last packet (None before any)."""
+        return self._peer
+
     def pilot_switch_mode(self, mode: Px4Mode) -> None:
         """The pilot flips the RC mode switch (takes control away from offboard)."""
         with self._lock:
@@ -179,10 +186,19 @@ class AutopilotEmulator:
             and now - recent[-1].t < self.config.offboard_timeout_s
         )
 
+    def _for_us(self, message: object) -> bool:
+        """Like PX4: commands and set-points addressed to another system or component are ignored."""
+        if message.target_system == self.config.system_id and message.target_component in (0, 1):
+            return True
+        self.ignored += 1
+        return False
+
     def _handle(self, message: object, now: float) -> None:
         kind = message.get_type()
         if kind == "HEARTBEAT":
             self.heartbeats_received.append((now, message.type))
+        elif kind in ("SET_POSITION_TARGET_LOCAL_NED", "COMMAND_LONG") and not self._for_us(message):
+            return
         elif kind == "SET_POSITION_TARGET_LOCAL_NED":
             self.setpoints.append(
                 SetpointRecord(

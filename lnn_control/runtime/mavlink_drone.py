@@ -46,6 +46,7 @@ TYPE_MASK_VELOCITY_YAW_RATE = 1 | 2 | 4 | 64 | 128 | 256 | 1024  # = 1479
 PX4_MAIN_MODE_AUTO, PX4_MAIN_MODE_OFFBOARD = 4, 6
 PX4_AUTO_SUB_MODE_LOITER, PX4_AUTO_SUB_MODE_LAND = 3, 6
 MAV_TYPE_GCS, MAV_TYPE_ONBOARD_CONTROLLER = 6, 18
+MAV_AUTOPILOT_INVALID = 8  # what gimbals, cameras, OSDs and companions put in HEARTBEAT.autopilot
 
 
 class SetpointFrame(str, enum.Enum):
@@ -117,8 +118,11 @@ class MavlinkDroneConfig:
             raise ValueError(
                 f"setpoint_rate_hz must be in (2, 100] Hz (PX4 drops OFFBOARD below 2 Hz), got {self.setpoint_rate_hz}"
             )
-        if any(not v > 0 for v in self.velocity_limits):
-            raise ValueError(f"velocity_limits must all be > 0, got {self.velocity_limits}")
+        if len(self.velocity_limits) != 4 or any(not 0 < v < math.inf for v in self.velocity_limits):
+            raise ValueError(
+                f"velocity_limits must be 4 finite values > 0 (vx, vy, vz in m/s, yaw_rate in rad/s), "
+                f"got {self.velocity_limits}"
+            )
         for name in ("heartbeat_rate_hz", "command_timeout_s", "link_timeout_s", "connect_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -191,20 +195,31 @@ class MavlinkDrone(Robot):
         with self._send_lock:
             if self._conn is None:
                 raise LinkLostError(f"MAVLink link {self.config.connection} is closed")
-            self._conn.mav.command_long_send(self._target[0], self._target[1], command, 0, *p)
+            try:
+                self._conn.mav.command_long_send(self._target[0], self._target[1], command, 0, *p)
+            except OSError as exc:  # a serial link (UDP sends never raise in pymavlink)
+                self._io_error = f"send failed: {exc}"
+                raise LinkLostError(f"MAVLink link {self.config.connection} lost while sending ({exc})") from exc
 
     def _send_heartbeat(self) -> None:
         with self._send_lock:
-            if self._conn is not None:
-                self._conn.mav.heartbeat_send(MAV_TYPE_ONBOARD_CONTROLLER, 8, 0, 0, 4)  # AUTOPILOT_INVALID, ACTIVE
+            if self._conn is None:
+                raise LinkLostError(f"MAVLink link {self.config.connection} is closed")
+            try:
+                self._conn.mav.heartbeat_send(MAV_TYPE_ONBOARD_CONTROLLER, MAV_AUTOPILOT_INVALID, 0, 0, 4)  # ACTIVE
+            except OSError as exc:
+                self._io_error = f"send failed: {exc}"
+                raise LinkLostError(f"MAVLink link {self.config.connection} lost while sending ({exc})") from exc
         self._last_heartbeat_tx = time.monotonic()
 
     def _handle(self, message: object) -> None:
         kind = message.get_type()
         with self._state:
             if kind == "HEARTBEAT":
-                if message.type in (MAV_TYPE_GCS, MAV_TYPE_ONBOARD_CONTROLLER):
-                    return  # another companion / ground station, not the autopilot
+                if message.autopilot == MAV_AUTOPILOT_INVALID or message.type in (
+                    MAV_TYPE_GCS, MAV_TYPE_ONBOARD_CONTROLLER
+                ):
+                    return  # a gimbal, camera, companion or ground station: not the autopilot
                 self._target = (message.get_srcSystem(), message.get_srcComponent())
                 self._last_heartbeat = time.monotonic()
                 self._custom_mode = int(message.custom_mode)
@@ -239,7 +254,7 @@ class MavlinkDrone(Robot):
                         self._setpoint = np.zeros(4)  # stale command: hover, never repeat it
                         self.watchdog_zeroes += 1
                     self._send_setpoint(self._setpoint)
-            except (LinkLostError, OSError):
+            except LinkLostError:  # _io_error says why; link_ok() turns False at once
                 return
 
     # -------------------------------------------------------------- status
@@ -315,10 +330,10 @@ class MavlinkDrone(Robot):
         self._setpoint = np.zeros(4)
         self._setpoint_time = time.monotonic()
         self._running.set()
-        self._send_heartbeat()  # lets a UDP autopilot learn where we are
-        self._thread = threading.Thread(target=self._io_loop, name="mavlink-drone-io", daemon=True)
-        self._thread.start()
         try:
+            self._send_heartbeat()  # lets a UDP autopilot learn where we are
+            self._thread = threading.Thread(target=self._io_loop, name="mavlink-drone-io", daemon=True)
+            self._thread.start()
             if not self._wait(lambda: self._custom_mode is not None, self.config.connect_timeout_s):
                 raise RobotError(
                     f"no autopilot HEARTBEAT on {self.config.connection} within {self.config.connect_timeout_s} s"
@@ -332,7 +347,7 @@ class MavlinkDrone(Robot):
                     self._engaged = True  # expect OFFBOARD; anything else is an e-stop
                 else:
                     self.engage()
-        except (RobotError, CameraError) as exc:
+        except BaseException as exc:  # never leave the I/O thread, socket or camera behind
             self._connected = False
             self._close_link()
             self.camera.close()

@@ -42,7 +42,7 @@ def test_mode_sequence_streams_before_offboard_and_does_not_arm_unasked(tmp_path
         assert drone.in_offboard and autopilot.mode == Px4Mode.OFFBOARD
         request = next(c for c in autopilot.commands if c.command == SET_MODE)
         before = [s for s in autopilot.setpoints if s.t < request.t]
-        assert len(before) >= 10 and before[-1].t - before[0].t >= 0.45
+        assert len(before) >= 10 and request.t - before[0].t >= 0.45  # pre_stream_s 0.5, less arrival jitter
         assert all((s.vx, s.vy, s.vz, s.yaw_rate) == (0, 0, 0, 0) for s in before)
         assert not [c for c in autopilot.commands if c.command == ARM_DISARM]
         assert not autopilot.armed and not drone.armed
@@ -60,7 +60,7 @@ def test_arms_after_offboard_when_configured(tmp_path, autopilot):
 
 
 def test_setpoint_stream_rate_type_mask_frame_and_values(tmp_path, autopilot):
-    with make_drone(tmp_path, autopilot, setpoint_rate_hz=25.0, extras=("speed", "altitude"), arm=True) as drone:
+    with make_drone(tmp_path, autopilot, setpoint_rate_hz=40.0, extras=("speed", "altitude"), arm=True) as drone:
         sent = drone.write(np.array([3.0, -0.5, 0.25, -2.0]))  # vx and yaw_rate beyond the limits
         np.testing.assert_allclose(sent, [2.0, -0.5, 0.25, -1.0])
         match = wait_until(lambda: [s for s in autopilot.setpoints if s.vx == 2.0], what="set-point at the autopilot")
@@ -71,8 +71,10 @@ def test_setpoint_stream_rate_type_mask_frame_and_values(tmp_path, autopilot):
         start = autopilot.setpoints[-1].t
         wait_until(lambda: autopilot.setpoints[-1].t - start >= 1.0, what="1 s of stream")
         gaps = np.diff([p.t for p in autopilot.setpoints if start <= p.t <= start + 1.0])
-        assert 0.036 <= float(np.median(gaps)) <= 0.044  # 25 Hz
-        assert gaps.max() < 0.25  # far inside PX4's 0.5 s offboard-loss timeout even on a busy machine
+        # 40 Hz (0.025 s), told apart from the 20 Hz default; the wide upper bound allows a
+        # loaded machine (exact rates are the benchmark's business)
+        assert 0.022 <= float(np.median(gaps)) <= 0.045
+        assert gaps.max() < 0.45  # inside PX4's 0.5 s offboard-loss timeout
         assert all(p.type_mask == 1479 and p.frame == 8 for p in autopilot.setpoints)
         obs = drone.read()
         assert obs.image.shape == (64, 128, 3) and set(obs.extras) == {"speed", "altitude"}
@@ -86,7 +88,10 @@ def test_stale_command_becomes_zero_velocity_not_a_repeat(tmp_path, autopilot):
         zero = wait_until(
             lambda: [s for s in autopilot.setpoints if s.t > written and s.vx == 0.0], what="zero set-point"
         )[0]
-        assert 0.15 <= zero.t - written < 0.5
+        assert 0.1 <= zero.t - written < 1.0  # command_timeout_s 0.2, arrival times jitter
+        fresh = [s for s in autopilot.setpoints if written <= s.t < zero.t]
+        assert len(fresh) >= 2 and all(s.vx == 1.0 for s in fresh)  # streamed while fresh...
+        assert all(s.vx == 0.0 for s in autopilot.setpoints if s.t >= zero.t)  # ...then never again
         assert drone.watchdog_zeroes == 1 and autopilot.mode == Px4Mode.OFFBOARD  # stream kept alive
 
 
@@ -124,7 +129,7 @@ def test_autopilot_failsafe_when_the_stream_stops(tmp_path, autopilot):
     drone.disconnect()  # the stream ends without a stop: PX4 falls back on its own
     change = wait_until(lambda: [m for m in autopilot.mode_changes if m.cause == "failsafe"], what="failsafe")[0]
     assert change.mode == Px4Mode.HOLD
-    assert 0.45 <= change.t - autopilot.setpoints[-1].t < 1.0
+    assert 0.5 < change.t - autopilot.setpoints[-1].t < 2.0  # the emulator's offboard_timeout_s 0.5
 
 
 def test_offboard_refused_without_stream():
@@ -141,13 +146,12 @@ def test_offboard_refused_without_stream():
             conn.close()
 
 
-def test_link_loss_and_bounded_reconnect(tmp_path):
-    autopilot = AutopilotEmulator(AutopilotConfig(heartbeat_hz=20.0)).start()
+def test_link_loss_and_bounded_reconnect(tmp_path, autopilot):
     drone = make_drone(tmp_path, autopilot, connect_timeout_s=0.3)
     drone.connect()
     try:
         assert drone.link_ok()
-        autopilot.close()
+        autopilot.close()  # the link goes silent (closing twice, at fixture teardown, is harmless)
         wait_until(lambda: not drone.link_ok(), what="link loss")
         with pytest.raises(LinkLostError, match="no autopilot heartbeat"):
             drone.read()
@@ -162,6 +166,9 @@ def test_link_loss_and_bounded_reconnect(tmp_path):
 def test_config_errors():
     with pytest.raises(ValueError, match="2 Hz"):
         MavlinkDroneConfig(connection="udpout:x:1", setpoint_rate_hz=1.0)
+    for limits in ((2.0, 1.0, 1.0), (2.0, 1.0, 1.0, float("inf")), (2.0, 0.0, 1.0, 1.0)):
+        with pytest.raises(ValueError, match="velocity_limits must be 4 finite values"):
+            MavlinkDroneConfig(connection="udpout:x:1", velocity_limits=limits)
     with pytest.raises(ValueError, match="allowed"):
         MavlinkDroneConfig(connection="udpout:x:1", stop_action="crash")
     with pytest.raises(ValueError, match="pre_stream_s"):
@@ -223,3 +230,28 @@ def test_reconnect_after_a_failsafe_reengages_only_when_configured(tmp_path, aut
             assert len(requests) == 1 and autopilot.mode == Px4Mode.HOLD and drone.estop_requested()
     finally:
         drone.disconnect()
+
+
+def test_heartbeats_of_other_components_are_not_the_autopilot(tmp_path, autopilot):
+    """A gimbal (or camera, OSD) on the same link sends HEARTBEAT with autopilot=INVALID and
+    custom_mode 0: it must neither look like the autopilot leaving OFFBOARD nor become the target."""
+    import socket
+
+    from pymavlink import mavutil
+
+    mav = mavutil.mavlink
+    gimbal = mav.MAVLink(None, srcSystem=1, srcComponent=mav.MAV_COMP_ID_GIMBAL)
+    beat = gimbal.heartbeat_encode(mav.MAV_TYPE_GIMBAL, mav.MAV_AUTOPILOT_INVALID, 0, 0, mav.MAV_STATE_ACTIVE)
+    with make_drone(tmp_path, autopilot) as drone, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        seen = []
+
+        def gimbal_beats_for_half_a_second():
+            sender.sendto(beat.pack(gimbal), autopilot.peer)
+            seen.append((drone.px4_mode, drone.estop_requested(), drone.link_ok()))
+            return len(seen) >= 50 and seen
+
+        wait_until(gimbal_beats_for_half_a_second, what="50 gimbal heartbeats")
+        assert set(seen) == {((6, 0), False, True)}  # OFFBOARD throughout, no e-stop, link fine
+        drone.write(np.array([0.5, 0.0, 0.0, 0.0]))  # still addressed to the autopilot, not the gimbal
+        wait_until(lambda: [s for s in autopilot.setpoints if s.vx == 0.5], what="set-point at the autopilot")
+        assert autopilot.ignored == 0
