@@ -84,8 +84,14 @@ class SerialCarConfig:
     connect_timeout_s: float = 2.0
 
     def __post_init__(self) -> None:
+        try:  # a plain string is accepted where the enum is expected
+            object.__setattr__(self, "actions", CarActions(self.actions))
+        except ValueError as exc:
+            raise ValueError(f"actions must be one of {[a.value for a in CarActions]}, got {self.actions!r}") from exc
         if not self.port:
             raise ValueError("port must name a serial device, e.g. /dev/ttyACM0")
+        if isinstance(self.baudrate, bool) or not isinstance(self.baudrate, int) or self.baudrate <= 0:
+            raise ValueError(f"baudrate must be a positive int (bits/s, e.g. 115200), got {self.baudrate!r}")
         if not -1.0 <= self.cruise_throttle <= 1.0:
             raise ValueError(f"cruise_throttle must be in [-1, 1], got {self.cruise_throttle}")
         for name in ("heartbeat_interval_s", "command_timeout_s", "link_timeout_s", "connect_timeout_s"):
@@ -255,19 +261,19 @@ class SerialCar(Robot):
                 f"cannot open serial port {self.config.port!r} ({exc}); check the device path, that no "
                 "other program holds it, and permissions (e.g. the dialout group)"
             ) from exc
-        self._serial.reset_input_buffer()
         self._io_error = None
         self._acked.clear()
         self._errors.clear()
         self._telemetry = None
         self._driving = False
-        self._running.set()
-        self._thread = threading.Thread(target=self._io_loop, name="serial-car-io", daemon=True)
-        self._thread.start()
         try:
+            self._serial.reset_input_buffer()
+            self._running.set()
+            self._thread = threading.Thread(target=self._io_loop, name="serial-car-io", daemon=True)
+            self._thread.start()
             self._handshake()
             self.camera.open()
-        except (RobotError, CameraError) as exc:
+        except BaseException as exc:  # never leave the I/O thread or the port open behind
             self._close_link()
             if isinstance(exc, CameraError):
                 raise RobotError(f"SerialCar camera: {exc}") from exc

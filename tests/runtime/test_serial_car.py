@@ -270,6 +270,12 @@ def test_bad_settings_and_missing_port(tmp_path):
         SerialCarConfig(port="/dev/x", cruise_throttle=2.0)
     with pytest.raises(ValueError, match="heartbeat_interval_s"):
         SerialCarConfig(port="/dev/x", heartbeat_interval_s=1.0, link_timeout_s=0.5)
+    with pytest.raises(ValueError, match=r"actions must be one of \['steering', 'steering_throttle'\], got 'throttle'"):
+        SerialCarConfig(port="/dev/x", actions="throttle")
+    assert SerialCarConfig(port="/dev/x", actions="steering").actions is CarActions.STEERING
+    for baudrate in (0, -9600, 115200.0):
+        with pytest.raises(ValueError, match="baudrate must be a positive int"):
+            SerialCarConfig(port="/dev/x", baudrate=baudrate)
     camera = video_camera(tmp_path)
     car = build_hardware_robot(SerialCar, {"port": str(tmp_path / "nope"), "actions": "steering"}, camera, "car.yaml")
     assert isinstance(car, SerialCar) and car.config.actions == CarActions.STEERING
