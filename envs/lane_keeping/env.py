@@ -115,8 +115,11 @@ class LaneKeepingEnv(gym.Env):
             raise ValueError(
                 f"physics_rate_hz must be ≥ max(50, control_rate_hz={control_rate_hz}), got {physics_rate_hz}"
             )
-        if len(chase_size) != 2 or min(chase_size) <= 0:
-            raise ValueError(f"chase_size must be (width, height) > 0, got {chase_size}")
+        if not (
+            len(chase_size) == 2
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in chase_size)
+        ):
+            raise ValueError(f"chase_size must be (width, height) in positive integer pixels, got {chase_size!r}")
         self.backend_name = backend
         self.render_mode = render_mode
         self.target_speed = float(target_speed)
@@ -162,13 +165,17 @@ class LaneKeepingEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; allowed: ['road_seed']")
         if options.get("road_seed") is not None:
-            road_seed = int(options["road_seed"])
+            road_seed = options["road_seed"]
         elif seed is not None:
-            road_seed = int(seed)
+            road_seed = seed
         else:
             road_seed = int(self.np_random.integers(0, HELD_OUT_SEED_START))
-        if road_seed < 0:
-            raise ValueError(f"road seed must be ≥ 0, got {road_seed}")
+        if isinstance(road_seed, bool) or not isinstance(road_seed, (int, np.integer)) or road_seed < 0:
+            raise ValueError(
+                f"road seed must be an integer ≥ 0 (< {HELD_OUT_SEED_START} training, ≥ {HELD_OUT_SEED_START} "
+                f"held out), got {road_seed!r}"
+            )
+        road_seed = int(road_seed)
         self.road_seed = road_seed
         self.road = self._road(road_seed)
         visuals = VisualVariation.sample(self.np_random) if self.domain_randomization else VisualVariation()
