@@ -61,6 +61,13 @@ def run_process(launch: Path, *args: str) -> subprocess.Popen:
     )
 
 
+def end(process: subprocess.Popen) -> None:
+    """Kill the loop process if a check failed while it ran; reap it and close its pipes."""
+    if process.poll() is None:
+        process.kill()
+    process.communicate(timeout=20)
+
+
 @pytest.fixture(scope="module")
 def car_bundle(tmp_path_factory) -> Path:
     spec = ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",))
@@ -75,7 +82,11 @@ def car_robot(port: str) -> dict:
 @pytest.mark.slow
 def test_sigint_of_the_loop_process_sends_stop_to_the_car(tmp_path, car_bundle):
     emulator = start_car_emulator(tmp_path, "--failsafe-ms", "1000")
-    process = run_process(launch_file(tmp_path, car_bundle, car_robot(emulator.port), camera_loop=True))
+    try:
+        process = run_process(launch_file(tmp_path, car_bundle, car_robot(emulator.port), camera_loop=True))
+    except BaseException:
+        emulator.stop()
+        raise
     try:
         wait_until(lambda: len(emulator.events("drive")) >= 10 or process.poll() is not None, timeout_s=60,
                    what="the loop driving the car")
@@ -89,8 +100,7 @@ def test_sigint_of_the_loop_process_sends_stop_to_the_car(tmp_path, car_bundle):
         assert stops[-1]["t"] > emulator.events("drive")[-1]["t"]
         assert not [m for m in emulator.events("mode") if m["mode"] == "failsafe"]  # we stopped, not the MCU
     finally:
-        if process.poll() is None:
-            process.kill()
+        end(process)
         emulator.stop()
 
 
@@ -113,8 +123,7 @@ def test_stalled_camera_makes_the_loop_stop_the_drone_then_sigint_ends_it(tmp_pa
             out, err = process.communicate(timeout=20)
             assert process.returncode == 0, err
         finally:
-            if process.poll() is None:
-                process.kill()
+            end(process)
         offboard = next(m for m in autopilot.mode_changes if m.mode == Px4Mode.OFFBOARD)
         land = next(m for m in autopilot.mode_changes if m.mode == Px4Mode.LAND)
         assert land.cause == "command" and land.t > offboard.t

@@ -202,6 +202,7 @@ def test_emulator_process_serves_a_drone(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+        process.communicate(timeout=10)  # reaped, pipe closed
 
 
 def test_camera_failure_never_engages_offboard(tmp_path, autopilot):
