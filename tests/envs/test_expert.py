@@ -33,30 +33,37 @@ def test_steers_back_towards_the_lane_centre():
     assert -1.0 <= expert_action(_state_at(road, s, 0.6), road) <= 1.0
 
 
-def test_follows_curvature_on_an_arc():
-    car = CarParams()
-    road = generate_road(1000)
-    # the middle of the longest constant-curvature arc
-    constant = np.concatenate([[False], np.abs(np.diff(road.curvature)) < 1e-12]) & (np.abs(road.curvature) > 0)
-    runs, start = [], None
-    for i, flag in enumerate([*constant, False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            runs.append((i - start, start, i - 1))
-            start = None
-    _, first, last = max(runs)
-    assert road.s[last] - road.s[first] > 1.5
-    s = 0.5 * (road.s[first] + road.s[last])
+def _constant_curvature_arcs(road):
+    """(first, last) sample indices of every run of exactly constant, non-zero curvature (the
+    generator's arc plateaus between clothoid ramps)."""
+    constant = np.concatenate([[False], np.diff(road.curvature) == 0.0]) & (road.curvature != 0.0)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], constant.astype(int), [0]])))
+    # a run of flags [a, b) also covers sample a - 1, whose curvature it repeats
+    return [(a - 1, b - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+@pytest.mark.parametrize("seed", [1000, 1001, 1002, 1003])
+def test_follows_curvature_on_an_arc(seed):
+    car, config = CarParams(), PurePursuitConfig()
+    road = generate_road(seed)
+    speed = 1.5
+    lookahead = min(config.max_lookahead, config.min_lookahead + config.lookahead_time * speed)
+    # the sharpest arc long enough that the car and its lookahead point both lie on it
+    arcs = [(a, b) for a, b in _constant_curvature_arcs(road) if road.s[b] - road.s[a] > 2 * (lookahead + 0.2)]
+    assert arcs, "road generation no longer produces arcs long enough for this test"
+    first, last = max(arcs, key=lambda run: abs(road.curvature[run[0]]))
+    s = 0.5 * (road.s[first] + road.s[last]) - 0.5 * lookahead  # rear axle here, lookahead point ahead
     k = float(road.curvature_at(s))
+    assert abs(k) >= 0.3 * road.config.max_curvature  # a real bend, not a near-straight
     # lane centre curvature (right lane is offset lane_width/2 right of the centre line)
     lane_k = k / (1.0 + k * road.lane_width / 2)
     # steady turn of a bicycle: rear axle on the lane centre, heading tangent there
-    rear = _state_at(road, s, 0.0)
+    rear = _state_at(road, s, 0.0, speed=speed)
     forward = np.array([np.cos(rear.yaw), np.sin(rear.yaw)]) * car.wheelbase / 2
     state = rear.__class__(**{**rear.__dict__, "x": rear.x + forward[0], "y": rear.y + forward[1]})
-    delta = expert_steering(state, road, car)
-    assert delta == pytest.approx(np.arctan(car.wheelbase * lane_k), abs=0.02)
+    delta = expert_steering(state, road, car, config)
+    # pure pursuit towards a point on the same circle commands exactly that circle's steering angle
+    assert delta == pytest.approx(np.arctan(car.wheelbase * lane_k), abs=2e-3)
 
 
 def test_rejects_non_finite_state_and_bad_config():
