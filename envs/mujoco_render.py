@@ -95,10 +95,15 @@ class OffscreenRenderer:
             mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
 
     def render(
-        self, model: mujoco.MjModel, data: mujoco.MjData, camera: mujoco.MjvCamera, width: int, height: int
+        self, model: mujoco.MjModel, data: mujoco.MjData, camera: mujoco.MjvCamera, width: int, height: int,
+        hidden_groups: tuple[int, ...] = (),
     ) -> np.ndarray:
-        """uint8 [height, width, 3] RGB frame of ``camera``. Callable from any thread (one at a time):
-        the GL context is current only during the call."""
+        """uint8 [height, width, 3] RGB frame of ``camera``, without the geoms of ``hidden_groups``
+        (MuJoCo geom groups 0..5). Callable from any thread (one at a time): the GL context is
+        current only during the call."""
+        self._option.geomgroup[:] = 1
+        for group in hidden_groups:
+            self._option.geomgroup[group] = 0
         with self._gl.as_current():
             self._use(model, width, height)
             mujoco.mjv_updateScene(
