@@ -121,6 +121,10 @@ def test_chase_view_and_visual_variation_change_the_image():
             backend.reset(Pose2D(float(lane[0]), float(lane[1]), 0.0), 0.0)
             chase = backend.render_chase(96, 64)
             assert chase.shape == (64, 96, 3) and chase.dtype == np.uint8
+            # the car (≈ 65 px of its body colour at 96×64) sits just below the centre of the chase view
+            body = np.round(np.asarray(visuals.car_color) * 255)
+            centre = chase[28:52, 36:60].astype(int)
+            assert np.count_nonzero(np.all(np.abs(centre - body) < 40, axis=2)) > 40
             images.append(backend.render_camera())
         finally:
             backend.close()
