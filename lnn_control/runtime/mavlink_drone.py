@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lnn_control.runtime.cameras import Camera, CameraError
+from lnn_control.runtime.link_robot import fit_image, reconnect
 from lnn_control.runtime.robot import LinkLostError, Observation, Robot, RobotError
 from lnn_control.spec import ActionSpec, ObservationSpec
 
@@ -412,22 +413,7 @@ class MavlinkDrone(Robot):
     def reconnect(self, max_attempts: int, backoff_s: float = 0.5) -> int:
         """disconnect() + connect() up to ``max_attempts`` times; returns the attempt that worked,
         else raises RobotError listing every failure."""
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        failures = []
-        for attempt in range(1, max_attempts + 1):
-            self.disconnect()
-            try:
-                self.connect()
-                return attempt
-            except RobotError as exc:
-                failures.append(f"attempt {attempt}: {exc}")
-            if attempt < max_attempts:
-                self._running.wait(backoff_s)  # cleared while disconnected: a bounded pause
-        raise RobotError(
-            f"could not reconnect to the autopilot on {self.config.connection} after {max_attempts} "
-            "attempt(s): " + " | ".join(failures)
-        )
+        return reconnect(self, max_attempts, backoff_s, f"the autopilot on {self.config.connection}")
 
     # ------------------------------------------------------------ robot io
     def read(self) -> Observation:
@@ -436,12 +422,7 @@ class MavlinkDrone(Robot):
             frame = self.camera.read()
         except CameraError as exc:
             raise RobotError(f"MavlinkDrone camera: {exc}") from exc
-        image = frame.image
-        height, width, _ = self.observation_spec.image_shape
-        if image.shape[:2] != (height, width):
-            import cv2
-
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        image = fit_image(frame.image, self.observation_spec.image_shape)
         extras = {}
         position = self._position
         for extra in self.config.extras:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lnn_control.runtime.cameras import Camera, CameraError
+from lnn_control.runtime.link_robot import fit_image, reconnect
 from lnn_control.runtime.robot import LinkLostError, Observation, Robot, RobotError
 from lnn_control.runtime.serial_protocol import (
     Ack,
@@ -43,15 +44,6 @@ from lnn_control.runtime.serial_protocol import (
     encode,
 )
 from lnn_control.spec import ActionSpec, ObservationSpec
-
-
-def _fit(image: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Resize a camera frame to the (height, width) of ``shape`` if it differs (INTER_AREA)."""
-    if image.shape[:2] == tuple(shape[:2]):
-        return image
-    import cv2
-
-    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
 
 
 class CarActions(str, enum.Enum):
@@ -325,22 +317,7 @@ class SerialCar(Robot):
         """Close and reopen the link up to ``max_attempts`` times; returns the attempt that worked.
 
         Raises RobotError listing each failed attempt's reason when none succeeds."""
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        failures = []
-        for attempt in range(1, max_attempts + 1):
-            self.disconnect()
-            try:
-                self.connect()
-                return attempt
-            except RobotError as exc:
-                failures.append(f"attempt {attempt}: {exc}")
-            if attempt < max_attempts:
-                self._running.wait(backoff_s)  # never set here: a plain bounded pause
-        raise RobotError(
-            f"could not reconnect to the car on {self.config.port} after {max_attempts} attempt(s): "
-            + " | ".join(failures)
-        )
+        return reconnect(self, max_attempts, backoff_s, f"the car on {self.config.port}")
 
     # ------------------------------------------------------------- robot io
     def read(self) -> Observation:
@@ -349,7 +326,7 @@ class SerialCar(Robot):
             frame = self.camera.read()
         except CameraError as exc:
             raise RobotError(f"SerialCar camera: {exc}") from exc
-        image = _fit(frame.image, self.observation_spec.image_shape)
+        image = fit_image(frame.image, self.observation_spec.image_shape)
         extras = {}
         if self.config.include_speed:
             telemetry = self._telemetry

@@ -281,6 +281,8 @@ def test_bad_settings_and_missing_port(tmp_path):
     assert isinstance(car, SerialCar) and car.config.actions == CarActions.STEERING
     with pytest.raises(RobotError, match="cannot open serial port"):
         car.connect()
+    with pytest.raises(ValueError, match="max_attempts must be an int >= 1, got 0"):
+        car.reconnect(0)
     with pytest.raises(ConfigError, match="car.yaml.*baud"):
         build_hardware_robot(SerialCar, {"port": "/dev/x", "baud": 9600}, camera, "car.yaml")
 

@@ -1,0 +1,42 @@
+"""What the camera + link robots (SerialCar, MavlinkDrone) share: fitting camera frames to the
+policy's image size and the bounded reconnect."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from lnn_control.runtime.robot import Robot, RobotError
+
+
+def fit_image(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``image`` resized to the (height, width) of ``shape`` if it differs (INTER_AREA), else itself."""
+    height, width = int(shape[0]), int(shape[1])
+    if image.shape[:2] == (height, width):
+        return image
+    import cv2
+
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def reconnect(robot: Robot, max_attempts: int, backoff_s: float, link: str) -> int:
+    """``robot.disconnect()`` + ``robot.connect()`` up to ``max_attempts`` times, ``backoff_s``
+    seconds apart; returns the attempt that worked, else raises RobotError listing every failure
+    (``link`` names the link in that message, e.g. "the car on /dev/ttyACM0")."""
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    if not backoff_s >= 0:
+        raise ValueError(f"backoff_s must be >= 0 seconds, got {backoff_s!r}")
+    pause = threading.Event()  # never set: a bounded pause
+    failures = []
+    for attempt in range(1, max_attempts + 1):
+        robot.disconnect()
+        try:
+            robot.connect()
+            return attempt
+        except RobotError as exc:
+            failures.append(f"attempt {attempt}: {exc}")
+        if attempt < max_attempts:
+            pause.wait(backoff_s)
+    raise RobotError(f"could not reconnect to {link} after {max_attempts} attempt(s): " + " | ".join(failures))
