@@ -177,8 +177,12 @@ def test_rain_streaks_are_bright_and_night_is_dark():
     assert (rained.max(axis=2) > 140).mean() > 0.02  # streaks
     assert np.median(rained) < 100  # darker overall
     assert corrupt(FRAME, "night", 3, rng).mean() < 0.5 * FRAME.mean()
-    fogged = corrupt(FRAME, "fog", 3, rng).astype(float)
-    assert fogged[:10].std() < FRAME[:10].astype(float).std() or fogged[:20].mean() > FRAME[:20].mean()
+    # fog veils the frame in its colour, thicker near the horizon (top) than near the car (bottom)
+    fog_color = np.array([205.0, 208.0, 212.0])
+    before = np.abs(FRAME.astype(float) - fog_color).mean(axis=(1, 2))
+    after = np.abs(corrupt(FRAME, "fog", 3, rng).astype(float) - fog_color).mean(axis=(1, 2))
+    veiled = 1.0 - after / before  # per row: fraction of the way to the fog colour
+    assert np.all(veiled > 0.15) and veiled[:8].mean() > 0.4 and veiled[-8:].mean() < 0.35
     season = corrupt(FRAME, "season", 5, rng)
     grass = (FRAME == (70, 128, 52)).all(axis=2)
     assert season[grass][:, 0].mean() > FRAME[grass][:, 0].mean() + 20  # green grass turned red/orange
