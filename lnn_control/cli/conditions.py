@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {args.out!r} must end in .png")
     if args.repeats < 1:
         raise CommandError(f"--repeats must be ≥ 1, got {args.repeats}")
+    if not 1 <= args.scale <= 8:
+        raise CommandError(f"--scale must be an integer in 1..8, got {args.scale}")
+    if args.seed < 0:
+        raise CommandError(f"--seed must be ≥ 0, got {args.seed}")
     names = _names(args.only)
     frame, origin = _frame(args)
     sheet = contact_sheet(frame, names, seed=args.seed, scale=args.scale)

@@ -482,8 +482,11 @@ def test_conditions_command_with_an_image_file_and_bad_input(tmp_path, capsys):
     assert main(["conditions", "--out", str(out), "--image", str(tmp_path / "missing.png")]) == 2
     assert main(["conditions", "--out", str(out), "--source", "synthetic", "--only", "hail"]) == 2
     assert main(["conditions", "--out", str(tmp_path / "x.jpg"), "--source", "synthetic"]) == 2
+    assert main(["conditions", "--out", str(out), "--source", "synthetic", "--scale", "0"]) == 2
+    assert main(["conditions", "--out", str(out), "--source", "synthetic", "--seed", "-3"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "unknown ['hail']" in err and "must end in .png" in err
+    assert "--scale must be an integer in 1..8, got 0" in err and "--seed must be ≥ 0, got -3" in err
 
 
 def test_wrappers_import_neither_torch_nor_a_simulator():
