@@ -26,6 +26,8 @@ from lnn_control.envs.lane_keeping.task import LaneTask, TaskConfig
 from lnn_control.config import load_dataclass
 from lnn_control.spec import ActionSpec, ObservationSpec
 
+_REAL = (int, float, np.integer, np.floating)  # plain and NumPy numbers (bool excluded where used)
+
 
 def _as_config(cls: type, value: Any, name: str) -> Any:
     if value is None:
@@ -242,7 +244,7 @@ class LaneKeepingEnv(gym.Env):
 
     def set_friction_scale(self, scale: float) -> None:
         """Scale tyre–road friction (1 = dry, e.g. 0.5 = wet); persists across resets."""
-        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1):
+        if not (isinstance(scale, _REAL) and not isinstance(scale, bool) and math.isfinite(scale) and 0 < scale <= 1):
             raise ValueError(f"friction_scale must be in (0, 1] (1 = dry road), got {scale!r}")
         self.friction_scale = float(scale)
         self._backend.set_friction_scale(self.friction_scale)

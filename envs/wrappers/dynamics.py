@@ -31,6 +31,8 @@ GUST_TIME_CONSTANT = 1.0
 DENSITY_SCALE_BY_SEVERITY = (1.25, 1.5, 1.75, 2.0, 2.5)
 
 
+_REAL = (int, float, np.integer, np.floating)  # plain and NumPy numbers (bool excluded where used)
+
 def require_hook(env: gym.Env, hook: str, condition: str, provided_by: str) -> Any:
     """Return ``env.unwrapped.<hook>`` or raise ``ValueError`` saying which envs provide it."""
     method = getattr(env.unwrapped, hook, None)
@@ -74,7 +76,7 @@ class FrictionShift(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def __init__(self, env: gym.Env, scale: float) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, scale=scale)
         gym.Wrapper.__init__(self, env)
-        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1):
+        if not (isinstance(scale, _REAL) and not isinstance(scale, bool) and math.isfinite(scale) and 0 < scale <= 1):
             raise ValueError(f"friction scale must be in (0, 1] (1 = dry road), got {scale!r}")
         self._set = require_hook(env, "set_friction_scale", "wet", "lnn_control/LaneKeeping-v0 (both backends)")
         self.scale = float(scale)
@@ -158,7 +160,7 @@ class WindGusts(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, mean_speed=mean_speed, gust_std=gust_std, seed=seed)
         gym.Wrapper.__init__(self, env)
         for label, value in (("mean_speed", mean_speed), ("gust_std", gust_std)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if not (isinstance(value, _REAL) and not isinstance(value, bool) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"wind {label} must be a finite number ≥ 0 m/s, got {value!r}")
         self._set = require_hook(env, "set_wind", "wind", "lnn_control/DroneForest-v0")
         self.mean_speed = float(mean_speed)
@@ -207,7 +209,7 @@ class DenserForest(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def __init__(self, env: gym.Env, scale: float) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, scale=scale)
         gym.Wrapper.__init__(self, env)
-        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 1):
+        if not (isinstance(scale, _REAL) and not isinstance(scale, bool) and math.isfinite(scale) and scale >= 1):
             raise ValueError(f"tree density scale must be ≥ 1, got {scale!r}")
         self._set = require_hook(env, "set_tree_density_scale", "dense", "lnn_control/DroneForest-v0")
         self.scale = float(scale)

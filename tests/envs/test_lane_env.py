@@ -244,3 +244,13 @@ def test_bad_constructor_arguments(kwargs, message):
 def test_human_mode_without_display_raises_a_clear_error():
     with pytest.raises(RuntimeError, match="needs a display"):
         LaneKeepingEnv(render_mode="human")
+
+
+def test_friction_scale_accepts_numpy_numbers_and_rejects_bools():
+    env = LaneKeepingEnv(road_length=8.0, friction_scale=np.float32(0.5))
+    try:
+        assert env.friction_scale == 0.5 and type(env.friction_scale) is float
+        with pytest.raises(ValueError, match="friction_scale must be in"):
+            env.set_friction_scale(True)
+    finally:
+        env.close()
