@@ -112,9 +112,9 @@ def test_stalled_camera_makes_the_loop_stop_the_drone_then_sigint_ends_it(tmp_pa
     with AutopilotEmulator(AutopilotConfig(heartbeat_hz=10.0)) as autopilot:
         robot = {"kind": "mavlink_drone",
                  "settings": {"connection": f"udpout:127.0.0.1:{autopilot.address[1]}", "stop_action": "land"}}
-        # 45 frames at 30 fps, no looping: the camera (opened before the ~0.6 s offboard sequence)
-        # stalls 1.5 s after connect()
-        process = run_process(launch_file(tmp_path, bundle, robot, camera_loop=False, n_frames=45))
+        # 75 frames at 30 fps, no looping: the camera (opened before the ~0.6 s offboard sequence)
+        # stalls 2.5 s after connect(), leaving the policy time to fly on a loaded machine
+        process = run_process(launch_file(tmp_path, bundle, robot, camera_loop=False, n_frames=75))
         try:
             wait_until(lambda: autopilot.mode == Px4Mode.LAND or process.poll() is not None, timeout_s=60,
                        what="the frame watchdog landing the drone")
