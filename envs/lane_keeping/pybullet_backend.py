@@ -191,7 +191,10 @@ class PyBulletLaneBackend:
         path = os.path.join(self._texture_dir.name, f"asphalt_{visuals.texture_seed}.png")
         if not cv2.imwrite(path, image):
             raise RuntimeError(f"could not write the asphalt texture to {path}")
-        return client.loadTexture(path)
+        try:
+            return client.loadTexture(path)  # PyBullet copies the pixels: the file is not needed after this
+        finally:
+            os.remove(path)  # one texture per episode would otherwise pile up (~110 kB each) until close()
 
     def _build_car(self, client: BulletClient, car: CarParams, visuals: VisualVariation) -> int:
         self._base_height = car.chassis_clearance + car.chassis_height / 2  # base frame above the ground

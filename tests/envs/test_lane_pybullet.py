@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -148,3 +149,26 @@ def test_missing_backend_module_names_the_alternative(monkeypatch):
     monkeypatch.setitem(backend_module.BACKENDS, "mujoco", "lnn_control.envs.lane_keeping.no_such_module:X")
     with pytest.raises(RuntimeError, match="choose backend='pybullet'"):
         make_backend("mujoco")
+
+
+def test_asphalt_textures_do_not_pile_up_on_disk():
+    import os
+
+    road = generate_road(2, RoadConfig(length=10.0))
+    backend = make_backend("pybullet")
+    try:
+        frames = []
+        for seed in (1, 2, 3):  # domain randomisation: a new texture every episode
+            visuals = dataclasses.replace(VisualVariation(), texture_seed=seed, texture_strength=0.15)
+            backend.build(road, CarParams(), visuals, 1 / 200)
+            lane = road.lane_center(1.0)
+            backend.reset(Pose2D(float(lane[0]), float(lane[1]), 0.0), 0.0)
+            frames.append(backend.render_camera())
+        assert os.listdir(backend._texture_dir.name) == []  # each file is deleted once PyBullet loaded it
+        # ...and the loaded textures are still drawn: the asphalt ahead is speckled (untextured it is
+        # one flat colour), differently per seed
+        ahead = [f[-16:, 40:88].astype(int) for f in frames]
+        assert all(len(np.unique(a.reshape(-1, 3), axis=0)) > 5 for a in ahead)
+        assert np.abs(ahead[0] - ahead[1]).mean() > 2
+    finally:
+        backend.close()
