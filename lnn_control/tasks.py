@@ -43,6 +43,13 @@ TASKS: dict[str, TaskInfo] = {
         metrics_module="lnn_control.envs.lane_keeping.metrics",
         overlay=(("lateral_offset", "m"), ("heading_error", "rad"), ("speed", "m/s"), ("progress", "m")),
     ),
+    "drone-forest": TaskInfo(
+        name="drone-forest",
+        env_id="lnn_control/DroneForest-v0",
+        launch_file="drone_forest.yaml",
+        metrics_module="lnn_control.envs.drone_forest.metrics",
+        overlay=(("distance_to_target", "m"), ("clearance", "m"), ("speed", "m/s"), ("altitude", "m")),
+    ),
 }
 
 

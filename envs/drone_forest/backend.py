@@ -16,9 +16,10 @@ Call order: ``build`` (once per forest; may be called again) → ``reset`` → r
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -39,7 +40,11 @@ CHASE_FOV_DEG = 60.0
 
 def quat_to_matrix(quaternion: np.ndarray) -> np.ndarray:
     """Body-to-world rotation [3, 3] from a unit quaternion (w, x, y, z)."""
-    w, x, y, z = np.asarray(quaternion, float) / max(float(np.linalg.norm(quaternion)), 1e-12)
+    w, x, y, z = (float(c) for c in quaternion)
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    if n < 1e-12:
+        raise ValueError(f"quaternion {quaternion!r} has zero length")
+    w, x, y, z = w / n, x / n, y / n, z / n
     return np.array([
         [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
@@ -68,20 +73,23 @@ class DroneState:
     quaternion: np.ndarray
     velocity: np.ndarray
     angular_velocity: np.ndarray
-    rotation: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("position", "quaternion", "velocity", "angular_velocity"):
-            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float).copy())
-        object.__setattr__(self, "rotation", quat_to_matrix(self.quaternion) if self.finite else np.full((3, 3), np.nan))
+            object.__setattr__(self, name, np.array(getattr(self, name), dtype=float))
+
+    @functools.cached_property
+    def rotation(self) -> np.ndarray:
+        """Body-to-world rotation [3, 3] (NaN if the quaternion is not finite)."""
+        if not np.all(np.isfinite(self.quaternion)):
+            return np.full((3, 3), np.nan)
+        return quat_to_matrix(self.quaternion)
 
     @property
     def finite(self) -> bool:
         """False if any field is NaN/inf (the simulation blew up)."""
-        return bool(
-            math.isfinite(self.time) and np.all(np.isfinite(self.position)) and np.all(np.isfinite(self.quaternion))
-            and np.all(np.isfinite(self.velocity)) and np.all(np.isfinite(self.angular_velocity))
-        )
+        total = self.time + self.position.sum() + self.quaternion.sum() + self.velocity.sum() + self.angular_velocity.sum()
+        return math.isfinite(float(total))  # NaN and inf propagate through the sum (inf − inf = NaN)
 
     @property
     def yaw(self) -> float:

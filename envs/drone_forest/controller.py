@@ -46,7 +46,8 @@ class ControllerGains:
     """Gains and limits of :class:`CascadedController` (SI units).
 
     velocity_p_xy / velocity_p_z: 1/s; velocity_i_xy / velocity_i_z: 1/s²;
-    integral_limit: largest acceleration (m/s²) the integrators may command;
+    integral_limit: largest acceleration (m/s²) the integrators may command; integral_error: the
+    velocity error (m/s) is clipped to ± this before integration (anti-wind-up on steps);
     max_tilt: rad; max_climb_acceleration / max_sink_acceleration: m/s² (vertical limits);
     attitude_p: 1/s; rate_p: (roll, pitch, yaw) 1/s; max_rate: rad/s (roll/pitch set-point limit).
     """
@@ -56,6 +57,7 @@ class ControllerGains:
     velocity_p_z: float = 3.5
     velocity_i_z: float = 1.0
     integral_limit: float = 3.0
+    integral_error: float = 0.1
     max_tilt: float = 0.5
     max_climb_acceleration: float = 6.0
     max_sink_acceleration: float = 5.0
@@ -86,55 +88,77 @@ class CascadedController:
     def __init__(self, quad: QuadParams, gains: ControllerGains | None = None) -> None:
         self.quad = quad
         self.gains = ControllerGains() if gains is None else gains
-        self._inverse_mixer = np.linalg.inv(quad.mixer())
-        self._inertia = np.asarray(quad.inertia, float)
-        self._drag = np.asarray(quad.linear_drag, float)
-        self._ki = np.array([self.gains.velocity_i_xy] * 2 + [self.gains.velocity_i_z])
-        self._kp = np.array([self.gains.velocity_p_xy] * 2 + [self.gains.velocity_p_z])
-        self._integral = np.zeros(3)
+        self._inverse_mixer_rows = np.linalg.inv(quad.mixer()).tolist()
+        self._drag = tuple(float(d) for d in quad.linear_drag)
+        self._ki = [self.gains.velocity_i_xy] * 2 + [self.gains.velocity_i_z]
+        self._kp = [self.gains.velocity_p_xy] * 2 + [self.gains.velocity_p_z]
+        self._limit = [self.gains.integral_limit / max(k, 1e-9) for k in self._ki]
+        self._integral = [0.0, 0.0, 0.0]
 
     def reset(self) -> None:
-        self._integral = np.zeros(3)
+        self._integral = [0.0, 0.0, 0.0]
 
     def update(self, action: np.ndarray, state: DroneState, dt: float) -> np.ndarray:
         """Rotor thrusts [4] (N) for ``action`` = (vx, vy, vz, yaw_rate) (clipped to the action bounds)
-        given ``state``; ``dt`` (s) is the time since the previous call (integrator step)."""
+        given ``state``; ``dt`` (s) is the time since the previous call (integrator step).
+
+        Scalar Python arithmetic on purpose: this runs 240× per simulated second and NumPy's
+        per-call overhead on 3-vectors would cost ~10× more."""
         g = self.gains
-        cmd = np.clip(np.asarray(action, float), ACTION_LOW, ACTION_HIGH)
-        rotation = state.rotation
-        velocity_target = heading_to_world(cmd[:3], state.yaw)
-        error = velocity_target - state.velocity
-        # velocity loop: PI with clamped integrators + drag feed-forward (own motion, wind unknown)
-        limit = g.integral_limit / np.maximum(self._ki, 1e-9)
-        self._integral = np.clip(self._integral + error * dt, -limit, limit)
-        drag_world = rotation @ (self._drag * (rotation.T @ state.velocity))
-        accel = self._kp * error + self._ki * self._integral + drag_world / self.quad.mass
-        horizontal = float(np.hypot(accel[0], accel[1]))
+        vx, vy, vz, yaw_rate = (min(max(float(a), lo), hi) for a, lo, hi in zip(action, ACTION_LOW, ACTION_HIGH))
+        (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = state.rotation.tolist()
+        yaw = math.atan2(r10, r00)
+        c, s = math.cos(yaw), math.sin(yaw)
+        target = (c * vx - s * vy, s * vx + c * vy, vz)
+        v = state.velocity.tolist()
+        # drag feed-forward (own motion through still air; wind is unknown to the controller): R D R^T v / m
+        bx = r00 * v[0] + r10 * v[1] + r20 * v[2]
+        by = r01 * v[0] + r11 * v[1] + r21 * v[2]
+        bz = r02 * v[0] + r12 * v[1] + r22 * v[2]
+        dx, dy, dz = self._drag[0] * bx, self._drag[1] * by, self._drag[2] * bz
+        drag = (r00 * dx + r01 * dy + r02 * dz, r10 * dx + r11 * dy + r12 * dz, r20 * dx + r21 * dy + r22 * dz)
+        accel = [0.0, 0.0, 0.0]
+        for i in range(3):
+            error = target[i] - v[i]
+            # integrate the error clipped to ±integral_error (no wind-up while a step command rises)
+            clipped = min(max(error, -g.integral_error), g.integral_error)
+            self._integral[i] = min(max(self._integral[i] + clipped * dt, -self._limit[i]), self._limit[i])
+            accel[i] = self._kp[i] * error + self._ki[i] * self._integral[i] + drag[i] / self.quad.mass
+        horizontal = math.hypot(accel[0], accel[1])
         max_horizontal = GRAVITY * math.tan(g.max_tilt)
         if horizontal > max_horizontal:
-            accel[:2] *= max_horizontal / horizontal
-        accel[2] = float(np.clip(accel[2], -g.max_sink_acceleration, g.max_climb_acceleration))
-        force = self.quad.mass * (accel + np.array([0.0, 0.0, GRAVITY]))
-        body_z = rotation[:, 2]
-        force_dir = force / max(float(np.linalg.norm(force)), 1e-9)
-        collective = max(float(force @ body_z), 0.0)
-        # attitude loop: rotate body z onto the thrust direction; yaw rate passes through
-        tilt_error_body = rotation.T @ np.cross(body_z, force_dir)
-        rate_target = np.empty(3)
-        rate_target[:2] = np.clip(g.attitude_p * tilt_error_body[:2], -g.max_rate, g.max_rate)
-        rate_target[2] = cmd[3]
-        # rate loop with gyroscopic feed-forward
-        omega = state.angular_velocity
-        torque = self._inertia * np.asarray(g.rate_p) * (rate_target - omega) + np.cross(omega, self._inertia * omega)
+            accel[0] *= max_horizontal / horizontal
+            accel[1] *= max_horizontal / horizontal
+        accel[2] = min(max(accel[2], -g.max_sink_acceleration), g.max_climb_acceleration)
+        m = self.quad.mass
+        fx, fy, fz = m * accel[0], m * accel[1], m * (accel[2] + GRAVITY)
+        norm = max(math.sqrt(fx * fx + fy * fy + fz * fz), 1e-9)
+        ux, uy, uz = fx / norm, fy / norm, fz / norm
+        collective = max(fx * r02 + fy * r12 + fz * r22, 0.0)
+        # attitude loop: rotate body z onto the thrust direction (error = z_b × F̂ in the body frame)
+        ex, ey, ez = r12 * uz - r22 * uy, r22 * ux - r02 * uz, r02 * uy - r12 * ux
+        error_bx = r00 * ex + r10 * ey + r20 * ez
+        error_by = r01 * ex + r11 * ey + r21 * ez
+        p_target = min(max(g.attitude_p * error_bx, -g.max_rate), g.max_rate)
+        q_target = min(max(g.attitude_p * error_by, -g.max_rate), g.max_rate)
+        # rate loop with gyroscopic feed-forward ω × Iω
+        wp, wq, wr = state.angular_velocity.tolist()
+        ixx, iyy, izz = self.quad.inertia
+        kp, kq, kr = g.rate_p
+        torque = (
+            ixx * kp * (p_target - wp) + (wq * izz * wr - wr * iyy * wq),
+            iyy * kq * (q_target - wq) + (wr * ixx * wp - wp * izz * wr),
+            izz * kr * (yaw_rate - wr) + (wp * iyy * wq - wq * ixx * wp),
+        )
         return self.mix(collective, torque)
 
     def mix(self, collective: float, torque: np.ndarray) -> np.ndarray:
         """Rotor thrusts [4] for a collective thrust (N) and body torque [3] (N·m); yaw torque is
         dropped first when a rotor would saturate, then thrusts are clipped to [0, max]."""
-        wrench = np.array([collective, *torque])
-        thrusts = self._inverse_mixer @ wrench
+        m = self._inverse_mixer_rows
         top = self.quad.max_rotor_thrust
-        if thrusts.min() < 0.0 or thrusts.max() > top:
-            wrench[3] = 0.0
-            thrusts = self._inverse_mixer @ wrench
-        return np.clip(thrusts, 0.0, top)
+        tx, ty, tz = torque
+        thrusts = [a * collective + b * tx + c * ty + d * tz for a, b, c, d in m]
+        if min(thrusts) < 0.0 or max(thrusts) > top:
+            thrusts = [a * collective + b * tx + c * ty for a, b, c, _ in m]
+        return np.array([min(max(t, 0.0), top) for t in thrusts])

@@ -71,7 +71,7 @@ class QuadParams:
     motor_time_constant: float = 0.02
     body_half_extents: tuple[float, float, float] = (0.12, 0.12, 0.04)
     collision_radius: float = 0.25
-    camera_forward: float = 0.10
+    camera_forward: float = 0.14
     camera_up: float = 0.02
     camera_pitch: float = 0.10
     camera_vertical_fov_deg: float = 60.0
@@ -146,8 +146,8 @@ class QuadParams:
 
     def clip_thrusts(self, thrusts: np.ndarray) -> np.ndarray:
         """Rotor thrusts [4] clipped to [0, max_rotor_thrust] (N); NaN becomes 0."""
-        values = np.nan_to_num(np.asarray(thrusts, float), nan=0.0, posinf=0.0, neginf=0.0)
-        return np.clip(values, 0.0, self.max_rotor_thrust)
+        values = np.asarray(thrusts, float)
+        return np.clip(np.where(np.isfinite(values), values, 0.0), 0.0, self.max_rotor_thrust)
 
     def drag_force_body(self, air_velocity_body: np.ndarray) -> np.ndarray:
         """Linear drag (N, body frame) for the airspeed vector in the body frame (m/s)."""

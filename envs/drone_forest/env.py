@@ -1,0 +1,326 @@
+"""``lnn_control/DroneForest-v0``: fly a quadrotor through a procedural forest to a target from a front camera."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from lnn_control.envs.drone_forest.backend import (
+    BACKENDS,
+    DroneBackend,
+    DroneState,
+    VisualVariation,
+    make_backend,
+    yaw_quaternion,
+)
+from lnn_control.envs.drone_forest.controller import (
+    ACTION_HIGH,
+    ACTION_LOW,
+    ACTION_NAMES,
+    ACTION_UNITS,
+    CascadedController,
+    ControllerGains,
+)
+from lnn_control.envs.drone_forest.expert import DroneExpert, ExpertConfig
+from lnn_control.envs.drone_forest.forest import (
+    HELD_OUT_SEED_START,
+    Forest,
+    ForestConfig,
+    generate_forest,
+)
+from lnn_control.envs.drone_forest.quad import QuadParams, motor_response
+from lnn_control.envs.drone_forest.task import DroneTask, DroneTaskConfig
+
+from lnn_control.config import load_dataclass
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+VELOCITY_LIMIT = 5.0
+"""|vx|, |vy|, |vz| observation bound (m/s)."""
+
+
+def _as_config(cls: type, value: Any, name: str) -> Any:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return load_dataclass(cls, value, source=f"DroneForestEnv({name}=...)")
+    raise ValueError(f"{name} must be a {cls.__name__} or a mapping of its fields, got {type(value).__name__}")
+
+
+class DroneForestEnv(gym.Env):
+    """Quadrotor forest flight to a target, in PyBullet or MuJoCo.
+
+    An X-frame quadrotor (:class:`~.quad.QuadParams`: 1.0 kg, thrust/weight 2.5) starts at 1.5 m in a
+    forest generated from a seed (:class:`~.forest.ForestConfig`: 50 × 50 m, 5 trees / 100 m²; seeds
+    < 1000 train, ≥ 1000 held out) facing roughly towards a target 15–30 m away behind trees. A
+    cascaded controller (:mod:`.controller`) at the physics rate (240 Hz) turns the action into rotor
+    thrusts; the agent acts at ``control_rate_hz`` (20 Hz) from the onboard camera.
+
+    **Action space** ``Box(low=(-2, -1, -1, -1), high=(2, 1, 1, 1), (4,), float32)``: ``(vx, vy, vz)``
+    m/s in the heading frame (x forward, y left, z up; level, rotated by the yaw) and ``yaw_rate``
+    rad/s (+ = counter-clockwise) — MAVLink body-frame velocity + yaw-rate set-point semantics.
+    Non-finite or out-of-range actions raise ``ValueError`` and never reach the simulator.
+
+    **Observation space** ``Dict``: ``"image"``: ``Box(0, 255, (64, 128, 3), uint8)`` forward camera;
+    with ``include_velocity=True``: ``"vx"``, ``"vy"``, ``"vz"``: ``Box(-5, 5, (1,), float32)`` each,
+    heading-frame velocity (m/s).
+
+    **Reward**: Σ weight · term (:class:`~.task.RewardWeights`): ``progress`` (m closer to the target),
+    ``proximity`` (near trunks), ``success`` (+1 on arrival), ``failure`` (−1). Terms in
+    ``info["reward_terms"]``.
+
+    **Info** (every step): ``distance_to_target`` (m), ``bearing_to_target`` (rad, + = left),
+    ``clearance`` (m to the nearest trunk surface), ``collision`` (bool), ``speed`` (m/s),
+    ``altitude`` / ``x`` / ``y`` / ``z`` (m), ``sim_time`` (s), ``success`` (bool), ``end_reason``
+    (str, "" while running), ``forest_seed`` (int), ``reward_terms`` (dict).
+
+    **Termination**: success (within 1 m of the target), collision, leaving the flight volume,
+    upset, or NaN physics (``end_reason="diverged"``). **Truncation**: the time limit.
+
+    **Seeding**: ``reset(seed=s)`` flies forest ``s`` (``options={"forest_seed": n}`` overrides);
+    without a seed the forest is drawn from the env's RNG among training seeds. Domain randomisation
+    (``domain_randomization=True``: sky, tints, light, camera pitch) and start noise come from the
+    env's RNG: same seed ⇒ identical trajectory.
+
+    **Shift hooks**: ``set_wind(v)`` (world air velocity, m/s; before any step) and
+    ``set_tree_density_scale(s)`` (from the next reset).
+
+    **Rendering**: ``render_mode="rgb_array"`` returns a chase-camera frame (``chase_size`` = (W, H));
+    ``"human"`` opens the simulator's own viewer.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
+
+    def __init__(
+        self,
+        backend: Literal["pybullet", "mujoco"] = "pybullet",
+        render_mode: Literal["rgb_array", "human"] | None = None,
+        *,
+        forest_config: ForestConfig | Mapping[str, Any] | None = None,
+        forest_density: float | None = None,
+        quad: QuadParams | Mapping[str, Any] | None = None,
+        task: DroneTaskConfig | Mapping[str, Any] | None = None,
+        expert: ExpertConfig | Mapping[str, Any] | None = None,
+        gains: ControllerGains | Mapping[str, Any] | None = None,
+        control_rate_hz: float = 20.0,
+        physics_rate_hz: float = 240.0,
+        include_velocity: bool = True,
+        domain_randomization: bool = False,
+        start_noise: bool = True,
+        wind: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        chase_size: tuple[int, int] = (320, 240),
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        forest_config = _as_config(ForestConfig, forest_config, "forest_config")
+        if forest_density is not None:
+            if not (isinstance(forest_density, (int, float)) and math.isfinite(forest_density) and forest_density >= 0):
+                raise ValueError(f"forest_density must be ≥ 0 trees per 100 m², got {forest_density!r}")
+            forest_config = dataclasses.replace(forest_config, density=float(forest_density))
+        self.forest_config: ForestConfig = forest_config
+        self.quad: QuadParams = _as_config(QuadParams, quad, "quad")
+        self.task_config: DroneTaskConfig = _as_config(DroneTaskConfig, task, "task")
+        self.expert_config: ExpertConfig = _as_config(ExpertConfig, expert, "expert")
+        self.gains: ControllerGains = _as_config(ControllerGains, gains, "gains")
+        if not (math.isfinite(control_rate_hz) and 1 <= control_rate_hz <= 100):
+            raise ValueError(f"control_rate_hz must be in [1, 100], got {control_rate_hz}")
+        if not (math.isfinite(physics_rate_hz) and physics_rate_hz >= max(100.0, control_rate_hz)):
+            raise ValueError(f"physics_rate_hz must be ≥ max(100, control_rate_hz={control_rate_hz}), got {physics_rate_hz}")
+        if len(chase_size) != 2 or not all(isinstance(v, int) and v > 0 for v in chase_size):
+            raise ValueError(f"chase_size must be (width, height) positive ints, got {chase_size}")
+        self.backend_name = backend
+        self.render_mode = render_mode
+        self.substeps = max(1, int(round(physics_rate_hz / control_rate_hz)))
+        self.physics_dt = 1.0 / float(physics_rate_hz)
+        self.control_dt = self.substeps * self.physics_dt
+        self.include_velocity = bool(include_velocity)
+        self.domain_randomization = bool(domain_randomization)
+        self.start_noise = bool(start_noise)
+        self.chase_size = (int(chase_size[0]), int(chase_size[1]))
+        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.control_dt))}
+
+        obs: dict[str, spaces.Space] = {"image": spaces.Box(0, 255, self.quad.image_shape, np.uint8)}
+        extras = ("vx", "vy", "vz") if self.include_velocity else ()
+        for name in extras:
+            obs[name] = spaces.Box(-VELOCITY_LIMIT, VELOCITY_LIMIT, (1,), np.float32)
+        self.observation_space = spaces.Dict(obs)
+        self.action_space = spaces.Box(np.array(ACTION_LOW, np.float32), np.array(ACTION_HIGH, np.float32), (4,), np.float32)
+        self.action_spec = ActionSpec(ACTION_NAMES, ACTION_LOW, ACTION_HIGH, ACTION_UNITS)
+        self.observation_spec = ObservationSpec(self.quad.image_shape, extras, ("m/s",) * len(extras))
+
+        self._backend: DroneBackend = make_backend(backend)
+        if render_mode == "human":
+            self._backend.open_viewer()
+        self._controller = CascadedController(self.quad, self.gains)
+        self.tree_density_scale = 1.0
+        self.set_wind(wind)
+        self._forests: dict[tuple[int, float], Forest] = {}
+        self.forest: Forest | None = None
+        self.forest_seed: int | None = None
+        self._task: DroneTask | None = None
+        self._expert: DroneExpert | None = None
+        self._motor = np.zeros(4)
+        self._info: dict[str, Any] = {}
+        self._obs: dict[str, np.ndarray] | None = None
+        self._last_wall = 0.0
+
+    # --- Gymnasium API -----------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"forest_seed"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; allowed: ['forest_seed']")
+        raw = options.get("forest_seed", seed)
+        if raw is None:
+            forest_seed = int(self.np_random.integers(0, HELD_OUT_SEED_START))
+        else:
+            if isinstance(raw, bool) or not isinstance(raw, (int, np.integer)) or raw < 0:
+                raise ValueError(f"forest seed must be an int ≥ 0, got {raw!r}")
+            forest_seed = int(raw)
+        self.forest_seed = forest_seed
+        self.forest = self._forest(forest_seed)
+        visuals = VisualVariation.sample(self.np_random) if self.domain_randomization else VisualVariation()
+        if self.start_noise:
+            offset = self.np_random.uniform(-1.0, 1.0, 3) * np.array([0.3, 0.3, 0.2])
+            yaw_offset = float(self.np_random.uniform(-0.1, 0.1))
+        else:
+            offset, yaw_offset = np.zeros(3), 0.0
+        self._backend.build(self.forest, self.quad, visuals, self.physics_dt)
+        start = DroneState(
+            0.0, self.forest.start_position + offset, yaw_quaternion(self.forest.start_yaw + yaw_offset),
+            np.zeros(3), np.zeros(3),
+        )
+        self._backend.reset(start)
+        self._controller.reset()
+        self._motor = np.full(4, self.quad.hover_thrust)
+        self._backend.set_rotor_thrusts(self._motor)
+        self._task = DroneTask(self.forest, self.quad, self.task_config)
+        self._expert = DroneExpert(self.forest, self.expert_config)
+        state = self._backend.drone_state()
+        self._expert.reset(state.position)
+        self._info = {**self._task.reset(state), "forest_seed": forest_seed}
+        if self.render_mode == "human":
+            self._backend.sync_viewer()
+        self._obs = self._observation(state)
+        return self._obs, dict(self._info)
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        if self._task is None:
+            raise RuntimeError("call reset() before step()")
+        command = self._validate_action(action)
+        backend, quad = self._backend, self.quad
+        state = backend.drone_state()
+        for _ in range(self.substeps):
+            if not state.finite:
+                break
+            thrust = self._controller.update(command, state, self.physics_dt)
+            self._motor = motor_response(self._motor, thrust, self.physics_dt, quad.motor_time_constant)
+            backend.set_rotor_thrusts(self._motor)
+            backend.advance(self.physics_dt)
+            state = backend.drone_state()
+        outcome = self._task.step(state, backend.collided())
+        self._info = {**outcome.info, "forest_seed": self.forest_seed}
+        if self.render_mode == "human":
+            backend.sync_viewer()
+            self._pace()
+        if outcome.info["end_reason"] != "diverged":
+            self._obs = self._observation(state)
+        return self._obs, outcome.reward, outcome.terminated, outcome.truncated, dict(self._info)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            return self._backend.render_chase(*self.chase_size)
+        if self.render_mode == "human":
+            self._backend.sync_viewer()
+        return None
+
+    def close(self) -> None:
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            backend.close()
+
+    # --- extras used by the pipeline ----------------------------------------------------------------
+    def expert_action(self) -> np.ndarray:
+        """The privileged planner's action for the current state (action units, float32 [4])."""
+        if self._expert is None:
+            raise RuntimeError("call reset() before expert_action()")
+        state = self._backend.drone_state()
+        if not state.finite:
+            return np.zeros(4, np.float32)
+        return self._expert.act(state)
+
+    def drone_state(self) -> DroneState:
+        """The backend's current :class:`~.backend.DroneState` (ground truth)."""
+        return self._backend.drone_state()
+
+    def set_wind(self, velocity: Any) -> None:
+        """World-frame air velocity (3,) in m/s acting through drag from the next physics step on."""
+        wind = np.asarray(velocity, dtype=float)
+        if wind.shape != (3,) or not np.all(np.isfinite(wind)):
+            raise ValueError(f"wind must be a finite (3,) world-frame velocity in m/s, got {velocity!r}")
+        self.wind = wind.copy()
+        self._backend.set_wind(self.wind)
+
+    def set_tree_density_scale(self, scale: float) -> None:
+        """Multiply the tree density by ``scale`` (> 0; 1.25–2.5 for the dense-forest shift) from
+        the next reset."""
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 4):
+            raise ValueError(f"tree density scale must be in (0, 4], got {scale!r}")
+        self.tree_density_scale = float(scale)
+
+    @property
+    def backend(self) -> DroneBackend:
+        return self._backend
+
+    @property
+    def expert(self) -> DroneExpert | None:
+        return self._expert
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def _pace(self) -> None:
+        now = time.monotonic()
+        deadline = self._last_wall + self.control_dt
+        if now < deadline:
+            time.sleep(deadline - now)
+        self._last_wall = max(now, deadline)
+
+    def _forest(self, seed: int) -> Forest:
+        key = (seed, self.tree_density_scale)
+        if key not in self._forests:
+            if len(self._forests) > 16:
+                self._forests.clear()
+            self._forests[key] = generate_forest(seed, self.forest_config, self.tree_density_scale)
+        return self._forests[key]
+
+    def _observation(self, state: DroneState) -> dict[str, np.ndarray]:
+        obs = {"image": self._backend.render_camera()}
+        if self.include_velocity:
+            velocity = np.clip(state.heading_velocity, -VELOCITY_LIMIT, VELOCITY_LIMIT)
+            for name, value in zip(("vx", "vy", "vz"), velocity):
+                obs[name] = np.array([value], np.float32)
+        return obs
+
+    def _validate_action(self, action: Any) -> np.ndarray:
+        bounds = ", ".join(f"{n} in [{lo}, {hi}]" for n, lo, hi in zip(ACTION_NAMES, ACTION_LOW, ACTION_HIGH))
+        try:
+            array = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"action must be a numeric array of shape (4,) ({bounds}), got {action!r}") from None
+        if array.shape != (4,):
+            raise ValueError(f"action has shape {array.shape}; expected (4,) ({bounds})")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"action {array.tolist()} contains NaN/inf; expected finite values ({bounds})")
+        low, high = np.asarray(ACTION_LOW), np.asarray(ACTION_HIGH)
+        if np.any(array < low - 1e-6) or np.any(array > high + 1e-6):
+            raise ValueError(f"action {array.tolist()} is outside the action bounds ({bounds})")
+        return np.clip(array, low, high)
