@@ -55,6 +55,9 @@ _TEXTURE_CELL = 0.25  # m of ground covered by one texel
 _SLICES, _STACKS = 10, 6  # primitive tessellation: 28×16 (MuJoCo's default) made 200 trees ~6× slower to draw
 _CHASE_DISTANCE, _CHASE_HEIGHT = 3.0, 1.2  # m behind / above the drone
 _FRUSTUM_MARGIN = 0.5  # m of slack when culling geoms against the view frustum
+_DIVERGENCE_WARNINGS = [
+    mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQVEL.value, mujoco.mjtWarning.mjWARN_BADQACC.value,
+]  # MuJoCo's "simulation is unstable" warnings
 _WORLD_GROUP, _QUAD_GROUP = 1, 2  # geom groups: forest/ground/target; airframe (hidden from the onboard camera)
 TARGET_RADIUS = 0.35
 """Radius (m) of the visual-only target sphere (on a thin pole down to the ground)."""
@@ -196,6 +199,8 @@ def build_model_spec(forest: Forest, quad: QuadParams, visuals: VisualVariation,
     """The complete world (quadrotor sized from ``quad`` + forest + ground + target + light) as an ``MjSpec``."""
     spec = mujoco.MjSpec.from_string(_quad_xml())
     spec.option.timestep = physics_dt
+    # a diverging simulation must show up as a non-finite state, not silently restart from qpos0
+    spec.option.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET.value
     _size_quad(spec, quad, visuals)
     _add_forest(spec, forest, quad, visuals)
     return spec
@@ -234,6 +239,7 @@ class MujocoDroneBackend:
         self._wind = np.zeros(3)
         self._time = 0.0
         self._collided = False
+        self._diverged = False
 
     # --- world ------------------------------------------------------------------------------------
     def build(self, forest: Forest, quad: QuadParams, visuals: VisualVariation, physics_dt: float) -> None:
@@ -275,6 +281,7 @@ class MujocoDroneBackend:
         data.qvel[v + 3:v + 6] = state.angular_velocity  # free-joint angular velocity is body-frame
         self._time = float(state.time)
         self._collided = False
+        self._diverged = False
         mujoco.mj_forward(model, data)
 
     def set_rotor_thrusts(self, thrusts: np.ndarray) -> None:
@@ -298,12 +305,15 @@ class MujocoDroneBackend:
         drag = np.asarray(self.quad.linear_drag, float)
         body, v = self._body, self._dof
         for _ in range(steps):
+            if self._diverged:
+                break
             rotation = data.xmat[body].reshape(3, 3)
             air_body = rotation.T @ (data.qvel[v:v + 3] - self._wind)
             data.xfrc_applied[body, :3] = rotation @ (-drag * air_body)
             mujoco.mj_step(model, data)
             if data.ncon and not self._collided:
                 self._collided = self._touching()
+            self._diverged = bool(data.warning.number[_DIVERGENCE_WARNINGS].any())
         self._time += steps * self.physics_dt
 
     def _touching(self) -> bool:
@@ -313,7 +323,11 @@ class MujocoDroneBackend:
 
     # --- state ------------------------------------------------------------------------------------
     def drone_state(self) -> DroneState:
+        """The drone's state; every field NaN once the simulation diverged (until the next reset)."""
         _, data = self._require()
+        if self._diverged:
+            nan = np.full(4, np.nan)
+            return DroneState(time=self._time, position=nan[:3], quaternion=nan, velocity=nan[:3], angular_velocity=nan[:3])
         q, v = self._qpos, self._dof
         return DroneState(
             time=self._time,

@@ -263,3 +263,21 @@ def test_agrees_with_pybullet_on_hover_and_step(sparse):
     assert np.max(np.abs(vel_m - vel_p)) < 0.005
     np.testing.assert_allclose(step_m[-1].position, step_p[-1].position, atol=0.005)
     np.testing.assert_allclose(step_m[-1].quaternion, step_p[-1].quaternion, atol=1e-3)
+
+
+def test_diverging_simulation_gives_a_nan_state_not_a_restart(backend, sparse):
+    """MuJoCo's auto-reset is off: a blow-up reads as a non-finite state (the env ends the episode
+    with a failure flag) until the next reset, instead of the drone teleporting to the model origin."""
+    backend.build(sparse, QUAD, VisualVariation(), PHYSICS_DT)
+    start = _open_spot(sparse, 15.0)
+    backend.reset(_state(start, rates=(0.0, 0.0, 1e155)))
+    backend.set_rotor_thrusts(np.full(4, QUAD.hover_thrust))
+    backend.advance(0.1)
+    state = backend.drone_state()
+    assert not state.finite and state.time == pytest.approx(0.1)
+    backend.advance(0.1)  # stepping on is harmless
+    backend.reset(_state(start))
+    backend.set_rotor_thrusts(np.full(4, QUAD.hover_thrust))
+    backend.advance(0.1)
+    assert backend.drone_state().finite
+    np.testing.assert_allclose(backend.drone_state().position, start, atol=1e-3)
