@@ -99,11 +99,6 @@ class CarParams:
         return (self.image_height, self.image_width, 3)
 
     @property
-    def half_width(self) -> float:
-        """Half the outer width across the wheels (m)."""
-        return 0.5 * self.track + 0.5 * self.wheel_width
-
-    @property
     def driven_wheels(self) -> tuple[str, ...]:
         return WHEEL_NAMES[2:] if self.drive == "rear" else WHEEL_NAMES
 

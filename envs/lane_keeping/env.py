@@ -13,6 +13,7 @@ import numpy as np
 from gymnasium import spaces
 from lnn_control.envs.lane_keeping.backend import (
     BACKENDS,
+    BackendName,
     LaneBackend,
     VehicleState,
     VisualVariation,
@@ -80,7 +81,7 @@ class LaneKeepingEnv(gym.Env):
 
     def __init__(
         self,
-        backend: Literal["pybullet", "mujoco"] = "pybullet",
+        backend: BackendName = "pybullet",
         render_mode: Literal["rgb_array", "human"] | None = None,
         *,
         road_length: float | None = None,
