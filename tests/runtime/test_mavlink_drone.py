@@ -186,9 +186,9 @@ def test_emulator_process_serves_a_drone(tmp_path):
         stdout=subprocess.PIPE, text=True,
     )
     try:
-        selector = selectors.DefaultSelector()
-        selector.register(process.stdout, selectors.EVENT_READ)
-        assert selector.select(timeout=20), "emulator did not start"
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            assert selector.select(timeout=20), "emulator did not start"
         ready = process.stdout.readline().split()
         assert ready[0] == "READY" and ready[1].startswith("udpout:127.0.0.1:")
         drone = MavlinkDrone(video_camera(tmp_path), MavlinkDroneConfig(connection=ready[1], link_timeout_s=1.0))
