@@ -56,6 +56,12 @@ class RewardWeights:
     heading: float = 0.05
     departure: float = 10.0
 
+    def __post_init__(self) -> None:
+        for name in ("progress", "centering", "heading", "departure"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"RewardWeights.{name} must be a finite number, got {value!r}")
+
 
 @dataclass(frozen=True)
 class TaskConfig:
@@ -78,12 +84,16 @@ class TaskConfig:
     rewards: RewardWeights = field(default_factory=RewardWeights)
 
     def __post_init__(self) -> None:
-        if self.start_s < 0 or self.end_margin < 0:
+        if not (self.start_s >= 0 and self.end_margin >= 0):  # also rejects NaN
             raise ValueError(f"TaskConfig.start_s ({self.start_s}) and end_margin ({self.end_margin}) must be ≥ 0")
         if self.departure_offset is not None and not self.departure_offset > 0:
             raise ValueError(f"TaskConfig.departure_offset must be > 0 or None, got {self.departure_offset}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"TaskConfig.time_limit must be > 0 s or None, got {self.time_limit}")
+        if not 0 < self.max_heading_error <= math.pi:
+            raise ValueError(f"TaskConfig.max_heading_error must be in (0, π] rad, got {self.max_heading_error}")
+        if not 0 < self.max_tilt < math.pi:
+            raise ValueError(f"TaskConfig.max_tilt must be in (0, π) rad, got {self.max_tilt}")
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,10 @@ def test_friction_scale_validation():
         ({"road_config": {"lane_widht": 0.5}}, "unknown key"),
         ({"physics_rate_hz": 10.0}, "physics_rate_hz"),
         ({"chase_size": (320.5, 240)}, "chase_size"),
+        ({"task": {"max_tilt": 0.0}}, "max_tilt"),
+        ({"task": {"max_heading_error": float("nan")}}, "max_heading_error"),
+        ({"task": {"start_s": float("nan")}}, "start_s"),
+        ({"task": {"rewards": {"progress": float("nan")}}}, "RewardWeights.progress must be a finite number"),
         ({"chase_size": (320,)}, "chase_size"),
     ],
 )
