@@ -78,8 +78,15 @@ class CarParams:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"CarParams.{name} must be a finite number > 0, got {value!r}")
+        for name in ("chassis_clearance", "rolling_friction", "camera_forward", "camera_pitch"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f"CarParams.{name} must be a finite number, got {value!r}")
         if self.chassis_clearance < 0 or self.rolling_friction < 0:
-            raise ValueError("CarParams.chassis_clearance and rolling_friction must be ≥ 0")
+            raise ValueError(
+                f"CarParams.chassis_clearance ({self.chassis_clearance}) and rolling_friction "
+                f"({self.rolling_friction}) must be ≥ 0"
+            )
         if not self.max_steering < 1.0:
             raise ValueError(f"CarParams.max_steering must be < 1 rad, got {self.max_steering}")
         if self.drive not in ("rear", "all"):

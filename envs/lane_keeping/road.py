@@ -102,7 +102,7 @@ class RoadConfig:
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"RoadConfig.{name} must be > 0, got {getattr(self, name)}")
         for name in ("lead_in", "transition", "shoulder", "ground_margin"):
-            if float(getattr(self, name)) < 0:
+            if not float(getattr(self, name)) >= 0:  # also rejects NaN
                 raise ValueError(f"RoadConfig.{name} must be ≥ 0, got {getattr(self, name)}")
         if self.min_radius < 1.5:
             raise ValueError(f"RoadConfig.min_radius must be ≥ 1.5 m (1/10-scale car), got {self.min_radius}")

@@ -51,3 +51,19 @@ def test_chase_view_looks_over_the_car_from_behind():
     for size in ((0, 240), (320.0, 240), (320, -1)):
         with pytest.raises(ValueError, match="positive int width/height"):
             check_render_size(*size)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("wheelbase", float("nan"), "wheelbase must be a finite number > 0"),
+        ("camera_pitch", float("nan"), "camera_pitch must be a finite number"),
+        ("rolling_friction", float("nan"), "rolling_friction must be a finite number"),
+        ("chassis_clearance", -0.01, "must be ≥ 0"),
+        ("max_steering", 1.2, "max_steering must be < 1 rad"),
+        ("image_width", 64.0, "image_width must be an int"),
+    ],
+)
+def test_bad_car_params_name_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        CarParams(**{field: value})

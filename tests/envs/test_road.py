@@ -92,6 +92,7 @@ def test_seed_split_helpers():
         ({"segment_min": 5.0, "segment_max": 2.0}, "segment_max"),
         ({"length": 2.5}, "lead_in"),
         ({"straight_probability": 1.5}, "straight_probability"),
+        ({"transition": float("nan")}, "transition must be ≥ 0"),
     ],
 )
 def test_bad_config_is_rejected_with_the_field_named(kwargs, message):
