@@ -81,7 +81,9 @@ class MavlinkDroneConfig:
     reengage_after_reconnect: a reconnect (after link loss) requests OFFBOARD again; by default it
     does not: the autopilot's own failsafe has taken over, and ``estop_requested()`` reports the
     vehicle out of OFFBOARD so the loop latches its e-stop for a person to decide. velocity_limits:
-    symmetric bounds of (vx, vy, vz, yaw_rate) in m/s, m/s, m/s, rad/s. Rates in Hz, times in s."""
+    symmetric bounds of (vx, vy, vz, yaw_rate) in m/s, m/s, m/s, rad/s. target_system: the
+    autopilot's MAVLink system id; 0 = the first autopilot heard after connect(); messages of other
+    systems (another vehicle on the same network) are ignored. Rates in Hz, times in s."""
 
     connection: str
     baudrate: int = 57600
@@ -102,6 +104,7 @@ class MavlinkDroneConfig:
     connect_timeout_s: float = 5.0
     source_system: int = 1
     source_component: int = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
+    target_system: int = 0
 
     def __post_init__(self) -> None:
         try:  # plain strings are accepted where enums are expected
@@ -127,6 +130,8 @@ class MavlinkDroneConfig:
         for name in ("heartbeat_rate_hz", "command_timeout_s", "link_timeout_s", "connect_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.target_system <= 255:
+            raise ValueError(f"target_system must be a MAVLink system id 1..255, or 0 for the first heard, got {self.target_system}")
         if self.pre_stream_s < 0.5 or self.pre_stream_setpoints < 1:
             raise ValueError(
                 "pre_stream_s must be >= 0.5 s and pre_stream_setpoints >= 1: PX4 needs a live stream "
@@ -215,16 +220,24 @@ class MavlinkDrone(Robot):
 
     def _handle(self, message: object) -> None:
         kind = message.get_type()
+        system = message.get_srcSystem()
         with self._state:
             if kind == "HEARTBEAT":
                 if message.autopilot == MAV_AUTOPILOT_INVALID or message.type in (
                     MAV_TYPE_GCS, MAV_TYPE_ONBOARD_CONTROLLER
                 ):
                     return  # a gimbal, camera, companion or ground station: not the autopilot
-                self._target = (message.get_srcSystem(), message.get_srcComponent())
+                if self._custom_mode is None:  # the first autopilot heartbeat since connect()
+                    if self.config.target_system not in (0, system):
+                        return
+                elif system != self._target[0]:
+                    return  # another vehicle's autopilot
+                self._target = (system, message.get_srcComponent())
                 self._last_heartbeat = time.monotonic()
                 self._custom_mode = int(message.custom_mode)
                 self._armed = bool(message.base_mode & 128)  # MAV_MODE_FLAG_SAFETY_ARMED
+            elif self._custom_mode is None or system != self._target[0]:
+                return  # not (yet) from our autopilot
             elif kind == "COMMAND_ACK":
                 self._acks[int(message.command)] = int(message.result)
             elif kind == "LOCAL_POSITION_NED":

@@ -233,26 +233,41 @@ def test_reconnect_after_a_failsafe_reengages_only_when_configured(tmp_path, aut
         drone.disconnect()
 
 
-def test_heartbeats_of_other_components_are_not_the_autopilot(tmp_path, autopilot):
+@pytest.mark.parametrize("sender", ["gimbal", "other_vehicle"])
+def test_heartbeats_of_other_components_and_vehicles_are_not_our_autopilot(tmp_path, autopilot, sender):
     """A gimbal (or camera, OSD) on the same link sends HEARTBEAT with autopilot=INVALID and
-    custom_mode 0: it must neither look like the autopilot leaving OFFBOARD nor become the target."""
+    custom_mode 0; another vehicle's PX4 on the same network has its own system id and mode.
+    Neither may look like our autopilot leaving OFFBOARD nor become the command target."""
     import socket
 
     from pymavlink import mavutil
 
     mav = mavutil.mavlink
-    gimbal = mav.MAVLink(None, srcSystem=1, srcComponent=mav.MAV_COMP_ID_GIMBAL)
-    beat = gimbal.heartbeat_encode(mav.MAV_TYPE_GIMBAL, mav.MAV_AUTOPILOT_INVALID, 0, 0, mav.MAV_STATE_ACTIVE)
-    with make_drone(tmp_path, autopilot) as drone, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+    if sender == "gimbal":
+        codec = mav.MAVLink(None, srcSystem=1, srcComponent=mav.MAV_COMP_ID_GIMBAL)
+        beat = codec.heartbeat_encode(mav.MAV_TYPE_GIMBAL, mav.MAV_AUTOPILOT_INVALID, 0, 0, mav.MAV_STATE_ACTIVE)
+    else:
+        codec = mav.MAVLink(None, srcSystem=2, srcComponent=1)
+        beat = codec.heartbeat_encode(mav.MAV_TYPE_QUADROTOR, mav.MAV_AUTOPILOT_PX4, 1, Px4Mode.POSCTL.custom_mode, 4)
+    with make_drone(tmp_path, autopilot) as drone, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         seen = []
 
-        def gimbal_beats_for_half_a_second():
-            sender.sendto(beat.pack(gimbal), autopilot.peer)
+        def foreign_beats_for_a_while():
+            udp.sendto(beat.pack(codec), autopilot.peer)
             seen.append((drone.px4_mode, drone.estop_requested(), drone.link_ok()))
             return len(seen) >= 50 and seen
 
-        wait_until(gimbal_beats_for_half_a_second, what="50 gimbal heartbeats")
+        wait_until(foreign_beats_for_a_while, what="50 foreign heartbeats")
         assert set(seen) == {((6, 0), False, True)}  # OFFBOARD throughout, no e-stop, link fine
-        drone.write(np.array([0.5, 0.0, 0.0, 0.0]))  # still addressed to the autopilot, not the gimbal
+        drone.write(np.array([0.5, 0.0, 0.0, 0.0]))  # still addressed to our autopilot
         wait_until(lambda: [s for s in autopilot.setpoints if s.vx == 0.5], what="set-point at the autopilot")
         assert autopilot.ignored == 0
+
+
+def test_target_system_picks_the_autopilot(tmp_path, autopilot):
+    with pytest.raises(RobotError, match="no autopilot HEARTBEAT"):
+        make_drone(tmp_path, autopilot, target_system=2, connect_timeout_s=0.5).connect()
+    with make_drone(tmp_path, autopilot, target_system=1) as drone:
+        assert drone.in_offboard
+    with pytest.raises(ValueError, match="target_system"):
+        MavlinkDroneConfig(connection="udpout:x:1", target_system=256)
