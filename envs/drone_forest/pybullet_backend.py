@@ -148,7 +148,10 @@ class PyBulletDroneBackend:
         self.reset(DroneState(0.0, forest.start_position, [1, 0, 0, 0], np.zeros(3), np.zeros(3)))
 
     def _build_world(self, client: BulletClient, forest: Forest, visuals: VisualVariation) -> tuple[int, ...]:
-        ids = [client.createMultiBody(0, client.createCollisionShape(p.GEOM_PLANE), -1)]
+        # a collision-only body would be drawn with PyBullet's default checker: give the plane a
+        # hidden speck as its visual; the ground is painted into empty pixels instead
+        hidden = client.createVisualShape(p.GEOM_BOX, halfExtents=[1e-3] * 3, visualFramePosition=[0, 0, -50])
+        ids = [client.createMultiBody(0, client.createCollisionShape(p.GEOM_PLANE), hidden)]
         vertices, indices = trunk_mesh(forest)
         if len(indices):
             collision = client.createCollisionShape(
