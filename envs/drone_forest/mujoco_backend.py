@@ -9,9 +9,11 @@
 - Drag: linear, ``−linear_drag ⊙ R^T(v − wind)`` (body frame) applied at the centre of mass
   through ``xfrc_applied`` before every physics step (MuJoCo's own fluid model is off: it is
   quadratic and shape-derived, not the shared linear model PyBullet applies).
-- Forest: every trunk a cylinder and every canopy an ellipsoid, all static world geoms that
-  collide with the airframe; a ground plane with a speckle texture; the target a visual-only
-  marker. Contacts between an airframe geom and any world geom latch :meth:`collided`.
+- Forest (drawn like the PyBullet backend): every trunk a cylinder (collides), every canopy a
+  visual-only six-sided cone mesh from ``canopy_base`` to 1 m above the trunk top (the forest keeps
+  canopies above the flight ceiling), a ground plane with a 1 m speckle texture (±15 %), the target
+  a visual-only red cube on a grey pole. All are static world geoms, one per trunk / canopy (so they
+  can be culled). Contacts between an airframe geom and a trunk or the ground latch :meth:`collided`.
 - Rendering (:class:`~lnn_control.envs.mujoco_render.OffscreenRenderer`): shadows, reflections and
   fog off, flat-colour sky, coarse primitive tessellation (``quality.numslices/numstacks``), and
   tree geoms outside the camera's view frustum hidden (alpha 0) for the frame — MuJoCo skips
@@ -50,8 +52,10 @@ import mujoco  # noqa: E402  (the GL backend must be chosen before mujoco is imp
 QUAD_ASSET = "mujoco/quadrotor.xml"
 """Path of the quadrotor MJCF inside ``lnn_control.assets``."""
 
-_TEXTURE_SIZE = 64  # px of the procedural ground speckle texture
-_TEXTURE_CELL = 0.25  # m of ground covered by one texel
+_TEXTURE_SIZE = 64  # px of the procedural ground speckle texture (repeats every 64 m)
+_TEXTURE_CELL = 1.0  # m of ground covered by one texel
+_SPECKLE = 0.15  # relative brightness spread of the ground texels
+_CONE_SIDES = 6  # canopy cone sides
 _SLICES, _STACKS = 10, 6  # primitive tessellation: 28×16 (MuJoCo's default) made 200 trees ~6× slower to draw
 _CHASE_DISTANCE, _CHASE_HEIGHT = 3.0, 1.2  # m behind / above the drone
 _FRUSTUM_MARGIN = 0.5  # m of slack when culling geoms against the view frustum
@@ -59,8 +63,10 @@ _DIVERGENCE_WARNINGS = [
     mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQVEL.value, mujoco.mjtWarning.mjWARN_BADQACC.value,
 ]  # MuJoCo's "simulation is unstable" warnings
 _WORLD_GROUP, _QUAD_GROUP = 1, 2  # geom groups: forest/ground/target; airframe (hidden from the onboard camera)
-TARGET_RADIUS = 0.35
-"""Radius (m) of the visual-only target sphere (on a thin pole down to the ground)."""
+TARGET_HALF_SIZE = 0.3
+"""Half-size (m) of the visual-only target cube (on a thin grey pole down to the ground)."""
+CANOPY_APEX_ABOVE_TRUNK = 1.0
+"""Canopy cones run from ``Forest.canopy_base`` up to an apex this far (m) above the trunk top."""
 
 
 def _quad_xml() -> str:
@@ -76,13 +82,16 @@ def camera_xyaxes(pitch: float) -> tuple[float, ...]:
     return (*right.tolist(), *up.tolist())
 
 
-def canopy_half_height(canopy_base: float, trunk_height: float) -> float:
-    """Vertical semi-axis (m) of a canopy ellipsoid spanning ``canopy_base`` to ``trunk_height`` + 0.5 m."""
-    return max(0.5, (trunk_height + 0.5 - canopy_base) / 2)
+def canopy_cone(radius: float, height: float) -> np.ndarray:
+    """Vertices [_CONE_SIDES + 1, 3] (m) of a canopy cone: a ``_CONE_SIDES``-gon of ``radius`` at z = 0
+    and the apex ``height`` above its centre (MuJoCo draws a mesh's convex hull)."""
+    angles = np.linspace(0.0, 2 * np.pi, _CONE_SIDES, endpoint=False)
+    ring = np.stack([radius * np.cos(angles), radius * np.sin(angles), np.zeros(_CONE_SIDES)], axis=1)
+    return np.concatenate([ring, [[0.0, 0.0, height]]])
 
 
-def _tinted(color: tuple[float, float, float], tint: tuple[float, float, float]) -> list[float]:
-    return [*np.clip(np.asarray(color, float) * np.asarray(tint, float), 0.0, 1.0).tolist(), 1.0]
+def _tinted(color: tuple[float, float, float], tint: tuple[float, float, float], gain: float = 1.0) -> list[float]:
+    return [*np.clip(np.asarray(color, float) * np.asarray(tint, float) * gain, 0.0, 1.0).tolist(), 1.0]
 
 
 def _size_quad(spec: mujoco.MjSpec, quad: QuadParams, visuals: VisualVariation) -> None:
@@ -117,9 +126,10 @@ def _size_quad(spec: mujoco.MjSpec, quad: QuadParams, visuals: VisualVariation) 
 
 
 def _ground_texture(spec: mujoco.MjSpec, seed: int) -> None:
-    """A grey noise texture (texels in [0.7, 1]) that breaks up the ground for optical flow."""
-    noise = np.random.default_rng(seed).uniform(0.7, 1.0, (_TEXTURE_SIZE, _TEXTURE_SIZE))
-    grey = np.round(noise * 255).astype(np.uint8)
+    """A grey speckle texture: texels (1 + _SPECKLE·n)/(1 + _SPECKLE), n ~ U(−1, 1); the ground material's
+    colour is scaled by (1 + _SPECKLE), so the ground is its colour × (1 ± _SPECKLE) per 1 m cell."""
+    noise = np.random.default_rng(seed).uniform(-1.0, 1.0, (_TEXTURE_SIZE, _TEXTURE_SIZE))
+    grey = np.round((1.0 + _SPECKLE * noise) / (1.0 + _SPECKLE) * 255).astype(np.uint8)
     texture = spec.add_texture(
         name="ground_speckle", type=mujoco.mjtTexture.mjTEXTURE_2D, width=_TEXTURE_SIZE, height=_TEXTURE_SIZE,
         nchannel=3,
@@ -137,15 +147,16 @@ def _add_forest(spec: mujoco.MjSpec, forest: Forest, quad: QuadParams, visuals: 
             name=f"trunk_{i}", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[radius, height / 2, 0.0],
             pos=[x, y, height / 2], rgba=trunk_rgba, group=_WORLD_GROUP,
         )
-        base, canopy_radius = float(forest.canopy_base[i]), float(forest.canopy_radius[i])
-        half_height = canopy_half_height(base, height)
+        base = float(forest.canopy_base[i])
+        mesh = spec.add_mesh(name=f"canopy_{i}", inertia=mujoco.mjtMeshInertia.mjMESH_INERTIA_SHELL)
+        mesh.uservert = canopy_cone(float(forest.canopy_radius[i]), height + CANOPY_APEX_ABOVE_TRUNK - base).ravel().tolist()
         spec.worldbody.add_geom(
-            name=f"canopy_{i}", type=mujoco.mjtGeom.mjGEOM_ELLIPSOID, size=[canopy_radius, canopy_radius, half_height],
-            pos=[x, y, base + half_height], rgba=foliage_rgba, group=_WORLD_GROUP,
+            name=f"canopy_{i}", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=f"canopy_{i}", pos=[x, y, base],
+            rgba=foliage_rgba, contype=0, conaffinity=0, group=_WORLD_GROUP,
         )
 
     _ground_texture(spec, forest.seed)
-    ground = spec.add_material(name="ground", rgba=_tinted(tuple(forest.ground_color), visuals.ground_tint))
+    ground = spec.add_material(name="ground", rgba=_tinted(forest.ground_color, visuals.ground_tint, 1.0 + _SPECKLE))
     ground.specular, ground.shininess, ground.reflectance = 0.0, 0.0, 0.0
     ground.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "ground_speckle"
     ground.texuniform = True
@@ -156,14 +167,13 @@ def _add_forest(spec: mujoco.MjSpec, forest: Forest, quad: QuadParams, visuals: 
         size=[half, half, 1.0], group=_WORLD_GROUP,
     )
     tx, ty, tz = forest.target_position
-    target_rgba = [*visuals.target_color, 1.0]
     spec.worldbody.add_geom(
-        name="target", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[TARGET_RADIUS, 0.0, 0.0], pos=[tx, ty, tz],
-        rgba=target_rgba, contype=0, conaffinity=0, group=_WORLD_GROUP,
+        name="target", type=mujoco.mjtGeom.mjGEOM_BOX, size=[TARGET_HALF_SIZE] * 3, pos=[tx, ty, tz],
+        rgba=[*visuals.target_color, 1.0], contype=0, conaffinity=0, group=_WORLD_GROUP,
     )
     spec.worldbody.add_geom(
-        name="target_pole", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.04, tz / 2, 0.0], pos=[tx, ty, tz / 2],
-        rgba=target_rgba, contype=0, conaffinity=0, group=_WORLD_GROUP,
+        name="target_pole", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.04, 0.04, tz / 2], pos=[tx, ty, tz / 2],
+        rgba=[0.9, 0.9, 0.9, 1.0], contype=0, conaffinity=0, group=_WORLD_GROUP,
     )
 
     light_dir = -np.asarray(visuals.light_direction, float)

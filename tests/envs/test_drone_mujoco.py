@@ -172,22 +172,27 @@ def test_onboard_camera_sees_trunk_and_target(backend, forest):
     assert cosine > 0.99, (centre, colour)
     # the target: face it from 4 m away, the centre is target-red
     target = forest.target_position
-    backend.reset(_state([target[0] - 4.0, target[1], target[2]], yaw=0.0))
+    rise = 4.0 * math.tan(QUAD.camera_pitch) - QUAD.camera_up  # the optical axis hits the cube's centre
+    backend.reset(_state([target[0] - 4.0, target[1], target[2] + rise], yaw=0.0))
     centre = backend.render_camera()[h // 2 - 1:h // 2 + 1, w // 2 - 1:w // 2 + 1].reshape(-1, 3).mean(0)
     assert centre[0] > 2 * centre[1] and centre[0] > 2 * centre[2], centre
 
 
 def test_frustum_culling_changes_no_pixel(backend, forest, monkeypatch):
     """Hiding trees outside the view frustum only skips work: frames are bit-identical to drawing all."""
-    backend.reset(_state(forest.start_position, yaw=forest.start_yaw, rates=(0.0, 0.0, 0.0)))
+    backend.reset(_state(_open_spot(forest, 2.0), yaw=0.4))
+    data, model, trees = backend.data, backend.model, backend._tree_geoms
+    frame = data.cam_xmat[0].reshape(3, 3)
+    visible = frustum_visible(data.geom_xpos[trees], model.geom_rbound[trees], data.cam_xpos[0], -frame[:, 2],
+                              frame[:, 1], QUAD.camera_vertical_fov_deg, QUAD.image_width / QUAD.image_height,
+                              QUAD.camera_far)
+    depth = (data.geom_xpos[trees] - data.cam_xpos[0]) @ -frame[:, 2]
+    behind = depth < -model.geom_rbound[trees] - 1.0
+    assert behind.sum() > 10 and not visible[behind].any()  # everything behind the camera is culled
+    assert visible.sum() > 10
     backend.set_rotor_thrusts(np.array([3.0, 2.0, 2.5, 2.4]))  # tumble a little: roll, pitch and yaw
     backend.advance(0.3)
     culled_camera, culled_chase = backend.render_camera(), backend.render_chase(160, 120)
-    visible = frustum_visible(backend.data.geom_xpos[backend._tree_geoms], backend.model.geom_rbound[backend._tree_geoms],
-                              backend.data.cam_xpos[0], -backend.data.cam_xmat[0].reshape(3, 3)[:, 2],
-                              backend.data.cam_xmat[0].reshape(3, 3)[:, 1], QUAD.camera_vertical_fov_deg,
-                              QUAD.image_width / QUAD.image_height, QUAD.camera_far)
-    assert 0 < visible.sum() < len(visible) / 2  # culling does hide most trees
     monkeypatch.setattr(mujoco_backend, "frustum_visible", lambda centres, *args: np.ones(len(centres), bool))
     np.testing.assert_array_equal(backend.render_camera(), culled_camera)
     np.testing.assert_array_equal(backend.render_chase(160, 120), culled_chase)
@@ -235,7 +240,7 @@ def test_rebuild_with_new_forest_and_visuals(backend):
     assert sky.mean() > 0.5
 
 
-QUAD_GEOMS = 7  # hull, two arms, four rotor discs
+QUAD_GEOMS = 7  # hull, two arms, four rotor discs (+ ground, target cube, target pole)
 
 
 def test_agrees_with_pybullet_on_hover_and_step(sparse):
