@@ -247,6 +247,12 @@ class MavlinkDrone(Robot):
             self._state.notify_all()
 
     def _io_loop(self) -> None:
+        try:
+            self._serve_link()
+        except Exception as exc:  # a fault in this thread must show as a lost link at once, not pass silently
+            self._io_error = f"I/O thread failed: {type(exc).__name__}: {exc}"
+
+    def _serve_link(self) -> None:
         conn = self._conn
         setpoint_period = 1.0 / self.config.setpoint_rate_hz
         heartbeat_period = 1.0 / self.config.heartbeat_rate_hz

@@ -138,10 +138,13 @@ class SerialCar(Robot):
         self._connected = False
 
     # ----------------------------------------------------------------- link
-    def _send(self, message: Message) -> int:
-        """Encode and write one line; returns its sequence number. Raises LinkLostError."""
+    def _send(self, message: Message, even_if_link_down: bool = False) -> int:
+        """Encode and write one line; returns its sequence number. Raises LinkLostError.
+
+        ``even_if_link_down``: try the write while the port is open although the link was declared
+        lost (for STOP: the wire may still carry it)."""
         with self._lock:
-            if self._serial is None or self._io_error is not None:
+            if self._serial is None or (self._io_error is not None and not even_if_link_down):
                 raise LinkLostError(f"serial link {self.config.port} is down: {self._io_error or 'not connected'}")
             seq = self._seq
             self._seq = (self._seq + 1) % 65536
@@ -187,6 +190,14 @@ class SerialCar(Robot):
             self._replies.notify_all()
 
     def _io_loop(self) -> None:
+        try:
+            self._serve_link()
+        except Exception as exc:  # a fault in this thread must show as a lost link at once, not pass silently
+            self._io_error = f"I/O thread failed: {type(exc).__name__}: {exc}"
+            with self._replies:
+                self._replies.notify_all()
+
+    def _serve_link(self) -> None:
         splitter = LineSplitter()
         serial_port = self._serial
         while self._running.is_set():
@@ -351,9 +362,10 @@ class SerialCar(Robot):
         return np.asarray(sent, np.float32)
 
     def stop(self) -> None:
-        """Send STOP (neutral steering, zero throttle); raises LinkLostError if it cannot be sent."""
+        """Send STOP (neutral steering, zero throttle), also while the link counts as lost (the
+        wire may still carry it); raises LinkLostError if it cannot be written."""
         self._driving = False
-        self._send(Stop())
+        self._send(Stop(), even_if_link_down=True)
 
     # ------------------------------------------------------------ telemetry
     def telemetry(self) -> Telemetry | None:

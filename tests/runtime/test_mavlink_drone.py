@@ -163,6 +163,20 @@ def test_link_loss_and_bounded_reconnect(tmp_path, autopilot):
         drone.disconnect()
 
 
+def test_a_fault_in_the_io_thread_is_a_lost_link_at_once(tmp_path, autopilot, monkeypatch):
+    with make_drone(tmp_path, autopilot, link_timeout_s=5.0) as drone:
+
+        def corrupt_handler(message):
+            raise RuntimeError("injected fault")
+
+        monkeypatch.setattr(drone, "_handle", corrupt_handler)  # the next message kills the thread
+        wait_until(lambda: not drone.link_ok(), timeout_s=2.0, what="link reported down (long before 5 s)")
+        with pytest.raises(LinkLostError, match="I/O thread failed: RuntimeError: injected fault"):
+            drone.read()
+    # leaving the block still sent zero velocity and the stop mode request itself
+    wait_until(lambda: autopilot.mode == Px4Mode.HOLD, what="HOLD after the with block")
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match="2 Hz"):
         MavlinkDroneConfig(connection="udpout:x:1", setpoint_rate_hz=1.0)

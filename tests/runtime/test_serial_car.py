@@ -238,6 +238,20 @@ def test_silent_mcu_is_link_loss_and_reconnect_recovers(tmp_path, emulator):
         car.disconnect()
 
 
+def test_a_fault_in_the_io_thread_is_a_lost_link_at_once(tmp_path, emulator, monkeypatch):
+    with make_car(tmp_path, emulator.port, link_timeout_s=5.0) as car:
+
+        def corrupt_handler(line):
+            raise RuntimeError("injected fault")
+
+        monkeypatch.setattr(car, "_handle", corrupt_handler)  # next line from the MCU kills the thread
+        wait_until(lambda: not car.link_ok(), timeout_s=2.0, what="link reported down (long before 5 s)")
+        with pytest.raises(LinkLostError, match="I/O thread failed: RuntimeError: injected fault"):
+            car.read()
+    # leaving the block sent STOP although the link counts as lost: the wire still carried it
+    wait_until(lambda: emulator.events("stop"), what="stop at the MCU")
+
+
 def test_mcu_estop_button_latches_until_reset(tmp_path, emulator):
     with make_car(tmp_path, emulator.port) as car:
         car.write(np.array([0.0, 0.5]))
