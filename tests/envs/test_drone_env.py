@@ -1,0 +1,235 @@
+"""DroneForestEnv: Gymnasium compliance, determinism, bad actions, info, termination, shift hooks."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import lnn_control.envs  # noqa: F401  (registers the ids)
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from gymnasium.utils.passive_env_checker import env_render_passive_checker
+from lnn_control.envs.drone_forest.backend import DroneState, yaw_quaternion
+from lnn_control.envs.drone_forest.env import DroneForestEnv
+
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+ENV_ID = "lnn_control/DroneForest-v0"
+INFO_KEYS = {
+    "distance_to_target", "bearing_to_target", "clearance", "collision", "speed", "altitude", "x", "y", "z",
+    "sim_time", "success", "end_reason", "forest_seed", "reward_terms",
+}
+
+
+def _backend_available(name: str) -> bool:
+    return (
+        importlib.util.find_spec(name) is not None
+        and importlib.util.find_spec(f"lnn_control.envs.drone_forest.{name}_backend") is not None
+    )
+
+
+BACKENDS = [
+    pytest.param(name, marks=pytest.mark.skipif(not _backend_available(name), reason=f"{name} backend not present"))
+    for name in ("pybullet", "mujoco")
+]
+
+
+def test_registered_without_importing_a_simulator() -> None:
+    code = (
+        "import sys, gymnasium as gym, lnn_control.envs\n"
+        f"assert '{ENV_ID}' in gym.registry\n"
+        "assert not any(m.split('.')[0] in ('pybullet', 'mujoco', 'torch') for m in sys.modules), sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_check_env_is_clean(backend: str) -> None:
+    env = gym.make(ENV_ID, backend=backend, render_mode="rgb_array")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_env(env.unwrapped, skip_render_check=True)
+            env.reset(seed=3)
+            env_render_passive_checker(env.unwrapped)
+        # the action is in physical units (m/s, rad/s) by contract (MAVLink set-points, the ncp19_drone
+        # preset), so Gymnasium's advice to normalise Box actions to [-1, 1] is the only allowed warning
+        messages = [str(w.message) for w in caught if "symmetric and normalized space" not in str(w.message)]
+        assert messages == []
+        frame = env.render()
+        assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8
+    finally:
+        env.close()
+
+
+def _rollout(seed: int, steps: int, backend: str = "pybullet") -> tuple[list, list]:
+    env = DroneForestEnv(backend=backend, domain_randomization=True)
+    try:
+        obs, _ = env.reset(seed=seed)
+        images, positions = [obs["image"]], []
+        rng = np.random.default_rng(0)
+        for _ in range(steps):
+            action = np.clip(env.expert_action() + rng.normal(0, 0.2, 4), env.action_space.low, env.action_space.high)
+            obs, *_ , info = env.step(action.astype(np.float32))
+            images.append(obs["image"])
+            positions.append((info["x"], info["y"], info["z"]))
+        return images, positions
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_seed_gives_identical_trajectory_and_different_seeds_differ(backend: str) -> None:
+    a_images, a_pos = _rollout(5, 15, backend)
+    b_images, b_pos = _rollout(5, 15, backend)
+    c_images, _ = _rollout(6, 1, backend)
+    assert a_pos == b_pos
+    assert all(np.array_equal(x, y) for x, y in zip(a_images, b_images))
+    assert not np.array_equal(a_images[0], c_images[0])
+
+
+def test_forest_seed_option_and_unseeded_resets_use_training_forests() -> None:
+    env = DroneForestEnv()
+    try:
+        _, info = env.reset(seed=1, options={"forest_seed": 1234})
+        assert info["forest_seed"] == 1234 and env.forest.held_out
+        for _ in range(3):
+            _, info = env.reset()
+            assert 0 <= info["forest_seed"] < 1000
+        with pytest.raises(ValueError, match="forest seed"):
+            env.reset(options={"forest_seed": -3})
+        with pytest.raises(ValueError, match="reset option"):
+            env.reset(options={"road_seed": 1})
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ([np.nan, 0, 0, 0], "NaN"),
+        ([0, 0, np.inf, 0], "NaN"),
+        ([2.5, 0, 0, 0], "outside the action bounds"),
+        ([0, -1.2, 0, 0], "outside the action bounds"),
+        ([0, 0, 0], "shape"),
+        ("fast", "numeric"),
+    ],
+)
+def test_bad_actions_raise_and_never_reach_the_simulator(action, message: str) -> None:
+    env = DroneForestEnv(start_noise=False)
+    try:
+        env.reset(seed=2)
+        env.step(np.array([1.0, 0, 0, 0], np.float32))  # moving, so a leaked command would show
+        before = env.drone_state()
+        with pytest.raises(ValueError, match=message):
+            env.step(action)
+        after = env.drone_state()
+        assert after.time == before.time and np.array_equal(after.position, before.position)
+        assert "vx in [-2.0, 2.0]" in str(pytest.raises(ValueError, env.step, [9, 0, 0, 0]).value)
+    finally:
+        env.close()
+
+
+def test_observation_info_and_specs() -> None:
+    env = DroneForestEnv()
+    try:
+        obs, info = env.reset(seed=4)
+        assert set(obs) == {"image", "vx", "vy", "vz"}
+        assert obs["image"].shape == (64, 128, 3) and obs["image"].dtype == np.uint8
+        assert all(obs[k].shape == (1,) and obs[k].dtype == np.float32 for k in ("vx", "vy", "vz"))
+        assert INFO_KEYS <= set(info)
+        assert info["success"] is False and info["end_reason"] == ""
+        assert env.action_spec == ActionSpec(("vx", "vy", "vz", "yaw_rate"), (-2.0, -1.0, -1.0, -1.0),
+                                             (2.0, 1.0, 1.0, 1.0), ("m/s", "m/s", "m/s", "rad/s"))
+        assert env.observation_spec == ObservationSpec((64, 128, 3), ("vx", "vy", "vz"), ("m/s",) * 3)
+        assert env.control_dt == pytest.approx(0.05)
+        # fly forward: vx observation and progress reward follow
+        for _ in range(20):
+            obs, reward, *_, info = env.step(np.array([1.0, 0, 0, 0], np.float32))
+        assert obs["vx"][0] == pytest.approx(1.0, abs=0.1)
+        assert INFO_KEYS <= set(info) and set(info["reward_terms"]) == {"progress", "proximity", "success", "failure"}
+        assert info["speed"] == pytest.approx(1.0, abs=0.1) and info["sim_time"] == pytest.approx(1.0)
+        assert info["clearance"] == pytest.approx(float(env.forest.clearance([info["x"], info["y"]])))
+    finally:
+        env.close()
+    bare = DroneForestEnv(include_velocity=False)
+    try:
+        obs, _ = bare.reset(seed=4)
+        assert set(obs) == {"image"} and bare.observation_spec.extras == ()
+    finally:
+        bare.close()
+
+
+def test_flying_into_a_trunk_terminates_with_collision() -> None:
+    env = DroneForestEnv(start_noise=False)
+    try:
+        env.reset(seed=0)
+        forest = env.forest
+        centre, radius = forest.trunk_xy[0], forest.trunk_radius[0]
+        env.backend.reset(DroneState(0.0, [centre[0] - radius - 1.5, centre[1], 1.5], yaw_quaternion(0.0),
+                                     np.zeros(3), np.zeros(3)))
+        for _ in range(60):
+            _, reward, terminated, truncated, info = env.step(np.array([1.5, 0, 0, 0], np.float32))
+            if terminated or truncated:
+                break
+        assert terminated and not truncated
+        assert info["end_reason"] == "collision" and info["collision"] and not info["success"]
+        assert info["reward_terms"]["failure"] == -1.0 and reward < -5
+    finally:
+        env.close()
+
+
+def test_climbing_out_of_the_flight_volume_and_diverging_end_the_episode() -> None:
+    env = DroneForestEnv(start_noise=False)
+    try:
+        env.reset(seed=0)
+        for _ in range(200):
+            _, _, terminated, _, info = env.step(np.array([0, 0, 1.0, 0], np.float32))
+            if terminated:
+                break
+        assert terminated and info["end_reason"] == "out_of_bounds"
+        # a NaN state (as from a blown-up simulation) ends the episode as "diverged" without a crash
+        obs, _ = env.reset(seed=0)
+        env.backend.reset(DroneState(0.0, [0.0, 0.0, np.nan], [1, 0, 0, 0], np.zeros(3), np.zeros(3)))
+        obs2, reward, terminated, truncated, info = env.step(np.zeros(4, np.float32))
+        assert terminated and not truncated and info["end_reason"] == "diverged" and not info["success"]
+        assert np.array_equal(obs2["image"], obs["image"]) and np.isfinite(reward)
+        assert env.expert_action().tolist() == [0.0, 0.0, 0.0, 0.0]
+    finally:
+        env.close()
+
+
+def test_wind_and_tree_density_hooks() -> None:
+    env = DroneForestEnv(start_noise=False)
+    try:
+        env.reset(seed=8)
+        trees = env.forest.num_trees
+        env.set_wind([0.0, 3.0, 0.0])
+        for _ in range(10):
+            *_, info = env.step(np.zeros(4, np.float32))
+        drift = env.drone_state().velocity[1]
+        assert drift > 0.2  # pushed downwind (+y) before the integrators catch up
+        env.set_tree_density_scale(2.0)
+        env.reset(seed=8)
+        assert env.forest.num_trees >= 1.9 * trees
+        with pytest.raises(ValueError, match="wind"):
+            env.set_wind([1.0, 2.0])
+        with pytest.raises(ValueError, match="density scale"):
+            env.set_tree_density_scale(0.0)
+    finally:
+        env.close()
+
+
+def test_constructor_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        DroneForestEnv(backend="gazebo")
+    with pytest.raises(ValueError, match="forest_density"):
+        DroneForestEnv(forest_density=-1.0)
+    with pytest.raises(ValueError, match="unknown"):
+        DroneForestEnv(forest_config={"trees": 3})
+    with pytest.raises(ValueError, match="render_mode"):
+        DroneForestEnv(render_mode="ascii")
