@@ -180,17 +180,18 @@ def test_runtime_bench_reports_loop_and_engine_timings(tmp_path: Path, bundle: P
     assert "sim-in-the-loop" in format_report(report)
 
 
-def lane_bundle(directory: Path) -> Path:
-    """An untrained policy with the lane-keeping specs (64x128 camera, speed, steering)."""
+def untrained_bundle(directory: Path, observation_spec: ObservationSpec, action_spec: ActionSpec, rate: float) -> Path:
+    """An untrained CNN + 19-unit CT-RNN policy with the given specs."""
     torch.manual_seed(1)
-    perception = PerceptionConfig(image_height=64, image_width=128)
-    core = BASELINE_CORES["ctrnn"](perception.features + 1, 19, 1)
+    height, width, _ = observation_spec.image_shape
+    perception = PerceptionConfig(image_height=height, image_width=width)
+    core = BASELINE_CORES["ctrnn"](perception.features + len(observation_spec.extras), 19, action_spec.size)
     config = PolicyConfig(
         perception=perception,
         core=core.config(),
-        observation_spec=ObservationSpec((64, 128, 3), ("speed",), ("m/s",)),
-        action_spec=ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",)),
-        control_rate_hz=20.0,
+        observation_spec=observation_spec,
+        action_spec=action_spec,
+        control_rate_hz=rate,
     )
     return save_policy(Policy(config, core=core).eval(), directory, {"command": "untrained test policy"})
 
@@ -198,7 +199,7 @@ def lane_bundle(directory: Path) -> Path:
 @pytest.mark.slow
 def test_shipped_sim_launch_files_run_in_real_time(tmp_path: Path, capsys) -> None:
     """Each shipped sim launch file drives its env for ~2 s; with its shipped policy when that is
-    present, else with an untrained policy of the same specs (the loop, env and log are real)."""
+    present, else with an untrained policy of the env's specs (the loop, env and log are real)."""
     from lnn_control.runtime.launch import resolve_policy_path
 
     for name in shipped_launch_files():
@@ -210,7 +211,11 @@ def test_shipped_sim_launch_files_run_in_real_time(tmp_path: Path, capsys) -> No
         try:
             resolve_policy_path(config.policy)
         except ConfigError:
-            args += ["--policy", str(lane_bundle(tmp_path / f"{name}_policy"))]
+            from lnn_control.runtime.sim_robot import SimRobot
+
+            with SimRobot(config.robot.sim.env_id, config.robot.sim.env_kwargs) as probe:
+                specs = probe.observation_spec, probe.action_spec
+            args += ["--policy", str(untrained_bundle(tmp_path / f"{name}_policy", *specs, config.rate_hz))]
         assert main(args) == 0, capsys.readouterr().err
         stats = json.loads((tmp_path / f"{name}.json").read_text())
         expected = 2 * config.rate_hz
