@@ -286,3 +286,30 @@ def test_diverging_simulation_gives_a_nan_state_not_a_restart(backend, sparse):
     backend.advance(0.1)
     assert backend.drone_state().finite
     np.testing.assert_allclose(backend.drone_state().position, start, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_expert_flies_a_held_out_forest_like_on_pybullet():
+    """The privileged expert reaches the target on a held-out forest in the MuJoCo env, along the
+    same path as in the PyBullet env (same forest, start, controller and physics parameters)."""
+    from lnn_control.envs.drone_forest.env import DroneForestEnv
+
+    tracks = {}
+    for name in ("mujoco", "pybullet"):
+        if name == "pybullet":
+            pytest.importorskip("lnn_control.envs.drone_forest.pybullet_backend")
+        env = DroneForestEnv(backend=name)
+        try:
+            env.reset(seed=1000)
+            track = []
+            while True:
+                *_, terminated, truncated, info = env.step(env.expert_action().astype(np.float32))
+                track.append((info["x"], info["y"], info["z"]))
+                if terminated or truncated:
+                    break
+        finally:
+            env.close()
+        assert info["end_reason"] == "success" and info["success"] and not info["collision"], (name, info)
+        tracks[name] = np.array(track)
+    assert len(tracks["mujoco"]) == len(tracks["pybullet"])
+    np.testing.assert_allclose(tracks["mujoco"], tracks["pybullet"], atol=0.02)
