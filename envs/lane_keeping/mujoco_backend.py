@@ -318,6 +318,11 @@ class MujocoLaneBackend:
                 self._steer_now += float(np.clip(self._steer_target - self._steer_now, -max_delta, max_delta))
                 self._apply_controls()
             mujoco.mj_step(model, data)
+        # mj_step computes poses before integrating qpos: without this the reported pose, the tyre
+        # contacts and the camera lag the integrated state by one physics step (1 cm at 2 m/s).
+        # Kinematics + cameras only: the dynamics (and so the trajectory) are untouched.
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_camlight(model, data)
         self._time += steps * self.physics_dt
 
     # --- state ------------------------------------------------------------------------------------
