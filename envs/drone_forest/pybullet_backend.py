@@ -6,10 +6,11 @@
   centre of mass (``QuadParams.body_wrench``: total thrust + the hubs' moment arms + reaction
   torques), plus linear drag against the wind — converted to the world frame and applied with
   ``WORLD_FRAME`` (PyBullet clears external forces after each ``stepSimulation``).
-- World: a collision plane (the ground, drawn by painting empty pixels, see below), one static body
-  whose collision shape is a concave triangle mesh of all trunks and whose visual shape is the same
-  mesh (trunk colour), one static visual-only body for all canopies (cones) and one for the target
-  (a red cube on a pole). 125 trees cost one body each way, never hundreds.
+- World: a collision plane (the ground, drawn by painting empty pixels, see below), ONE static body
+  whose collision shape is a concave triangle mesh of all trunks, and visual-only bodies per 10 × 10 m
+  tile (trunk prisms; canopy cones) — at most 50 for the 50 m forest, never one per tree. Before
+  each frame, tiles outside the camera's horizontal view or range are hidden (TinyRenderer's cost
+  grows with triangles: 125 trees ≈ 6 ms per 128 × 64 frame unculled). The target is a red cube on a pole.
 - Camera: TinyRenderer (CPU), shadows off. Pixels without geometry are painted as the ground plane
   (rays pointing down: ground colour with a world-fixed 1 m speckle) or sky.
 - Own physics client per backend (``BulletClient``), so several envs can live in one process.
@@ -39,6 +40,7 @@ from pybullet_utils.bullet_client import BulletClient
 _GROUND_CELL = 1.0  # m; ground speckle cell
 _GROUND_PATTERN = 64  # cells before the pattern repeats (power of two)
 _SIDES = 6  # trunk prism / canopy cone sides
+_TILE = 10.0  # m; side of a visual forest tile
 
 
 @contextlib.contextmanager
@@ -60,12 +62,14 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
-def trunk_mesh(forest: Forest) -> tuple[np.ndarray, np.ndarray]:
-    """All trunks as open hexagonal prisms: vertices [V, 3] (m, world), triangle indices [T*3]."""
+def trunk_mesh(forest: Forest, trees: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Trunks (all, or the indices ``trees``) as open hexagonal prisms: vertices [V, 3] (m, world),
+    triangle indices [T*3]."""
+    trees = np.arange(forest.num_trees) if trees is None else np.asarray(trees, int)
     angles = np.linspace(0.0, 2 * np.pi, _SIDES, endpoint=False)
     ring = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     vertices, indices = [], []
-    for k, ((x, y), r, h) in enumerate(zip(forest.trunk_xy, forest.trunk_radius, forest.trunk_height)):
+    for k, ((x, y), r, h) in enumerate(zip(forest.trunk_xy[trees], forest.trunk_radius[trees], forest.trunk_height[trees])):
         base = k * 2 * _SIDES
         xy = np.array([x, y]) + r * ring
         vertices.append(np.concatenate([np.c_[xy, np.zeros(_SIDES)], np.c_[xy, np.full(_SIDES, h)]]))
@@ -77,14 +81,16 @@ def trunk_mesh(forest: Forest) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(vertices), np.asarray(indices, int)
 
 
-def canopy_mesh(forest: Forest) -> tuple[np.ndarray, np.ndarray]:
-    """All canopies as closed cones (base at ``canopy_base``, apex at trunk top + 1 m)."""
+def canopy_mesh(forest: Forest, trees: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Canopies (all, or the indices ``trees``) as closed cones (base at ``canopy_base``, apex at
+    trunk top + 1 m)."""
+    trees = np.arange(forest.num_trees) if trees is None else np.asarray(trees, int)
     angles = np.linspace(0.0, 2 * np.pi, _SIDES, endpoint=False)
     ring = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     vertices, indices = [], []
     stride = _SIDES + 2
     for k, ((x, y), r, b, h) in enumerate(
-        zip(forest.trunk_xy, forest.canopy_radius, forest.canopy_base, forest.trunk_height)
+        zip(forest.trunk_xy[trees], forest.canopy_radius[trees], forest.canopy_base[trees], forest.trunk_height[trees])
     ):
         base = k * stride
         xy = np.array([x, y]) + r * ring
@@ -140,6 +146,7 @@ class PyBulletDroneBackend:
         client.setPhysicsEngineParameter(
             fixedTimeStep=physics_dt, numSubSteps=1, numSolverIterations=10, deterministicOverlappingPairs=1
         )
+        self._torque_rows = quad.mixer()[1:]  # body torque [3] = rows @ thrusts[4]
         self._pattern = np.random.default_rng(forest.seed).uniform(-1.0, 1.0, _GROUND_PATTERN**2).astype(np.float32)
         self._forest_ids = self._build_world(client, forest, visuals)
         self._quad_id = self._build_quad(client, quad, visuals)
@@ -153,21 +160,28 @@ class PyBulletDroneBackend:
         hidden = client.createVisualShape(p.GEOM_BOX, halfExtents=[1e-3] * 3, visualFramePosition=[0, 0, -50])
         ids = [client.createMultiBody(0, client.createCollisionShape(p.GEOM_PLANE), hidden)]
         vertices, indices = trunk_mesh(forest)
-        if len(indices):
+        if len(indices):  # collision: every trunk in one static concave mesh, drawn by the tiles below
             collision = client.createCollisionShape(
                 p.GEOM_MESH, vertices=vertices.tolist(), indices=indices.tolist(), flags=p.GEOM_FORCE_CONCAVE_TRIMESH
             )
-            visual = client.createVisualShape(
-                p.GEOM_MESH, vertices=vertices.tolist(), indices=indices.tolist(),
-                rgbaColor=_tinted(forest.trunk_color, visuals.trunk_tint),
-            )
-            ids.append(client.createMultiBody(0, collision, visual))
-            vertices, indices = canopy_mesh(forest)
-            visual = client.createVisualShape(
-                p.GEOM_MESH, vertices=vertices.tolist(), indices=indices.tolist(),
-                rgbaColor=_tinted(forest.foliage_color, visuals.foliage_tint),
-            )
-            ids.append(client.createMultiBody(0, -1, visual))
+            ids.append(client.createMultiBody(0, collision, hidden))
+        # visuals: trunks and canopies of each TILE × TILE m square as one body each (≤ 2 × 25 bodies),
+        # so a frame hides the tiles outside the camera's view (TinyRenderer cost ∝ triangles)
+        tile = np.floor((forest.trunk_xy + forest.half_size) / _TILE).astype(int)
+        trunk_rgba = _tinted(forest.trunk_color, visuals.trunk_tint)
+        foliage_rgba = _tinted(forest.foliage_color, visuals.foliage_tint)
+        self._tiles: list[tuple[np.ndarray, tuple[int, int], list[float], list[float]]] = []
+        for key in sorted({tuple(t) for t in tile.tolist()}):
+            trees = np.flatnonzero(np.all(tile == key, axis=1))
+            bodies = []
+            for mesh, rgba in ((trunk_mesh(forest, trees), trunk_rgba), (canopy_mesh(forest, trees), foliage_rgba)):
+                visual = client.createVisualShape(
+                    p.GEOM_MESH, vertices=mesh[0].tolist(), indices=mesh[1].tolist(), rgbaColor=rgba
+                )
+                bodies.append(client.createMultiBody(0, -1, visual))
+            centre = (np.asarray(key) + 0.5) * _TILE - forest.half_size
+            self._tiles.append((centre, (bodies[0], bodies[1]), trunk_rgba, foliage_rgba))
+        self._tile_visible = [True] * len(self._tiles)
         tx, ty, tz = forest.target_position
         cube = client.createVisualShape(p.GEOM_BOX, halfExtents=[0.3] * 3, rgbaColor=[*visuals.target_color, 1])
         pole = client.createVisualShape(
@@ -217,7 +231,7 @@ class PyBulletDroneBackend:
         drag = np.asarray(self.quad.linear_drag)
         thrusts = self._thrusts.tolist()
         total_thrust = float(sum(thrusts))
-        torque_body = self.quad.body_wrench(self._thrusts)[1]
+        torque_body = self._torque_rows @ self._thrusts
         for _ in range(steps):
             # the four rotor forces and reaction torques as their equivalent wrench at the centre of
             # mass (identical rigid-body motion, 3 calls instead of 6) + drag against the wind
@@ -257,6 +271,7 @@ class PyBulletDroneBackend:
                 fov_deg: float, near: float, far: float) -> np.ndarray:
         client = self._require()
         v = self.visuals
+        self._cull_tiles(client, eye, target, fov_deg, width / height, far)
         view = client.computeViewMatrix(eye.tolist(), target.tolist(), up.tolist())
         projection = client.computeProjectionMatrixFOV(fov_deg, width / height, near, far)
         _, _, rgba, depth, _ = client.getCameraImage(
@@ -269,6 +284,30 @@ class PyBulletDroneBackend:
         if np.any(empty):
             self._paint_background(image, empty, eye, target, up, fov_deg)
         return image
+
+    def _cull_tiles(self, client: BulletClient, eye: np.ndarray, target: np.ndarray, fov_deg: float,
+                    aspect: float, far: float) -> None:
+        """Hide forest tiles that are beyond ``far`` or outside the horizontal field of view (with a
+        margin for roll/pitch); only tiles whose visibility changes are touched."""
+        forward = np.asarray(target, float)[:2] - np.asarray(eye, float)[:2]
+        norm = float(np.linalg.norm(forward))
+        half_h = math.atan(math.tan(math.radians(fov_deg) / 2) * aspect) + 0.25
+        reach = _TILE / math.sqrt(2) + float(self.forest.config.canopy_radius_range[1])
+        for i, (centre, bodies, trunk_rgba, foliage_rgba) in enumerate(self._tiles):
+            d = centre - np.asarray(eye, float)[:2]
+            dist = float(np.linalg.norm(d))
+            if dist <= reach or norm < 1e-3 or half_h >= math.pi:
+                visible = True
+            elif dist - reach > far:
+                visible = False
+            else:
+                angle = math.acos(float(np.clip(d @ forward / (dist * norm), -1.0, 1.0)))
+                visible = angle <= half_h + math.asin(min(1.0, reach / dist))
+            if visible != self._tile_visible[i]:
+                self._tile_visible[i] = visible
+                alpha = 1.0 if visible else 0.0
+                client.changeVisualShape(bodies[0], -1, rgbaColor=[*trunk_rgba[:3], alpha])
+                client.changeVisualShape(bodies[1], -1, rgbaColor=[*foliage_rgba[:3], alpha])
 
     def _paint_background(self, image: np.ndarray, empty: np.ndarray, eye: np.ndarray, target: np.ndarray,
                           up: np.ndarray, fov_deg: float) -> None:
@@ -285,20 +324,20 @@ class PyBulletDroneBackend:
         ray_z = forward[2] + sv[:, None] * cam_up[2] + su[None, :] * right[2]
         ground = ray_z < -1e-6
         image[empty & ~ground] = np.round(np.asarray(v.sky_color) * 255).astype(np.uint8)
-        pixels = empty & ground
-        if not np.any(pixels):
+        rows, cols = np.nonzero(empty & ground)
+        if len(rows) == 0:
             return
         light = np.asarray(v.light_direction, float)
         shade = v.ambient + v.diffuse * max(0.0, light[2] / np.linalg.norm(light))
         colour = np.clip(np.asarray(_tinted(self.forest.ground_color, v.ground_tint)[:3]) * shade, 0, 1) * 255
-        t = (-eye[2] / np.minimum(ray_z, -1e-6)).astype(np.float32)
-        cells = []
-        for axis in (0, 1):
-            direction = (forward[axis] + sv[:, None] * cam_up[axis] + su[None, :] * right[axis]).astype(np.float32)
-            cells.append(np.floor((eye[axis] + t * direction) / _GROUND_CELL).astype(np.int32) & (_GROUND_PATTERN - 1))
-        index = (cells[0] * _GROUND_PATTERN + cells[1])[pixels]
-        factor = 1.0 + np.float32(0.15) * np.take(self._pattern, index)
-        image[pixels] = np.clip(factor[:, None] * colour[None, :].astype(np.float32), 0, 255).astype(np.uint8)
+        # ground hit point of each remaining pixel's ray, then a world-fixed cell pattern
+        row_v, col_u = sv[rows], su[cols]
+        t = -eye[2] / np.minimum(ray_z[rows, cols], -1e-6)
+        cx = np.floor((eye[0] + t * (forward[0] + row_v * cam_up[0] + col_u * right[0])) / _GROUND_CELL)
+        cy = np.floor((eye[1] + t * (forward[1] + row_v * cam_up[1] + col_u * right[1])) / _GROUND_CELL)
+        index = (cx.astype(np.int64) & (_GROUND_PATTERN - 1)) * _GROUND_PATTERN + (cy.astype(np.int64) & (_GROUND_PATTERN - 1))
+        factor = 1.0 + np.float32(0.15) * self._pattern[index]
+        image[rows, cols] = np.clip(factor[:, None] * colour[None, :].astype(np.float32), 0, 255).astype(np.uint8)
 
     def render_camera(self) -> np.ndarray:
         quad = self.quad
