@@ -10,6 +10,24 @@ import numpy as np
 from lnn_control.runtime.robot import Robot, RobotError
 
 
+def check_image_shape(image_shape: object) -> None:
+    """ValueError unless ``image_shape`` is (height, width) in pixels, both ints > 0."""
+    if (
+        not isinstance(image_shape, tuple | list)
+        or len(image_shape) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in image_shape)
+    ):
+        raise ValueError(f"image_shape must be (height, width) in pixels, both ints > 0, got {image_shape!r}")
+
+
+def check_finite_positive(config: object, names: tuple[str, ...], unit: str) -> None:
+    """ValueError naming the first of ``names`` whose value on ``config`` is not finite and > 0."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be finite and > 0 {unit}, got {value!r}")
+
+
 def fit_image(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``image`` resized to the (height, width) of ``shape`` if it differs (INTER_AREA), else itself."""
     height, width = int(shape[0]), int(shape[1])

@@ -39,7 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from lnn_control.runtime.cameras import Camera, CameraError
-from lnn_control.runtime.link_robot import fit_image, reconnect
+from lnn_control.runtime.link_robot import (
+    check_finite_positive,
+    check_image_shape,
+    fit_image,
+    reconnect,
+)
 from lnn_control.runtime.robot import LinkLostError, Observation, Robot, RobotError
 from lnn_control.spec import ActionSpec, ObservationSpec
 
@@ -127,9 +132,9 @@ class MavlinkDroneConfig:
                 f"velocity_limits must be 4 finite values > 0 (vx, vy, vz in m/s, yaw_rate in rad/s), "
                 f"got {self.velocity_limits}"
             )
-        for name in ("heartbeat_rate_hz", "command_timeout_s", "link_timeout_s", "connect_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_image_shape(self.image_shape)
+        check_finite_positive(self, ("heartbeat_rate_hz",), "Hz")
+        check_finite_positive(self, ("command_timeout_s", "link_timeout_s", "connect_timeout_s"), "seconds")
         if not 0 <= self.target_system <= 255:
             raise ValueError(f"target_system must be a MAVLink system id 1..255, or 0 for the first heard, got {self.target_system}")
         if self.pre_stream_s < 0.5 or self.pre_stream_setpoints < 1:

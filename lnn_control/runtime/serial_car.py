@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lnn_control.runtime.cameras import Camera, CameraError
-from lnn_control.runtime.link_robot import fit_image, reconnect
+from lnn_control.runtime.link_robot import (
+    check_finite_positive,
+    check_image_shape,
+    fit_image,
+    reconnect,
+)
 from lnn_control.runtime.robot import LinkLostError, Observation, Robot, RobotError
 from lnn_control.runtime.serial_protocol import (
     Ack,
@@ -86,9 +91,9 @@ class SerialCarConfig:
             raise ValueError(f"baudrate must be a positive int (bits/s, e.g. 115200), got {self.baudrate!r}")
         if not -1.0 <= self.cruise_throttle <= 1.0:
             raise ValueError(f"cruise_throttle must be in [-1, 1], got {self.cruise_throttle}")
-        for name in ("heartbeat_interval_s", "command_timeout_s", "link_timeout_s", "connect_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        check_image_shape(self.image_shape)
+        timeouts = ("heartbeat_interval_s", "command_timeout_s", "link_timeout_s", "connect_timeout_s")
+        check_finite_positive(self, timeouts, "seconds")
         if self.heartbeat_interval_s >= self.link_timeout_s:
             raise ValueError(
                 f"heartbeat_interval_s ({self.heartbeat_interval_s}) must be shorter than "

@@ -180,6 +180,10 @@ def test_a_fault_in_the_io_thread_is_a_lost_link_at_once(tmp_path, autopilot, mo
 def test_config_errors():
     with pytest.raises(ValueError, match="2 Hz"):
         MavlinkDroneConfig(connection="udpout:x:1", setpoint_rate_hz=1.0)
+    with pytest.raises(ValueError, match=r"image_shape must be \(height, width\)"):
+        MavlinkDroneConfig(connection="udpout:x:1", image_shape=(-1, 5))
+    with pytest.raises(ValueError, match="command_timeout_s must be finite and > 0 seconds"):
+        MavlinkDroneConfig(connection="udpout:x:1", command_timeout_s=float("inf"))
     for limits in ((2.0, 1.0, 1.0), (2.0, 1.0, 1.0, float("inf")), (2.0, 0.0, 1.0, 1.0)):
         with pytest.raises(ValueError, match="velocity_limits must be 4 finite values"):
             MavlinkDroneConfig(connection="udpout:x:1", velocity_limits=limits)

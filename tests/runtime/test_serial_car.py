@@ -287,6 +287,13 @@ def test_bad_settings_and_missing_port(tmp_path):
     with pytest.raises(ValueError, match=r"actions must be one of \['steering', 'steering_throttle'\], got 'throttle'"):
         SerialCarConfig(port="/dev/x", actions="throttle")
     assert SerialCarConfig(port="/dev/x", actions="steering").actions is CarActions.STEERING
+    for bad in ({"image_shape": (64,)}, {"image_shape": (0, 128)}, {"image_shape": (64.0, 128)}):
+        with pytest.raises(ValueError, match=r"image_shape must be \(height, width\)"):
+            SerialCarConfig(port="/dev/x", **bad)
+    for name in ("command_timeout_s", "link_timeout_s", "connect_timeout_s"):
+        for value in (0.0, float("inf"), float("nan")):
+            with pytest.raises(ValueError, match=f"{name} must be finite and > 0 seconds"):
+                SerialCarConfig(port="/dev/x", **{name: value})
     for baudrate in (0, -9600, 115200.0):
         with pytest.raises(ValueError, match="baudrate must be a positive int"):
             SerialCarConfig(port="/dev/x", baudrate=baudrate)
