@@ -125,6 +125,23 @@ def test_corrupt_and_replayed_lines_are_rejected_and_counted(emulator):
         port.close()
 
 
+def test_a_restarted_host_resynchronises_its_sequence_numbers(tmp_path):
+    """The MCU still remembers the previous host's seq (within its failsafe time): the new host's
+    first heartbeat (seq 0) is refused with SEQ, and connect() continues after last_good_seq."""
+    emu = start_car_emulator(tmp_path, "--failsafe-ms", "5000")
+    try:
+        with serial.Serial(emu.port, 115200, timeout=0.01) as previous_host:
+            previous_host.write(encode(500, Heartbeat()))
+            wait_until(lambda: [b for b in emu.events("heartbeat") if b["seq"] == 500], what="seq 500 accepted")
+        with make_car(tmp_path, emu.port) as car:
+            assert car.stats.mcu_errors == {"SEQ": 1}
+            car.write(np.array([0.1, 0.2]))
+            drive = wait_until(lambda: emu.events("drive"), what="drive after resync")[0]
+            assert drive["seq"] > 500 and drive["steer_milli"] == 100
+    finally:
+        emu.stop()
+
+
 def test_mcu_failsafe_engages_when_sender_goes_silent_heartbeats_do_not_renew(tmp_path):
     emulator = start_car_emulator(tmp_path, "--failsafe-ms", "300")
     port = serial.Serial(emulator.port, 115200, timeout=0.01)
