@@ -5,7 +5,8 @@ A backend (PyBullet, MuJoCo, …) builds the world from a :class:`~.forest.Fores
 given (plus the rotors' yaw reaction torques and linear drag against the wind) and steps physics at
 its fixed ``physics_dt``. The cascaded controller (:mod:`.controller`) and the motor lag
 (:func:`~.quad.motor_response`) run in the env's inner loop, identical for every backend: per
-physics step the env calls ``drone_state`` → controller → ``set_rotor_thrusts`` → ``advance(physics_dt)``.
+controller tick (120 Hz) the env calls ``drone_state`` → controller, then per physics step
+``set_rotor_thrusts`` (motor lag applied) → ``advance(physics_dt)``.
 Everything task-related (distance, clearance, collisions, termination, expert) lives in
 :mod:`.task` / :mod:`.expert` and reads only :class:`DroneState` and the forest.
 

@@ -1,6 +1,6 @@
 """The cascaded flight controller shared by every backend: velocity → attitude → body rates → mixer.
 
-Pure NumPy, run by the env's inner loop at the physics rate. Input: the action
+Pure NumPy + scalar Python, run by the env's inner loop at 120 Hz (``controller_rate_hz``). Input: the action
 ``(vx, vy, vz, yaw_rate)`` and a :class:`~.backend.DroneState`; output: four rotor thrusts (N),
 saturated to ``[0, max_rotor_thrust]`` in :data:`~.quad.ROTOR_NAMES` order.
 
@@ -21,7 +21,7 @@ Loops:
 4. mixer: ``thrusts = A⁻¹ [T, τ]`` (:meth:`~.quad.QuadParams.mixer`); if a rotor saturates, the yaw
    torque is given up first, then thrusts are clipped.
 
-Documented step response (tested on PyBullet, hover start, 1/240 s physics, τ_motor 0.02 s):
+Documented step response (tested on PyBullet, hover start, 240 Hz physics, 120 Hz controller, τ_motor 0.02 s):
 a vx step 0 → 1 m/s rises 10→90 % in ≤ 1.5 s with ≤ 20 % overshoot; a vz step 0 → 0.5 m/s rises
 in ≤ 1.0 s with ≤ 20 % overshoot.
 """

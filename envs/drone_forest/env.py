@@ -60,8 +60,9 @@ class DroneForestEnv(gym.Env):
     An X-frame quadrotor (:class:`~.quad.QuadParams`: 1.0 kg, thrust/weight 2.5) starts at 1.5 m in a
     forest generated from a seed (:class:`~.forest.ForestConfig`: 50 × 50 m, 5 trees / 100 m²; seeds
     < 1000 train, ≥ 1000 held out) facing roughly towards a target 15–30 m away behind trees. A
-    cascaded controller (:mod:`.controller`) at the physics rate (240 Hz) turns the action into rotor
-    thrusts; the agent acts at ``control_rate_hz`` (20 Hz) from the onboard camera.
+    cascaded controller (:mod:`.controller`) at ``controller_rate_hz`` (120 Hz; physics and the motor
+    lag at ``physics_rate_hz`` = 240 Hz) turns the action into rotor thrusts; the agent acts at
+    ``control_rate_hz`` (20 Hz) from the onboard camera.
 
     **Action space** ``Box(low=(-2, -1, -1, -1), high=(2, 1, 1, 1), (4,), float32)``: ``(vx, vy, vz)``
     m/s in the heading frame (x forward, y left, z up; level, rotated by the yaw) and ``yaw_rate``
@@ -111,6 +112,7 @@ class DroneForestEnv(gym.Env):
         gains: ControllerGains | Mapping[str, Any] | None = None,
         control_rate_hz: float = 20.0,
         physics_rate_hz: float = 240.0,
+        controller_rate_hz: float = 120.0,
         include_velocity: bool = True,
         domain_randomization: bool = False,
         start_noise: bool = True,
@@ -135,13 +137,21 @@ class DroneForestEnv(gym.Env):
             raise ValueError(f"control_rate_hz must be in [1, 100], got {control_rate_hz}")
         if not (math.isfinite(physics_rate_hz) and physics_rate_hz >= max(100.0, control_rate_hz)):
             raise ValueError(f"physics_rate_hz must be ≥ max(100, control_rate_hz={control_rate_hz}), got {physics_rate_hz}")
+        if not (math.isfinite(controller_rate_hz) and control_rate_hz <= controller_rate_hz <= physics_rate_hz):
+            raise ValueError(
+                f"controller_rate_hz must be in [control_rate_hz={control_rate_hz}, physics_rate_hz={physics_rate_hz}], "
+                f"got {controller_rate_hz}"
+            )
         if len(chase_size) != 2 or not all(isinstance(v, int) and v > 0 for v in chase_size):
             raise ValueError(f"chase_size must be (width, height) positive ints, got {chase_size}")
         self.backend_name = backend
         self.render_mode = render_mode
-        self.substeps = max(1, int(round(physics_rate_hz / control_rate_hz)))
+        # physics steps per controller update, controller updates per env step
+        self.physics_per_controller = max(1, int(round(physics_rate_hz / controller_rate_hz)))
         self.physics_dt = 1.0 / float(physics_rate_hz)
-        self.control_dt = self.substeps * self.physics_dt
+        self.controller_dt = self.physics_per_controller * self.physics_dt
+        self.substeps = max(1, int(round(1.0 / (control_rate_hz * self.controller_dt))))
+        self.control_dt = self.substeps * self.controller_dt
         self.include_velocity = bool(include_velocity)
         self.domain_randomization = bool(domain_randomization)
         self.start_noise = bool(start_noise)
@@ -223,10 +233,11 @@ class DroneForestEnv(gym.Env):
         for _ in range(self.substeps):
             if not state.finite:
                 break
-            thrust = self._controller.update(command, state, self.physics_dt)
-            self._motor = motor_response(self._motor, thrust, self.physics_dt, quad.motor_time_constant)
-            backend.set_rotor_thrusts(self._motor)
-            backend.advance(self.physics_dt)
+            thrust = self._controller.update(command, state, self.controller_dt)
+            for _ in range(self.physics_per_controller):  # motor lag per physics step
+                self._motor = motor_response(self._motor, thrust, self.physics_dt, quad.motor_time_constant)
+                backend.set_rotor_thrusts(self._motor)
+                backend.advance(self.physics_dt)
             state = backend.drone_state()
         outcome = self._task.step(state, backend.collided())
         self._info = {**outcome.info, "forest_seed": self.forest_seed}
