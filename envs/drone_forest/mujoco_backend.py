@@ -257,7 +257,7 @@ class MujocoDroneBackend:
     def build(self, forest: Forest, quad: QuadParams, visuals: VisualVariation, physics_dt: float) -> None:
         if not (isinstance(physics_dt, (int, float)) and 0 < physics_dt <= 0.01):
             raise ValueError(f"physics_dt must be in (0, 0.01] s (≥ 100 Hz), got {physics_dt}")
-        key = (forest.seed, id(forest), quad, visuals, float(physics_dt))
+        key = (id(forest), forest.seed, forest.density_scale, forest.config, quad, visuals, float(physics_dt))
         self.forest, self.quad, self.visuals, self.physics_dt = forest, quad, visuals, float(physics_dt)
         if key != self._build_key or self.model is None:
             self.model = build_model_spec(forest, quad, visuals, physics_dt).compile()

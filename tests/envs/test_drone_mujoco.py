@@ -216,6 +216,23 @@ def test_collision_with_trunk_and_ground(backend, forest):
     assert backend.collided()
 
 
+def test_viewer_without_a_display_says_what_to_do(backend, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(RuntimeError, match="rgb_array"):
+        backend.open_viewer()
+    backend.sync_viewer()  # no viewer: a no-op
+
+
+def test_wind_persists_across_reset_and_rebuild(backend, sparse):
+    backend.set_wind(np.array([0.0, 2.0, 0.0]))
+    backend.build(sparse, QUAD, VisualVariation(), PHYSICS_DT)
+    backend.reset(_state(_open_spot(sparse, 15.0)))
+    backend.set_rotor_thrusts(np.full(4, QUAD.hover_thrust))
+    backend.advance(0.5)
+    assert backend.drone_state().velocity[1] > 0.1  # pushed along +y by the wind
+
+
 def test_same_inputs_same_states_and_frames(forest):
     runs = []
     for _ in range(2):
