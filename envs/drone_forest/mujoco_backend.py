@@ -7,8 +7,9 @@
   is its thrust (N): gear ``(0, 0, 1, 0, 0, −spin·k)`` pushes along the rotor's z axis and adds
   the reaction torque ``−spin·k·T`` about body z.
 - Drag: linear, ``−linear_drag ⊙ R^T(v − wind)`` (body frame) applied at the centre of mass
-  through ``xfrc_applied`` before every physics step (MuJoCo's own fluid model is off: it is
-  quadratic and shape-derived, not the shared linear model PyBullet applies).
+  through ``xfrc_applied`` before every physics step. MuJoCo's own fluid model (``option``
+  density / viscosity / wind) stays off: its drag is shape-derived (quadratic plus an isotropic
+  viscous term), not the shared per-axis linear model that PyBullet applies too.
 - Forest (drawn like the PyBullet backend): every trunk a cylinder (collides), every canopy a
   visual-only six-sided cone mesh from ``canopy_base`` to 1 m above the trunk top (the forest keeps
   canopies above the flight ceiling), a ground plane with a 1 m speckle texture (±15 %), the target
@@ -17,7 +18,10 @@
 - Rendering (:class:`~lnn_control.envs.mujoco_render.OffscreenRenderer`): shadows, reflections and
   fog off, flat-colour sky, coarse primitive tessellation (``quality.numslices/numstacks``), and
   tree geoms outside the camera's view frustum hidden (alpha 0) for the frame — MuJoCo skips
-  fully transparent geoms, so only trees the camera can see are drawn.
+  fully transparent geoms, so only trees the camera can see are drawn (frames are bit-identical to
+  drawing everything). The onboard camera does not see the airframe (geom group 2 hidden).
+- Divergence: MuJoCo's auto-reset is disabled; after an "unstable simulation" warning the backend
+  stops stepping and :meth:`MujocoDroneBackend.drone_state` is all-NaN until the next ``reset``.
 """
 
 from __future__ import annotations
