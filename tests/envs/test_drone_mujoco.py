@@ -287,9 +287,10 @@ def test_agrees_with_pybullet_on_hover_and_step(sparse):
     np.testing.assert_allclose(step_m[-1].quaternion, step_p[-1].quaternion, atol=1e-3)
 
 
-def test_diverging_simulation_gives_a_nan_state_not_a_restart(backend, sparse):
+def test_diverging_simulation_gives_a_nan_state_not_a_restart(backend, sparse, tmp_path, monkeypatch):
     """MuJoCo's auto-reset is off: a blow-up reads as a non-finite state (the env ends the episode
     with a failure flag) until the next reset, instead of the drone teleporting to the model origin."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo logs the instability warning to ./MUJOCO_LOG.TXT
     backend.build(sparse, QUAD, VisualVariation(), PHYSICS_DT)
     start = _open_spot(sparse, 15.0)
     backend.reset(_state(start, rates=(0.0, 0.0, 1e155)))
