@@ -244,7 +244,8 @@ def _wavefront(free: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) 
 
 def plan_path(forest: Forest, start_xy: np.ndarray, goal_xy: np.ndarray, inflation: float, resolution: float) -> np.ndarray | None:
     """Collision-free xy path [N, 2] (m) from ``start_xy`` to ``goal_xy`` around trunks grown by
-    ``inflation`` (grid search at ``resolution``, then line-of-sight shortcutting); None if none."""
+    ``inflation`` (grid search at ``resolution``, then line-of-sight shortcutting); None if none.
+    A start inside the grown trunks first heads to the nearest free cell."""
     if not (inflation >= 0 and resolution > 0):
         raise ValueError(f"plan_path needs inflation ≥ 0 and resolution > 0, got {inflation}, {resolution}")
     free, origin = forest.occupancy(inflation, resolution)
@@ -255,6 +256,15 @@ def plan_path(forest: Forest, start_xy: np.ndarray, goal_xy: np.ndarray, inflati
         return int(i), int(j)
 
     start, goal = cell(start_xy), cell(goal_xy)
+    start_xy = np.asarray(start_xy, float)[:2]
+    entry = None  # a start inside the inflated zone (e.g. a learner near a trunk) leaves via the nearest free cell
+    if not free[start]:
+        cells_free = np.argwhere(free)
+        if len(cells_free) == 0:
+            return None
+        centres = origin + (cells_free + 0.5) * resolution
+        nearest = int(np.argmin(np.sum((centres - start_xy) ** 2, axis=1)))
+        start, entry = (int(cells_free[nearest][0]), int(cells_free[nearest][1])), centres[nearest]
     dist = _wavefront(free, start, goal)
     if dist is None:
         return None
@@ -271,7 +281,11 @@ def plan_path(forest: Forest, start_xy: np.ndarray, goal_xy: np.ndarray, inflati
         cells.append(best)  # a predecessor always exists by construction of the wavefront
     cells.reverse()
     points = origin + (np.array(cells, float) + 0.5) * resolution
-    points[0], points[-1] = np.asarray(start_xy, float)[:2], np.asarray(goal_xy, float)[:2]
+    points[-1] = np.asarray(goal_xy, float)[:2]
+    if entry is None:
+        points[0] = start_xy
+    else:
+        points = np.vstack([start_xy, points])
     # line-of-sight shortcutting against the same inflated trunks
     smooth = [points[0]]
     k = 0

@@ -108,3 +108,14 @@ def test_bad_arguments_raise() -> None:
         ForestConfig(area_size=20.0)
     with pytest.raises(ValueError, match="density"):
         ForestConfig(density=-1.0)
+
+
+def test_planner_leaves_the_inflated_zone_first_when_starting_close_to_a_trunk() -> None:
+    forest = generate_forest(1001)
+    centre, radius = forest.trunk_xy[5], forest.trunk_radius[5]
+    start = centre + [radius + 0.4, 0.0]  # inside the 0.8 m planning margin
+    path = plan_path(forest, start, forest.target_position, 0.8, 0.25)
+    assert path is not None and np.allclose(path[0], start)
+    assert forest.clearance(path[1]) >= 0.8  # the nearest free cell
+    for a, b in zip(path[1:-1], path[2:]):
+        assert forest.segment_clearance(a, b) >= 0.8 - 1e-9
