@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/lnn-control info
-	$(BIN)/lnn-control bench nn --json bench_nn.json
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/lnn-control demo lane-keeping --condition rain:2 --out demo_lane_keeping.mp4
 
 test: $(STAMP)
 	$(BIN)/ruff check .
