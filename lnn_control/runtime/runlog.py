@@ -217,6 +217,8 @@ class RunLogWriter:
         self.error: BaseException | None = None
         self._closed = False
         self._events: queue.SimpleQueue = queue.SimpleQueue()
+        # the first encode imports OpenCV (~60 ms): pay it here, not in the loop's first period
+        encode_image(np.zeros((2, 2, 3), np.uint8), self.config.image_format, self.config.jpeg_quality)
 
     def _ns(self, monotonic_s: float) -> int:
         return int(round((monotonic_s + self._offset) * 1e9))

@@ -172,6 +172,7 @@ class RunResult:
     stats: LoopStats
     log_path: Path | None
     events: EventLog
+    sim_resets: int | None = None  # SimRobot only: episodes that ended and were reset (each a pause)
 
 
 def default_log_path(config: LaunchConfig) -> Path | None:
@@ -262,4 +263,4 @@ def run_launch(
                 estop.uninstall_signals()
             if writer is not None:
                 writer.close()
-    return RunResult(stats, log_path, events)
+    return RunResult(stats, log_path, events, getattr(robot, "episodes_finished", None))
