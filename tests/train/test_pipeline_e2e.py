@@ -67,3 +67,48 @@ def test_tiny_collect_train_eval_with_ltc(tmp_path: Path) -> None:
     # resuming reuses the episodes and checkpoints: nothing is collected twice
     run_pipeline(_tiny_launch("ltc"), "# launch text", out, resume=True, progress=False)
     assert len(EpisodeDataset(out / "data")) == 4
+
+
+SMALL_FOREST = {"forest_config": {"area_size": 20.0, "density": 3.0, "target_distance_range": [5.0, 7.0]}}
+
+
+@pytest.mark.slow
+def test_tiny_drone_collect_train_eval(tmp_path: Path) -> None:
+    """The drone is a second row of the same pipeline: 4 actions, 3 velocity extras, drone metrics."""
+    from lnn_control.policies.bundle import load_policy
+
+    launch = TrainLaunch(
+        task="drone-forest",
+        backend="pybullet",
+        seed=5,
+        env_kwargs=SMALL_FOREST,
+        collect=CollectSection(episodes=2, noise_std=0.15, domain_randomization=True, conditions=["clean", "fog:2"]),
+        dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
+        policy=PolicySection(core="cfc", preset="ncp19_drone"),
+        train=TrainConfig(epochs=1, batch_size=4, seq_len=8, stride=8, val_fraction=0.34, threads=1),
+    )
+    out = tmp_path / "drone"
+    bundle = run_pipeline(launch, "# drone launch", out, progress=False)
+    dataset = EpisodeDataset(out / "data")
+    assert [e.metadata["mode"] for e in dataset] == ["expert", "expert", "dagger"]
+    first = dataset[0]
+    assert first.action.shape[1] == 4 and first.label.shape[1] == 4  # (vx, vy, vz, yaw_rate)
+    assert first.image.shape[1:] == (64, 128, 3)
+
+    policy = load_policy(bundle)
+    assert policy.core.config()["type"] == "cfc"
+    assert policy.action_spec.names == ("vx", "vy", "vz", "yaw_rate")
+    assert policy.observation_spec.extras == ("vx", "vy", "vz")
+    results = evaluate(
+        EvalConfig(task="drone-forest", backend="pybullet", conditions=["clean", "wind:3"], episodes=1,
+                   env_kwargs=SMALL_FOREST),
+        policy_controller(policy),
+        reset=policy.reset,
+        policy=policy,
+        progress=False,
+    )
+    for condition in ("clean", "wind:3"):
+        aggregate = results["conditions"][condition]["aggregate"]
+        assert set(aggregate) >= {"success_rate", "collision_rate", "mean_path_length_m", "min_clearance_m"}
+        assert aggregate["mean_path_length_m"] > 0.0
+        assert results["conditions"][condition]["episodes"][0]["seed"] == 1000
