@@ -2,7 +2,8 @@
 
 Lifecycle: ``connect()`` -> loop of ``read()`` / ``write(action)`` -> ``stop()`` ->
 ``disconnect()``. A robot is a context manager: leaving the ``with`` block sends ``stop()``
-(best effort) and disconnects, also when the block raised.
+and disconnects, also when the block raised (then a failing ``stop()`` is noted on the block's
+exception instead of replacing it).
 """
 
 from __future__ import annotations
@@ -93,5 +94,12 @@ class Robot(abc.ABC):
         try:
             if self.is_connected:
                 self.stop()
+        except (RobotError, OSError) as stop_error:
+            if exc is None:
+                raise  # nothing else went wrong: the failed stop command is the news
+            # the block's own exception is the cause; a stop that failed because of it (e.g. the
+            # link that just dropped) must not replace it
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"robot.stop() on exit also failed: {stop_error!r}")
         finally:
             self.disconnect()
