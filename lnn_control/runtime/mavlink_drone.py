@@ -460,13 +460,19 @@ class MavlinkDrone(Robot):
 
     def write(self, action: np.ndarray) -> np.ndarray:
         """Clamp to the velocity limits and send now; the stream thread repeats it only while it
-        is younger than ``command_timeout_s``. Returns the set-point sent."""
+        is younger than ``command_timeout_s``. Returns the set-point sent.
+
+        After a ``stop()`` that handed the vehicle to HOLD / LAND, nothing is sent and zero
+        velocity is returned (what the vehicle does): only :meth:`engage` flies again — a loop
+        whose watchdog clears never takes the vehicle back by itself."""
         self._check_link()
         values = np.asarray(action, dtype=np.float64).reshape(-1)
         if values.shape != (4,):
             raise ValueError(f"action must have shape (4,) (vx, vy, vz, yaw_rate), got {values.shape}")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"action must be finite, got {values.tolist()}; nothing was sent")
+        if self._stop_mode_requested:
+            return np.zeros(4, np.float32)
         values = np.clip(values, self.action_spec.low, self.action_spec.high)
         self._setpoint = values
         self._setpoint_time = time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from lnn_hw_testkit import video_camera, wait_until
@@ -107,6 +109,11 @@ def test_safe_stop_zero_velocity_then_hold_or_land(tmp_path, autopilot, action, 
         assert zero.t <= change.t and change.cause == "command"
         assert len([c for c in autopilot.commands if c.command == SET_MODE]) == 2  # OFFBOARD, then stop mode
         assert not drone.estop_requested()
+        # the watchdog cleared and the loop writes again: the vehicle stays in its stop mode
+        assert drone.write(np.array([1.0, 0.0, 0.0, 0.0])).tolist() == [0.0, 0.0, 0.0, 0.0]
+        time.sleep(0.1)
+        assert not [s for s in autopilot.setpoints if s.t > zero.t and s.vx != 0.0]
+        assert autopilot.mode == mode
 
 
 def test_stop_action_none_stays_in_offboard(tmp_path, autopilot):
