@@ -12,6 +12,7 @@ import math
 import os
 
 import numpy as np
+
 from lnn_control.envs.gl import ensure_mujoco_gl
 
 ensure_mujoco_gl()

@@ -30,6 +30,8 @@ class TaskInfo:
     metrics_module: str
     overlay: tuple[tuple[str, str], ...] = ()
     """``(info key, unit)`` pairs the demo prints over the video."""
+    shipped_policy: str = ""
+    """Name of the task's bundle in ``policies/pretrained/`` (the demo's default policy)."""
 
     def metrics(self) -> ModuleType:
         return importlib.import_module(self.metrics_module)
@@ -42,6 +44,7 @@ TASKS: dict[str, TaskInfo] = {
         launch_file="lane_keeping.yaml",
         metrics_module="lnn_control.envs.lane_keeping.metrics",
         overlay=(("lateral_offset", "m"), ("heading_error", "rad"), ("speed", "m/s"), ("progress", "m")),
+        shipped_policy="lane_keeping_ncp19",
     ),
     "drone-forest": TaskInfo(
         name="drone-forest",
@@ -49,6 +52,7 @@ TASKS: dict[str, TaskInfo] = {
         launch_file="drone_forest.yaml",
         metrics_module="lnn_control.envs.drone_forest.metrics",
         overlay=(("distance_to_target", "m"), ("clearance", "m"), ("speed", "m/s"), ("altitude", "m")),
+        shipped_policy="drone_forest_ncp19",
     ),
 }
 

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lnn_control.policies.policy import Policy, PolicyConfig
 
 from lnn_control.atomic import atomic_write_bytes
 from lnn_control.config import load_dataclass
+from lnn_control.policies.policy import Policy, PolicyConfig
 
 BUNDLE_FORMAT = "lnn-control-policy"
 BUNDLE_FORMAT_VERSION = 1

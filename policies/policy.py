@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from lnn_control.policies.observation import validate_dt_seconds, validate_observation
 from torch import nn
 
 from lnn_control.nn.perception import PerceptionCNN, PerceptionConfig
+from lnn_control.policies.observation import validate_dt_seconds, validate_observation
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 # Core type -> (module, class) of a compiled batch-1 stepper for ``act``: ``Class.from_module(core)``,

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
-from lnn_control.policies.policy import OutputSquash, Policy, PolicyConfig
 
 from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.policies.policy import OutputSquash, Policy, PolicyConfig
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 CoreType = Literal["ltc", "cfc", "lstm", "gru", "ctrnn", "feedforward"]

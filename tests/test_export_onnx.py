@@ -10,14 +10,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from lnn_control.policies.bundle import pack_policy, save_policy
-from lnn_control.policies.policy import Policy, PolicyConfig
 
 from lnn_control.cli import main
 from lnn_control.export.onnx import export_onnx, verify_onnx
 from lnn_control.export.onnx_policy import OnnxPolicy, OnnxPolicyError
 from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.policies.bundle import pack_policy, save_policy
+from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 H, W = 32, 48

@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from lnn_control.envs.drone_forest.backend import DroneState
 from lnn_control.envs.drone_forest.quad import GRAVITY, QuadParams
 

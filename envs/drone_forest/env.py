@@ -11,6 +11,8 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from lnn_control.config import load_dataclass
 from lnn_control.envs.drone_forest.backend import (
     BACKENDS,
     DroneBackend,
@@ -36,8 +38,6 @@ from lnn_control.envs.drone_forest.forest import (
 )
 from lnn_control.envs.drone_forest.quad import QuadParams, motor_response
 from lnn_control.envs.drone_forest.task import DroneTask, DroneTaskConfig
-
-from lnn_control.config import load_dataclass
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 VELOCITY_LIMIT = 5.0

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from lnn_control.envs.drone_forest.backend import DroneState, wrap_angle
 from lnn_control.envs.drone_forest.controller import ACTION_HIGH, ACTION_LOW
 from lnn_control.envs.drone_forest.forest import Forest, plan_path

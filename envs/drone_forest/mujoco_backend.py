@@ -31,6 +31,7 @@ import math
 import os
 
 import numpy as np
+
 from lnn_control.envs.drone_forest.backend import (
     CHASE_FOV_DEG,
     DroneState,

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pybullet as p
+from pybullet_utils.bullet_client import BulletClient
+
 from lnn_control.envs.drone_forest.backend import (
     CHASE_FOV_DEG,
     DroneState,
@@ -35,7 +37,6 @@ from lnn_control.envs.drone_forest.backend import (
 )
 from lnn_control.envs.drone_forest.forest import Forest
 from lnn_control.envs.drone_forest.quad import QuadParams
-from pybullet_utils.bullet_client import BulletClient
 
 _GROUND_CELL = 1.0  # m; ground speckle cell
 _GROUND_PATTERN = 64  # cells before the pattern repeats (power of two)

@@ -26,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
+
 from lnn_control.envs.drone_forest.backend import DroneState, wrap_angle
 from lnn_control.envs.drone_forest.forest import Forest
 from lnn_control.envs.drone_forest.quad import QuadParams

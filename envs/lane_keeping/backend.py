@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
+
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.road import Road
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from lnn_control.config import load_dataclass
 from lnn_control.envs.lane_keeping.backend import (
     BACKENDS,
     BackendName,
@@ -23,8 +25,6 @@ from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.expert import PurePursuitConfig, expert_action
 from lnn_control.envs.lane_keeping.road import HELD_OUT_SEED_START, Road, RoadConfig, generate_road
 from lnn_control.envs.lane_keeping.task import LaneTask, TaskConfig
-
-from lnn_control.config import load_dataclass
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 _REAL = (int, float, np.integer, np.floating)  # plain and NumPy numbers (bool excluded where used)

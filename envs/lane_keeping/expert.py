@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from lnn_control.envs.lane_keeping.backend import VehicleState
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.road import Road

@@ -26,6 +26,7 @@ import math
 import os
 
 import numpy as np
+
 from lnn_control.envs.gl import ensure_mujoco_gl
 from lnn_control.envs.lane_keeping.backend import (
     CHASE_FOV_DEG,

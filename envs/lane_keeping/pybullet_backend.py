@@ -31,6 +31,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pybullet as p
+from pybullet_utils.bullet_client import BulletClient
+
 from lnn_control.envs.lane_keeping.backend import (
     CHASE_FOV_DEG,
     Pose2D,
@@ -42,7 +44,6 @@ from lnn_control.envs.lane_keeping.backend import (
 )
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 from lnn_control.envs.lane_keeping.road import Mesh, Road
-from pybullet_utils.bullet_client import BulletClient
 
 _GRASS_CELL = 0.5  # m; size of one cell of the grass speckle pattern
 _GRASS_PATTERN = 64  # cells before the pattern repeats (a power of two)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from lnn_control.envs.wrappers.corruptions import CORRUPTIONS, SEVERITIES, check_image
 from lnn_control.envs.wrappers.image import stream_rng
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import gymnasium as gym
+
 from lnn_control.envs.wrappers.dynamics import (
     FRICTION_SCALE_BY_SEVERITY,
     ActionDelay,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
 from lnn_control.envs.wrappers.corruptions import CORRUPTIONS, SEVERITIES, check_image
 from lnn_control.envs.wrappers.image import stream_rng
 

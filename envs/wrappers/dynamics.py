@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from lnn_control.envs.wrappers.corruptions import check_severity
 from lnn_control.envs.wrappers.image import stream_rng
 

@@ -18,6 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from lnn_control.envs.wrappers.corruptions import CORRUPTIONS, check_severity
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_POLICIES = {"lane-keeping": "lane_keeping_ncp19"}
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from lnn_control.tasks import HELD_OUT_SEED_START, TASKS
@@ -27,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lnn_control.demo.runner import DemoConfig, run_demo
+    from lnn_control.tasks import get_task
 
-    policy = args.policy or DEFAULT_POLICIES.get(args.task)
+    policy = args.policy or get_task(args.task).shipped_policy
     out = None if args.gui and not args.out else (args.out or f"demo_{args.task}.mp4")
     summary = run_demo(
         DemoConfig(

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lnn_control.envs.lane_keeping.backend import VehicleState, chase_camera, check_render_size
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 

@@ -8,14 +8,14 @@ import sys
 import warnings
 
 import gymnasium as gym
-import lnn_control.envs  # noqa: F401  (registers the ids)
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.utils.passive_env_checker import env_render_passive_checker
+
+import lnn_control.envs  # noqa: F401  (registers the ids)
 from lnn_control.envs.drone_forest.backend import DroneState, yaw_quaternion
 from lnn_control.envs.drone_forest.env import DroneForestEnv
-
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 ENV_ID = "lnn_control/DroneForest-v0"

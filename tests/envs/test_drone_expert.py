@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from lnn_control.envs.drone_forest.backend import DroneState, yaw_quaternion
 from lnn_control.envs.drone_forest.expert import DroneExpert, ExpertConfig
 from lnn_control.envs.drone_forest.forest import generate_forest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from lnn_control.envs.drone_forest.metrics import aggregate, summarize_episode
 
 

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lnn_control.envs.drone_forest import mujoco_backend
 from lnn_control.envs.drone_forest.backend import (
     DroneBackend,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.util
 
 import gymnasium as gym
-import lnn_control.envs  # noqa: F401
 import numpy as np
 import pytest
+
+import lnn_control.envs  # noqa: F401
 from lnn_control.envs.lane_keeping.backend import VehicleState
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.expert import PurePursuitConfig, expert_action, expert_steering

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lnn_control.envs.drone_forest.forest import (
     HELD_OUT_SEED_START,
     ForestConfig,

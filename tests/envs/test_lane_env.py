@@ -9,13 +9,13 @@ import sys
 import warnings
 
 import gymnasium as gym
-import lnn_control.envs  # noqa: F401  (registers the ids)
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.utils.passive_env_checker import env_render_passive_checker
-from lnn_control.envs.lane_keeping.env import LaneKeepingEnv
 
+import lnn_control.envs  # noqa: F401  (registers the ids)
+from lnn_control.envs.lane_keeping.env import LaneKeepingEnv
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 ENV_ID = "lnn_control/LaneKeeping-v0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lnn_control.envs.lane_keeping.metrics import aggregate, summarize_episode
 
 

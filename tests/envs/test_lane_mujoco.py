@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 from lnn_control.envs.gl import ensure_mujoco_gl
 
 ensure_mujoco_gl()  # before the first `import mujoco` of this process: headless EGL/OSMesa
@@ -304,8 +305,9 @@ def test_viewer_without_display_raises_a_clear_error():
 
 def test_env_on_mujoco_passes_check_env():
     import gymnasium as gym
-    import lnn_control.envs  # noqa: F401  (registers the ids)
     from gymnasium.utils.env_checker import check_env
+
+    import lnn_control.envs  # noqa: F401  (registers the ids)
 
     env = gym.make("lnn_control/LaneKeeping-v0", backend="mujoco", road_length=6.0, render_mode="rgb_array")
     try:

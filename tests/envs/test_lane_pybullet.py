@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lnn_control.envs.lane_keeping.backend import LaneBackend, Pose2D, VisualVariation, make_backend
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.road import RoadConfig, generate_road

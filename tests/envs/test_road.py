@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from lnn_control.envs.lane_keeping.road import (
     HELD_OUT_SEED_START,
     Mesh,

@@ -7,13 +7,16 @@ import warnings
 
 import cv2
 import gymnasium as gym
-import lnn_control.envs  # noqa: F401  (registers the env ids)
 import numpy as np
 import pytest
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import lnn_control.envs  # noqa: F401  (registers the env ids)
+from lnn_control.cli import main
+from lnn_control.cli.conditions import lane_frame
 from lnn_control.envs.wrappers import (
     CONDITION_NAMES,
     CORRUPTIONS,
@@ -34,9 +37,6 @@ from lnn_control.envs.wrappers.dynamics import (
     WIND_BY_SEVERITY,
 )
 from lnn_control.envs.wrappers.image import stream_rng
-
-from lnn_control.cli import main
-from lnn_control.cli.conditions import lane_frame
 
 FRAME = synthetic_road_frame(64, 128)
 NAMES = list(CORRUPTIONS)

@@ -364,10 +364,9 @@ def test_cells_step_alone_and_inputs_follow_the_weight_dtype() -> None:
 @pytest.mark.parametrize("mode", ["default", "pure"])
 def test_policy_with_wired_cfc_exports_to_onnx(tmp_path, mode: str) -> None:  # noqa: ANN001
     """The fused autograd nodes trace into a plain ONNX graph; ONNX Runtime agrees with torch."""
-    from lnn_control.policies.policy import Policy, PolicyConfig
-
     from lnn_control.export.onnx import export_onnx, verify_onnx
     from lnn_control.nn.perception import PerceptionConfig
+    from lnn_control.policies.policy import Policy, PolicyConfig
     from lnn_control.spec import ActionSpec, ObservationSpec
 
     torch.manual_seed(0)

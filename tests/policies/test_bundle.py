@@ -15,6 +15,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from lnn_control.nn.baselines import BASELINE_CORES
+from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.bundle import (
     BUNDLE_FORMAT_VERSION,
     CONFIG_FILE,
@@ -26,9 +29,6 @@ from lnn_control.policies.bundle import (
     save_policy,
 )
 from lnn_control.policies.policy import Policy, PolicyConfig
-
-from lnn_control.nn.baselines import BASELINE_CORES
-from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 H, W = 16, 24

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lnn_control.policies.bundle import load_policy, save_policy
-from lnn_control.policies.policy import COMPILED_STEPPERS, Policy
-from lnn_control.policies.presets import build_policy
 
 from lnn_control.export.onnx import export_onnx
 from lnn_control.export.onnx_policy import OnnxPolicy
 from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.policies.bundle import load_policy, save_policy
+from lnn_control.policies.policy import COMPILED_STEPPERS, Policy
+from lnn_control.policies.presets import build_policy
 from lnn_control.spec import ObservationSpec
 
 H, W = 32, 64

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from lnn_control.policies.policy import OutputSquash, Policy, PolicyConfig
 
 from lnn_control.config import load_dataclass
 from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.policies.policy import OutputSquash, Policy, PolicyConfig
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 H, W = 24, 32

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from lnn_control.policies.presets import PRESETS, build_policy
 
+from lnn_control.policies.presets import PRESETS, build_policy
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 

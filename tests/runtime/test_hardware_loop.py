@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from lnn_control.policies.bundle import save_policy
-from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_hw_testkit import H, W, start_car_emulator, video_camera, wait_until
 
 from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.policies.bundle import save_policy
+from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_control.runtime.autopilot_emulator import AutopilotConfig, AutopilotEmulator, Px4Mode
 from lnn_control.spec import ActionSpec, ObservationSpec
 

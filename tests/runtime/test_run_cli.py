@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from lnn_control.policies.bundle import load_policy, save_policy
-from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_runtime_testkit import DOT_ENV_ID, CameraRobot, H, W
 
 from lnn_control.cli import main
 from lnn_control.config import ConfigError
 from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.policies.bundle import load_policy, save_policy
+from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_control.runtime.cameras import VideoFileCamera
 from lnn_control.runtime.launch import LaunchConfig, load_launch, shipped_launch_files
 from lnn_control.runtime.runlog import read_run_log
@@ -98,9 +98,8 @@ def test_run_then_replay_reproduces_the_commands(tmp_path: Path, bundle: Path, c
 @pytest.mark.slow
 def test_run_with_the_onnx_engine(tmp_path: Path, bundle: Path, capsys) -> None:
     pytest.importorskip("onnxruntime")
-    from lnn_control.policies.bundle import load_policy
-
     from lnn_control.export.onnx import export_onnx
+    from lnn_control.policies.bundle import load_policy
 
     onnx_file = export_onnx(load_policy(bundle), tmp_path / "dot.onnx")
     launch = write_launch(tmp_path / "dot.yaml", onnx_file, engine="onnx")

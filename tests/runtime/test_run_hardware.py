@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from lnn_control.policies.bundle import save_policy
-from lnn_control.policies.policy import Policy, PolicyConfig
 
 from lnn_control.cli import main
 from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.policies.bundle import save_policy
+from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_control.runtime.runlog import read_run_log
 from lnn_control.spec import ActionSpec, ObservationSpec
 
