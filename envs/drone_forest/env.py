@@ -274,6 +274,16 @@ class DroneForestEnv(gym.Env):
         """The backend's current :class:`~.backend.DroneState` (ground truth)."""
         return self._backend.drone_state()
 
+    def top_down_view(self, path_xy: np.ndarray, size: int = 360) -> np.ndarray:
+        """Map of the current forest (uint8 RGB [size, size, 3]): trunks, start, target, the flown
+        ``path_xy`` ([N, 2] m, world frame) and the drone's heading; see :mod:`.topdown`."""
+        from lnn_control.envs.drone_forest.topdown import draw_top_down
+
+        if self.forest is None:
+            raise RuntimeError("call reset() before top_down_view()")
+        state = self._backend.drone_state()
+        return draw_top_down(self.forest, path_xy, state.yaw if state.finite else 0.0, size)
+
     def set_wind(self, velocity: Any) -> None:
         """World-frame air velocity (3,) in m/s acting through drag from the next physics step on."""
         wind = np.asarray(velocity, dtype=float)

@@ -4,8 +4,8 @@ All drawing is OpenCV on uint8 RGB arrays. A frame is laid out as::
 
     +-----------------------------+----------------+
     |                             | onboard camera |
-    |   scene (chase camera or    +----------------+
-    |   top-down map)             | text lines     |
+    |   scene (chase camera, and  +----------------+
+    |   the drone's top-down map) | text lines     |
     |                             | neuron bars    |
     +-----------------------------+----------------+
 """

@@ -63,13 +63,21 @@ def run_demo(config: DemoConfig) -> str:
         dt = float(env.unwrapped.control_dt)
         obs, info = env.reset(seed=config.seed)
         policy.reset()
+        # tasks whose env draws a map (the drone's forest) get it beside the chase view
+        draws_map = callable(getattr(env.unwrapped, "top_down_view", None)) and "x" in info and "y" in info
+        path = [(float(info["x"]), float(info["y"]))] if draws_map else []
         steps, terminated, truncated = 0, False, False
         while not (terminated or truncated):
             action = policy.act(obs, dt)
             obs, _, terminated, truncated, info = env.step(action)
             steps += 1
+            if draws_map:
+                path.append((float(info["x"]), float(info["y"])))
             if video is not None:
                 scene = _scene(env, config.gui, config.scene_size)
+                if draws_map:
+                    top_down = env.unwrapped.top_down_view(np.asarray(path), size=config.scene_size[0])
+                    scene = np.concatenate([scene, top_down], axis=1)
                 lines = [f"{task.name} | {config.backend} | {config.condition}"]
                 lines += [f"{name} {value:+.2f}" for name, value in zip(policy.action_spec.names, action)]
                 lines += [f"{key} {float(info[key]):+.2f} {unit}" for key, unit in task.overlay if key in info]

@@ -120,3 +120,19 @@ def test_planner_leaves_the_inflated_zone_first_when_starting_close_to_a_trunk()
     assert forest.clearance(path[1]) >= 0.8  # the nearest free cell
     for a, b in zip(path[1:-1], path[2:]):
         assert forest.segment_clearance(a, b) >= 0.8 - 1e-9
+
+
+def test_top_down_map_draws_target_path_and_rejects_bad_paths() -> None:
+    from lnn_control.envs.drone_forest.topdown import PATH, TARGET, draw_top_down
+
+    forest = generate_forest(1000)
+    start, target = forest.start_position[:2], forest.target_position[:2]
+    path = np.linspace(start, start + 0.5 * (target - start), 20)
+    image = draw_top_down(forest, path, yaw=0.0, size=200)
+    assert image.shape == (200, 200, 3) and image.dtype == np.uint8
+    assert np.all(image == TARGET, axis=-1).sum() > 10
+    assert np.all(image == PATH, axis=-1).sum() > 20
+    with pytest.raises(ValueError, match="path_xy"):
+        draw_top_down(forest, np.array([[np.nan, 0.0]]), 0.0)
+    with pytest.raises(ValueError, match="size"):
+        draw_top_down(forest, path, 0.0, size=8)
