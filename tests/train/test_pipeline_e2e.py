@@ -16,6 +16,17 @@ from lnn_control.train.pipeline import run_pipeline
 SHORT_ROAD = {"road_length": 6.0}
 
 
+def _evaluate_one_episode(policy, task: str, conditions: list[str], env_kwargs: dict) -> dict:
+    """One held-out episode per condition on PyBullet, through the eval runner the CLI uses."""
+    return evaluate(
+        EvalConfig(task=task, backend="pybullet", conditions=conditions, episodes=1, env_kwargs=env_kwargs),
+        policy_controller(policy),
+        reset=policy.reset,
+        policy=policy,
+        progress=False,
+    )
+
+
 def _tiny_launch(core: str) -> TrainLaunch:
     return TrainLaunch(
         task="lane-keeping",
@@ -51,13 +62,7 @@ def test_tiny_collect_train_eval_with_ltc(tmp_path: Path) -> None:
 
     policy = load_policy(bundle)
     assert policy.core.config()["type"] == "ltc"
-    results = evaluate(
-        EvalConfig(task="lane-keeping", backend="pybullet", conditions=["clean", "noise:3"], episodes=1, env_kwargs=SHORT_ROAD),
-        policy_controller(policy),
-        reset=policy.reset,
-        policy=policy,
-        progress=False,
-    )
+    results = _evaluate_one_episode(policy, "lane-keeping", ["clean", "noise:3"], SHORT_ROAD)
     for condition in ("clean", "noise:3"):
         aggregate = results["conditions"][condition]["aggregate"]
         assert 0.0 <= aggregate["success_rate"] <= 1.0
@@ -99,14 +104,7 @@ def test_tiny_drone_collect_train_eval(tmp_path: Path) -> None:
     assert policy.core.config()["type"] == "cfc"
     assert policy.action_spec.names == ("vx", "vy", "vz", "yaw_rate")
     assert policy.observation_spec.extras == ("vx", "vy", "vz")
-    results = evaluate(
-        EvalConfig(task="drone-forest", backend="pybullet", conditions=["clean", "wind:3"], episodes=1,
-                   env_kwargs=SMALL_FOREST),
-        policy_controller(policy),
-        reset=policy.reset,
-        policy=policy,
-        progress=False,
-    )
+    results = _evaluate_one_episode(policy, "drone-forest", ["clean", "wind:3"], SMALL_FOREST)
     for condition in ("clean", "wind:3"):
         aggregate = results["conditions"][condition]["aggregate"]
         assert set(aggregate) >= {"success_rate", "collision_rate", "mean_path_length_m", "min_clearance_m"}
