@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
-from lnn_control.train.bc import train_behaviour_cloning
+from lnn_control.train.bc import init_output_bias, train_behaviour_cloning
 from lnn_control.train.launch import TrainLaunch
 
 
@@ -74,6 +74,8 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
     )
 
     stage_results = []
+    if not (resume and (out / "train" / "stage0" / "checkpoint").is_dir()):
+        init_output_bias(policy, EpisodeDataset(data_dir))
     result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), launch.train, out / "train" / "stage0", resume=resume, progress=progress)
     stage_results.append(result)
     for round_index in range(launch.dagger.rounds):
