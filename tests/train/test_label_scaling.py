@@ -1,0 +1,55 @@
+"""BC loss scaling: a small-variance action component is not drowned by a large one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lnn_control.data.episodes import DatasetManifest, EpisodeDataset, EpisodeWriter
+from lnn_control.policies.presets import build_policy
+from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.train.bc import TrainConfig, init_output_bias, normalised_labels
+
+SPEC = ActionSpec(names=("vx", "vy", "vz", "yaw_rate"), low=(-2.0, -1.0, -1.0, -1.0), high=(2.0, 1.0, 1.0, 1.0),
+                  units=("m/s", "m/s", "m/s", "rad/s"))
+OBS = ObservationSpec(image_shape=(64, 128, 3))
+
+
+def _dataset(root: Path) -> EpisodeDataset:
+    writer = EpisodeWriter(root, DatasetManifest(observation_spec=OBS, action_spec=SPEC, created_by="test"))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        writer.begin_episode()
+        for t in range(10):
+            label = np.array([1.6 + 0.05 * rng.standard_normal(), 0.1 * rng.standard_normal(), 0.0, -0.3])
+            writer.add_step({"image": np.zeros((64, 128, 3), np.uint8)}, label, label, timestamp=0.05 * t)
+        writer.end_episode({})
+    return EpisodeDataset(root)
+
+
+def test_labels_normalise_by_the_action_range(tmp_path: Path) -> None:
+    dataset = _dataset(tmp_path)
+    labels = normalised_labels(iter(dataset), SPEC)
+    assert labels.shape == (20, 4)
+    assert labels[:, 0].mean() == pytest.approx(0.8, abs=0.03)  # 1.6 m/s of ±2 m/s
+    assert labels[:, 1].std() == pytest.approx(0.1, abs=0.04)
+
+
+def test_fresh_policy_starts_at_the_mean_label(tmp_path: Path) -> None:
+    dataset = _dataset(tmp_path)
+    policy = build_policy("ncp19_drone", core="cfc", observation_spec=OBS, action_spec=SPEC, control_rate_hz=20.0)
+    init_output_bias(policy, dataset)
+    with torch.no_grad():
+        at_zero = policy.squash(torch.zeros(1, 4)).numpy()[0]
+    mean = np.concatenate([e.label for e in dataset]).mean(axis=0)
+    np.testing.assert_allclose(at_zero, mean, atol=1e-5)
+
+
+def test_bad_scaling_settings_are_named() -> None:
+    with pytest.raises(ValueError, match="label_scaling"):
+        TrainConfig(label_scaling="variance")
+    with pytest.raises(ValueError, match="min_label_std"):
+        TrainConfig(min_label_std=0.0)
