@@ -57,3 +57,24 @@ def test_expert_reaches_the_target_on_held_out_forests(seed: int) -> None:
         assert info["sim_time"] < 30.0
     finally:
         env.close()
+
+
+def test_facing_the_target_or_the_path() -> None:
+    """face='target' turns the camera to the target even when the path heads elsewhere; the
+    horizontal command still points along the path (rotated into the heading frame)."""
+    forest = generate_forest(1003)
+    start = forest.start_position
+    bearing = float(np.arctan2(*(forest.target_position[1::-1] - start[1::-1])))
+    for face in ("target", "path"):
+        expert = DroneExpert(forest, ExpertConfig(face=face))
+        expert.reset(start)
+        yaw = bearing + 0.5  # looking 0.5 rad left of the target
+        vx, vy, _, yaw_rate = expert.act(DroneState(0.0, start, yaw_quaternion(yaw), np.zeros(3), np.zeros(3)))
+        aim = expert.path[1] - start[:2]
+        path_heading = float(np.arctan2(aim[1], aim[0]))
+        flown = yaw + float(np.arctan2(vy, vx))  # world direction of the commanded velocity
+        assert abs(np.angle(np.exp(1j * (flown - path_heading)))) < 0.35
+        want = bearing if face == "target" else path_heading
+        assert np.sign(yaw_rate) == np.sign(np.angle(np.exp(1j * (want - yaw))))
+    with pytest.raises(ValueError, match="face"):
+        ExpertConfig(face="sky")
