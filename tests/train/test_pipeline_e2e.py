@@ -27,16 +27,19 @@ def _evaluate_one_episode(policy, task: str, conditions: list[str], env_kwargs: 
     )
 
 
-def _tiny_launch(core: str) -> TrainLaunch:
+def _tiny_launch(core: str, task: str = "lane-keeping", preset: str = "ncp19_car", env_kwargs: dict = SHORT_ROAD,
+                 seed: int = 3, expert_episodes: int = 3, conditions: tuple[str, ...] = ("clean", "rain:2"),
+                 batch_size: int = 8) -> TrainLaunch:
+    """A launch small enough for a test: a few expert episodes, one DAgger episode, one epoch each."""
     return TrainLaunch(
-        task="lane-keeping",
+        task=task,
         backend="pybullet",
-        seed=3,
-        env_kwargs=SHORT_ROAD,
-        collect=CollectSection(episodes=3, noise_std=0.1, domain_randomization=True, conditions=["clean", "rain:2"]),
+        seed=seed,
+        env_kwargs=env_kwargs,
+        collect=CollectSection(episodes=expert_episodes, noise_std=0.1, domain_randomization=True, conditions=list(conditions)),
         dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
-        policy=PolicySection(core=core, preset="ncp19_car"),
-        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
+        policy=PolicySection(core=core, preset=preset),
+        train=TrainConfig(epochs=1, batch_size=batch_size, seq_len=8, stride=8, val_fraction=0.34, threads=1),
     )
 
 
@@ -82,16 +85,8 @@ def test_tiny_drone_collect_train_eval(tmp_path: Path) -> None:
     """The drone is a second row of the same pipeline: 4 actions, 3 velocity extras, drone metrics."""
     from lnn_control.policies.bundle import load_policy
 
-    launch = TrainLaunch(
-        task="drone-forest",
-        backend="pybullet",
-        seed=5,
-        env_kwargs=SMALL_FOREST,
-        collect=CollectSection(episodes=2, noise_std=0.15, domain_randomization=True, conditions=["clean", "fog:2"]),
-        dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
-        policy=PolicySection(core="cfc", preset="ncp19_drone"),
-        train=TrainConfig(epochs=1, batch_size=4, seq_len=8, stride=8, val_fraction=0.34, threads=1),
-    )
+    launch = _tiny_launch("cfc", task="drone-forest", preset="ncp19_drone", env_kwargs=SMALL_FOREST, seed=5,
+                          expert_episodes=2, conditions=("clean", "fog:2"), batch_size=4)
     out = tmp_path / "drone"
     bundle = run_pipeline(launch, "# drone launch", out, progress=False)
     dataset = EpisodeDataset(out / "data")
