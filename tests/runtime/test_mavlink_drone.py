@@ -221,13 +221,13 @@ def test_emulator_process_serves_a_drone(tmp_path):
             assert drone.in_offboard
             drone.write(np.array([0.5, 0.0, 0.0, 0.0]))
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=10)
+        out, _ = process.communicate(timeout=30)
         assert "mode OFFBOARD (command)" in out and "mode HOLD (command)" in out
         assert int(out.strip().splitlines()[-1].split()[0]) >= 10  # "<n> set-points received"
     finally:
         if process.poll() is None:
             process.kill()
-        process.communicate(timeout=10)  # reaped, pipe closed
+        process.communicate(timeout=30)  # reaped, pipe closed
 
 
 def test_camera_failure_never_engages_offboard(tmp_path, autopilot):

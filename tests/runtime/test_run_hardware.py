@@ -84,7 +84,7 @@ def emulator(tmp_path: Path):
     yield line[1], record
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
 

@@ -206,7 +206,7 @@ def test_sigint_of_the_sender_process_sends_stop(tmp_path, emulator):
     try:
         wait_until(lambda: len(emulator.events("drive")) >= 5, timeout_s=20, what="child driving")
         child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=10)
+        _, stderr = child.communicate(timeout=30)
         assert "KeyboardInterrupt" in stderr
     finally:
         if child.poll() is None:
@@ -379,7 +379,7 @@ def test_emulator_serves_an_existing_port_through_pyserial(tmp_path):
     finally:
         selector.close()
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=30)
         process.stdout.close()
         os.close(master)
         os.close(slave)
