@@ -45,9 +45,14 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(config, expert_controller)
         results["policy"] = "expert"
     else:
+        import torch
+
         from lnn_control.policies.bundle import load_policy
         from lnn_control.runtime.launch import resolve_policy_path
 
+        # batch-1 stepping is fastest on one thread (bench nn); more threads spin against each
+        # other when several evals share the cores (measured: 5-8x slower episodes at load 3)
+        torch.set_num_threads(1)
         path = resolve_policy_path(args.policy)
         policy = load_policy(path)
         results = evaluate(config, policy_controller(policy), reset=policy.reset, policy=policy)

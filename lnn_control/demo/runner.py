@@ -44,12 +44,15 @@ def neuron_groups(policy: Any) -> NeuronGroups | None:
 
 def run_demo(config: DemoConfig) -> str:
     """Drive one episode; returns a one-line summary (outcome, distance, video path)."""
+    import torch
+
     from lnn_control.data.collect import env_specs, make_env
     from lnn_control.policies.bundle import load_policy
     from lnn_control.runtime.launch import resolve_policy_path
     from lnn_control.spec import check_compatible
     from lnn_control.tasks import get_task
 
+    torch.set_num_threads(1)  # batch-1 stepping: one thread is fastest (bench nn)
     task = get_task(config.task)
     policy = load_policy(resolve_policy_path(config.policy))
     render_mode = "human" if config.gui else "rgb_array"
