@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from lnn_hw_testkit import video_camera, wait_until
@@ -110,8 +108,9 @@ def test_safe_stop_zero_velocity_then_hold_or_land(tmp_path, autopilot, action, 
         assert len([c for c in autopilot.commands if c.command == SET_MODE]) == 2  # OFFBOARD, then stop mode
         assert not drone.estop_requested()
         # the watchdog cleared and the loop writes again: the vehicle stays in its stop mode
+        seen = len(autopilot.setpoints)
         assert drone.write(np.array([1.0, 0.0, 0.0, 0.0])).tolist() == [0.0, 0.0, 0.0, 0.0]
-        time.sleep(0.1)
+        wait_until(lambda: len(autopilot.setpoints) >= seen + 3, what="the stream going on after the write")
         assert not [s for s in autopilot.setpoints if s.t > zero.t and s.vx != 0.0]
         assert autopilot.mode == mode
 
