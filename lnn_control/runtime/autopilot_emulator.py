@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import enum
 import math
+import signal
 import socket
 import sys
 import threading
@@ -286,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat-hz", type=float, default=1.0)
     parser.add_argument("--offboard-timeout-s", type=float, default=0.5)
     args = parser.parse_args(argv)
+    # a shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C / kill -INT must
+    # still stop the emulator (KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     config = AutopilotConfig(heartbeat_hz=args.heartbeat_hz, offboard_timeout_s=args.offboard_timeout_s)
     emulator = AutopilotEmulator(config, args.host, args.port).start()
     print(f"READY udpout:{emulator.address[0]}:{emulator.address[1]}", flush=True)

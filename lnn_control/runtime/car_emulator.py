@@ -276,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--telemetry-hz", type=float, default=EmulatorConfig.telemetry_hz)
     parser.add_argument("--record", help="append JSON-lines events to this file")
     args = parser.parse_args(argv)
+    # a shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C / kill -INT must
+    # still stop the emulator (KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         config = EmulatorConfig(failsafe_ms=args.failsafe_ms, telemetry_hz=args.telemetry_hz)
     except ValueError as exc:

@@ -188,7 +188,8 @@ def test_host_watchdog_stops_before_the_mcu_failsafe(tmp_path):
 def test_sigint_of_the_sender_process_sends_stop(tmp_path, emulator):
     script = tmp_path / "sender.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, threading
+        import signal, sys, threading
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when pytest runs in a background job
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import numpy as np
         from lnn_hw_testkit import video_camera
