@@ -10,7 +10,7 @@ Measures, on this machine:
 - ``policy.act`` latency at batch 1 for the torch engine and, when onnxruntime is installed, the
   exported ONNX engine (same weights), and the ratio.
 
-The policy is ``--policy`` (a bundle), else the first shipped bundle, else an untrained
+The policy is ``--policy`` (a bundle), else the shipped bundle of the env's task, else an untrained
 perception CNN + NCP19 LTC core (or a 19-unit CT-RNN where the liquid cores are not installed);
 the report states which. Timing does not depend on the weights.
 """
@@ -41,14 +41,16 @@ from lnn_control.runtime.robot import Observation, Robot
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 
-def _shipped_bundle() -> Path | None:
+def _shipped_bundle(env_id: str) -> Path | None:
+    """The shipped bundle of the task whose env is ``env_id`` (task table), if it is installed."""
     from importlib import resources
 
+    from lnn_control.tasks import TASKS
+
     root = resources.files("lnn_control.policies") / "pretrained"
-    if not root.is_dir():
-        return None
-    for entry in sorted(root.iterdir(), key=lambda e: e.name):
-        if entry.is_dir() and (entry / "config.json").is_file():
+    for task in TASKS.values():
+        entry = root / task.shipped_policy
+        if task.env_id == env_id and task.shipped_policy and (entry / "config.json").is_file():
             return Path(str(entry))
     return None
 
@@ -251,7 +253,7 @@ def run_runtime_bench(
     from lnn_control.runtime.sim_robot import SimRobot
 
     torch.set_num_threads(1)
-    path = Path(policy_path) if policy_path else _shipped_bundle()
+    path = Path(policy_path) if policy_path else _shipped_bundle(env_id)
     if path is not None:
         from lnn_control.runtime.launch import Engine
 
@@ -367,7 +369,7 @@ def add_runtime_bench_parser(bench_subparsers: Any) -> None:
         help="gymnasium.make kwargs; the env's control rate must equal --rate (default: pybullet at 50 Hz on a "
              "100 m road, so a 60 s run at 1.5 m/s never stops to reset the simulation)",
     )
-    parser.add_argument("--policy", metavar="P", help="policy bundle (default: first shipped bundle)")
+    parser.add_argument("--policy", metavar="P", help="policy bundle (default: the shipped bundle of the env's task)")
     parser.add_argument("--duration", type=float, default=60.0, metavar="S", help="loop run length (default 60)")
     parser.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="loop rate (default 50)")
     parser.add_argument("--compare-duration", type=float, default=10.0, metavar="S",
