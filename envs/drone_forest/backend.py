@@ -39,6 +39,12 @@ BACKENDS: dict[str, str] = {
 CHASE_FOV_DEG = 60.0
 """Vertical field of view of the third-person chase view (deg)."""
 
+TARGET_HALF_EXTENTS: tuple[float, float, float] = (0.5, 0.5, 1.0)
+"""Half sizes (m) of the target beacon, a visual-only red box centred on the target point, on a
+thin pole down to the ground; both backends draw it from here. 1 m × 1 m × 2 m: the onboard camera
+(55 px focal length) sees it ≈ 3 × 6 px at 20 m and ≈ 2 × 4 px at 30 m. The first 0.6 m cube was
+1–2 px wide at those ranges and a cloned policy never learned to find it."""
+
 
 def quat_to_matrix(quaternion: np.ndarray) -> np.ndarray:
     """Body-to-world rotation [3, 3] from a unit quaternion (w, x, y, z)."""

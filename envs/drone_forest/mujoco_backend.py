@@ -13,7 +13,7 @@
 - Forest (drawn like the PyBullet backend): every trunk a cylinder (collides), every canopy a
   visual-only six-sided cone mesh from ``canopy_base`` to 1 m above the trunk top (the forest keeps
   canopies above the flight ceiling), a ground plane with a 1 m speckle texture (±15 %), the target
-  a visual-only red cube on a grey pole. All are static world geoms, one per trunk / canopy (so they
+  a visual-only red beacon (``TARGET_HALF_EXTENTS``) on a grey pole. All are static world geoms, one per trunk / canopy (so they
   can be culled). Contacts between an airframe geom and a trunk or the ground latch :meth:`collided`.
 - Rendering (:class:`~lnn_control.envs.mujoco_render.OffscreenRenderer`): shadows, reflections and
   fog off, flat-colour sky, coarse primitive tessellation (``quality.numslices/numstacks``), and
@@ -34,6 +34,7 @@ import numpy as np
 
 from lnn_control.envs.drone_forest.backend import (
     CHASE_FOV_DEG,
+    TARGET_HALF_EXTENTS,
     DroneState,
     VisualVariation,
     chase_camera,
@@ -70,8 +71,6 @@ _DIVERGENCE_WARNINGS = [
     mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQVEL.value, mujoco.mjtWarning.mjWARN_BADQACC.value,
 ]  # MuJoCo's "simulation is unstable" warnings
 _WORLD_GROUP, _QUAD_GROUP = 1, 2  # geom groups: forest/ground/target; airframe (hidden from the onboard camera)
-TARGET_HALF_SIZE = 0.3
-"""Half-size (m) of the visual-only target cube (on a thin grey pole down to the ground)."""
 CANOPY_APEX_ABOVE_TRUNK = 1.0
 """Canopy cones run from ``Forest.canopy_base`` up to an apex this far (m) above the trunk top."""
 
@@ -174,12 +173,13 @@ def _add_forest(spec: mujoco.MjSpec, forest: Forest, quad: QuadParams, visuals: 
         size=[half, half, 1.0], group=_WORLD_GROUP,
     )
     tx, ty, tz = forest.target_position
+    pole = max(tz - TARGET_HALF_EXTENTS[2], 0.01)  # from the ground to the beacon's bottom
     spec.worldbody.add_geom(
-        name="target", type=mujoco.mjtGeom.mjGEOM_BOX, size=[TARGET_HALF_SIZE] * 3, pos=[tx, ty, tz],
+        name="target", type=mujoco.mjtGeom.mjGEOM_BOX, size=list(TARGET_HALF_EXTENTS), pos=[tx, ty, tz],
         rgba=[*visuals.target_color, 1.0], contype=0, conaffinity=0, group=_WORLD_GROUP,
     )
     spec.worldbody.add_geom(
-        name="target_pole", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.04, 0.04, tz / 2], pos=[tx, ty, tz / 2],
+        name="target_pole", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.04, 0.04, pole / 2], pos=[tx, ty, pole / 2],
         rgba=[0.9, 0.9, 0.9, 1.0], contype=0, conaffinity=0, group=_WORLD_GROUP,
     )
 

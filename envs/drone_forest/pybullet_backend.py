@@ -10,7 +10,7 @@
   whose collision shape is a concave triangle mesh of all trunks, and visual-only bodies per 10 × 10 m
   tile (trunk prisms; canopy cones) — at most 50 for the 50 m forest, never one per tree. Before
   each frame, tiles outside the camera's horizontal view or range are hidden (TinyRenderer's cost
-  grows with triangles: 125 trees ≈ 6 ms per 128 × 64 frame unculled). The target is a red cube on a pole.
+  grows with triangles: 125 trees ≈ 6 ms per 128 × 64 frame unculled). The target is a red beacon (``TARGET_HALF_EXTENTS``) on a pole.
 - Camera: TinyRenderer (CPU), shadows off. Pixels without geometry are painted as the ground plane
   (rays pointing down: ground colour with a world-fixed 1 m speckle) or sky.
 - Own physics client per backend (``BulletClient``), so several envs can live in one process.
@@ -30,6 +30,7 @@ from pybullet_utils.bullet_client import BulletClient
 
 from lnn_control.envs.drone_forest.backend import (
     CHASE_FOV_DEG,
+    TARGET_HALF_EXTENTS,
     DroneState,
     VisualVariation,
     chase_camera,
@@ -184,9 +185,11 @@ class PyBulletDroneBackend:
             self._tiles.append((centre, (bodies[0], bodies[1]), trunk_rgba, foliage_rgba))
         self._tile_visible = [True] * len(self._tiles)
         tx, ty, tz = forest.target_position
-        cube = client.createVisualShape(p.GEOM_BOX, halfExtents=[0.3] * 3, rgbaColor=[*visuals.target_color, 1])
+        cube = client.createVisualShape(p.GEOM_BOX, halfExtents=list(TARGET_HALF_EXTENTS), rgbaColor=[*visuals.target_color, 1])
+        pole_length = max(tz - TARGET_HALF_EXTENTS[2], 0.01)  # from the ground to the beacon's bottom
         pole = client.createVisualShape(
-            p.GEOM_BOX, halfExtents=[0.04, 0.04, tz / 2], rgbaColor=[0.9, 0.9, 0.9, 1], visualFramePosition=[0, 0, -tz / 2]
+            p.GEOM_BOX, halfExtents=[0.04, 0.04, pole_length / 2], rgbaColor=[0.9, 0.9, 0.9, 1],
+            visualFramePosition=[0, 0, -TARGET_HALF_EXTENTS[2] - pole_length / 2],
         )
         ids.append(client.createMultiBody(0, -1, cube, [tx, ty, tz], linkMasses=[0], linkCollisionShapeIndices=[-1],
                                           linkVisualShapeIndices=[pole], linkPositions=[[0, 0, 0]],
