@@ -137,6 +137,7 @@ def _loop_report(stats: LoopStats) -> dict[str, Any]:
         "abs_period_jitter_ms": ms(s["abs_period_jitter_s"]),
         "lateness_ms": ms(s["lateness_s"]),
         "compute_ms": ms(s["compute_s"]),
+        "stale_frame_steps": s["hold_steps"],
     }
 
 
@@ -245,8 +246,12 @@ def run_runtime_bench(
     log: bool = True,
     watchdog_trials: int = 5,
     loop_engine: str = "torch",
+    sim_pacing: str = "clocked",
 ) -> dict[str, Any]:
-    """Run the benchmark; returns the JSON-ready report (times in milliseconds)."""
+    """Run the benchmark; returns the JSON-ready report (times in milliseconds).
+
+    sim_pacing: ``clocked`` (the simulator in its own process) or ``lockstep`` (inside ``read()``);
+    see :class:`~lnn_control.runtime.launch.SimConfig`."""
     import torch
 
     from lnn_control.runtime.runner import load_engine, run_launch
@@ -267,7 +272,7 @@ def run_runtime_bench(
     config = LaunchConfig(
         policy=str(path) if path else "<in-memory>",
         rate_hz=rate_hz,
-        robot=RobotConfig(kind="sim", sim=SimConfig(env_id=env_id, env_kwargs=dict(env_kwargs or {}))),
+        robot=RobotConfig(kind="sim", sim=SimConfig(env_id=env_id, env_kwargs=dict(env_kwargs or {}), pacing=sim_pacing)),
         watchdog=WatchdogConfig(max_frame_age_s=0.1),
         loop=LoopSettings(live_stats_interval_s=0.0),
         log=RunLogSettings(dir=None),
@@ -279,6 +284,7 @@ def run_runtime_bench(
         "env_kwargs": dict(env_kwargs or {}),
         "rate_hz": rate_hz,
         "duration_s": duration_s,
+        "sim_pacing": sim_pacing,
         "policy": policy_desc,
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -311,6 +317,10 @@ def run_runtime_bench(
         report["loop"]["mcap_log"] = bool(log)
         # a simulation reset (new road / forest) blocks the loop for tens of ms: count them
         report["loop"]["sim_resets"] = result.sim_resets
+        if result.sim_step_s:
+            steps_ms = np.asarray(result.sim_step_s) * 1e3
+            report["loop"]["sim_step_ms"] = {"median": float(np.median(steps_ms)),
+                                             "p99": float(np.percentile(steps_ms, 99)), "max": float(steps_ms.max())}
         if no_spin_duration_s:
             # same length, no log, with and without the busy-wait: what the spin buys
             for key, busy_wait in (("loop_no_log_busy_wait", config.loop.busy_wait_s), ("loop_no_log_sleep_only", 0.0)):
@@ -325,7 +335,8 @@ def run_runtime_bench(
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"sim-in-the-loop {report['env_id']} at {report['rate_hz']:g} Hz for {report['duration_s']:g} s, "
-             f"policy: {report['policy']['source']}, loop engine: {report['loop_engine']}"]
+             f"policy: {report['policy']['source']}, loop engine: {report['loop_engine']}, "
+             f"sim pacing: {report.get('sim_pacing', 'lockstep')}"]
     for key, label in (
         ("loop", "default + MCAP log"),
         ("loop_no_log_busy_wait", "no log, busy-wait"),
@@ -338,7 +349,11 @@ def format_report(report: dict[str, Any]) -> str:
                 f"|jitter| p50 {r['abs_period_jitter_ms']['median']:.3f} ms p99 {r['abs_period_jitter_ms']['p99']:.3f} ms"
                 f" | misses {r['deadline_misses']} of {r['steps']} steps"
                 + (f" | sim resets {r['sim_resets']}" if r.get("sim_resets") else "")
+                + (f" | stale frames {r['stale_frame_steps']}" if r.get("stale_frame_steps") else "")
             )
+            if "sim_step_ms" in r:
+                lines.append(f"  {'':<19} simulator step (own process) median {r['sim_step_ms']['median']:.2f} ms "
+                             f"p99 {r['sim_step_ms']['p99']:.2f} ms max {r['sim_step_ms']['max']:.2f} ms")
     for name in ("torch", "onnx"):
         e = report["engines"].get(name, {})
         if "median_ms" in e:
@@ -377,6 +392,9 @@ def add_runtime_bench_parser(bench_subparsers: Any) -> None:
     parser.add_argument("--engine-steps", type=int, default=300, help="act() calls per engine (default 300)")
     parser.add_argument("--loop-engine", choices=["torch", "onnx"], default="torch",
                         help="engine of the policy inside the timed loop (default torch)")
+    parser.add_argument("--sim-pacing", choices=["clocked", "lockstep"], default="clocked",
+                        help="clocked: simulator in its own process, stepped just before each read (default); "
+                             "lockstep: stepped inside read()")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.set_defaults(func=run_bench_command)
 
@@ -395,7 +413,7 @@ def run_bench_command(args: Any) -> int:
         raise CommandError("--duration must be > 0 and --engine-steps >= 1")
     report = run_runtime_bench(
         args.env_id, env_kwargs, args.policy, args.duration, args.rate,
-        args.compare_duration or None, args.engine_steps, loop_engine=args.loop_engine,
+        args.compare_duration or None, args.engine_steps, loop_engine=args.loop_engine, sim_pacing=args.sim_pacing,
     )
     print(format_report(report))
     if args.json:

@@ -41,11 +41,18 @@ class Engine(str, enum.Enum):
 
 @dataclass(frozen=True)
 class SimConfig:
-    """env_id: registered Gymnasium id; env_kwargs: passed to gymnasium.make; seed: first episode."""
+    """env_id: registered Gymnasium id; env_kwargs: passed to gymnasium.make; seed: first episode.
+
+    pacing: ``clocked`` runs the simulator in its own process, stepping just before each read like
+    a camera that delivers frames on time (:class:`~lnn_control.runtime.clocked_sim.ClockedSimRobot`,
+    the default: a slow simulator step cannot stretch a control period); ``lockstep`` steps it
+    inside ``read()`` (:class:`~lnn_control.runtime.sim_robot.SimRobot`: deterministic, one process).
+    """
 
     env_id: str
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    pacing: Literal["clocked", "lockstep"] = "clocked"
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,13 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
     """Build (not connect) the robot; cameras resize frames to ``image_shape`` (height, width)."""
     robot_config = config.robot
     if robot_config.kind == "sim":
+        sim = robot_config.sim
+        if sim.pacing == "clocked":
+            from lnn_control.runtime.clocked_sim import ClockedSimRobot
+
+            return ClockedSimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
         from lnn_control.runtime.sim_robot import SimRobot
 
-        sim = robot_config.sim
         return SimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
     module_name, class_name = HARDWARE_ROBOTS[robot_config.kind]
     try:
@@ -172,7 +176,8 @@ class RunResult:
     stats: LoopStats
     log_path: Path | None
     events: EventLog
-    sim_resets: int | None = None  # SimRobot only: episodes that ended and were reset (each a pause)
+    sim_resets: int | None = None  # sim robots only: episodes that ended and were reset (each a pause)
+    sim_step_s: list[float] | None = None  # ClockedSimRobot only: seconds per simulator step, in its process
 
 
 def default_log_path(config: LaunchConfig) -> Path | None:
@@ -263,4 +268,6 @@ def run_launch(
                 estop.uninstall_signals()
             if writer is not None:
                 writer.close()
-    return RunResult(stats, log_path, events, getattr(robot, "episodes_finished", None))
+    step_durations = getattr(robot, "step_durations", None)
+    return RunResult(stats, log_path, events, getattr(robot, "episodes_finished", None),
+                     None if step_durations is None else list(step_durations))

@@ -28,7 +28,7 @@ from lnn_control.runtime.robot import Observation, Robot, RobotError
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 
-def _specs_from_env(env: Any) -> tuple[ObservationSpec, ActionSpec]:
+def specs_from_env(env: Any) -> tuple[ObservationSpec, ActionSpec]:
     from gymnasium import spaces
 
     obs_space = env.observation_space
@@ -65,6 +65,15 @@ def _specs_from_env(env: Any) -> tuple[ObservationSpec, ActionSpec]:
             tuple("" for _ in range(n)),
         )
     return obs_spec, act_spec
+
+
+def env_control_period(env: Any) -> float | None:
+    """Simulated seconds per step of ``env`` (its ``control_dt`` or ``dt``), None if it states neither."""
+    for name in ("control_dt", "dt"):
+        dt = getattr(env.unwrapped, name, None)
+        if isinstance(dt, (int, float)) and dt > 0:
+            return float(dt)
+    return None
 
 
 class SimRobot(Robot):
@@ -120,13 +129,7 @@ class SimRobot(Robot):
     @property
     def control_period_s(self) -> float | None:
         """Simulated seconds per env step if the env states it (``control_dt`` or ``dt``), else None."""
-        if self.env is None:
-            return None
-        for name in ("control_dt", "dt"):
-            dt = getattr(self.env.unwrapped, name, None)
-            if isinstance(dt, (int, float)) and dt > 0:
-                return float(dt)
-        return None
+        return None if self.env is None else env_control_period(self.env)
 
     def connect(self) -> None:
         if self.env is not None:
@@ -137,14 +140,14 @@ class SimRobot(Robot):
 
         try:
             env = gymnasium.make(self.env_id, **self.env_kwargs)
-        except gymnasium.error.Error as exc:
+        except (gymnasium.error.Error, TypeError, ValueError) as exc:  # unknown id, bad kwargs
             raise RobotError(
                 f"cannot make env {self.env_id!r} with {self.env_kwargs}: {exc}. "
                 "List ids with: python -c 'import gymnasium, lnn_control.envs; "
                 "print([k for k in gymnasium.registry if k.startswith(\"lnn_control\")])'"
             ) from exc
         try:
-            self._specs = _specs_from_env(env)
+            self._specs = specs_from_env(env)
         except RobotError:
             env.close()
             raise

@@ -12,6 +12,9 @@ import torch
 import yaml
 from lnn_runtime_testkit import DOT_ENV_ID, CameraRobot, H, W
 
+# "module:id": the clocked simulator process imports the module that registers the test env
+CHILD_DOT_ENV = f"lnn_runtime_testkit:{DOT_ENV_ID}"
+
 from lnn_control.cli import main
 from lnn_control.config import ConfigError
 from lnn_control.nn.baselines import BASELINE_CORES
@@ -46,7 +49,7 @@ def write_launch(path: Path, bundle: Path, **overrides) -> Path:
     data = {
         "policy": str(bundle),
         "rate_hz": 50,
-        "robot": {"kind": "sim", "sim": {"env_id": DOT_ENV_ID, "seed": 2}},
+        "robot": {"kind": "sim", "sim": {"env_id": CHILD_DOT_ENV, "seed": 2}},
         "watchdog": {"max_frame_age_s": 0.2},
         "limits": {"max_rate_per_s": [20.0]},
         "log": {"dir": str(path.parent / "runs"), "image_format": "png"},
@@ -135,7 +138,7 @@ def test_launch_validation_names_key_and_file(tmp_path: Path, bundle: Path, caps
 def test_policy_and_robot_mismatch_is_reported(tmp_path: Path, bundle: Path, capsys) -> None:
     launch = write_launch(
         tmp_path / "mismatch.yaml", bundle,
-        robot={"kind": "sim", "sim": {"env_id": DOT_ENV_ID, "env_kwargs": {}, "seed": 0}},
+        robot={"kind": "sim", "sim": {"env_id": CHILD_DOT_ENV, "env_kwargs": {}, "seed": 0}},
         limits={"max_rate_per_s": [1.0, 2.0]},
     )
     assert main(["run", "--launch", str(launch), "--no-log", "--duration", "0.1", "--quiet"]) == 2
@@ -157,7 +160,7 @@ def test_runtime_bench_reports_loop_and_engine_timings(tmp_path: Path, bundle: P
 
     out = tmp_path / "bench.json"
     assert main([
-        "bench", "runtime", "--env-id", DOT_ENV_ID, "--env-kwargs", "{}", "--policy", str(bundle),
+        "bench", "runtime", "--env-id", CHILD_DOT_ENV, "--env-kwargs", "{}", "--policy", str(bundle),
         "--duration", "0.5", "--compare-duration", "0.2", "--engine-steps", "5", "--loop-engine", "onnx",
         "--json", str(out),
     ]) == 0
@@ -221,7 +224,9 @@ def test_shipped_sim_launch_files_run_in_real_time(tmp_path: Path, capsys) -> No
         assert expected - 3 <= stats["steps"] + stats["deadline_misses"] <= expected + 1
         assert stats["policy_steps"] >= 0.8 * stats["steps"]  # overruns on a loaded machine skip slots
         log = read_run_log(tmp_path / f"{name}.mcap")
-        assert len(log.topic("/commands/applied")) == stats["policy_steps"]
+        # a step whose frame is late (the simulator runs in its own process) holds the last command
+        applied = len(log.topic("/commands/applied"))
+        assert stats["policy_steps"] <= applied <= stats["policy_steps"] + stats["hold_steps"]
         frames = log.topic("/camera/image")
         assert frames[0].payload["format"] == config.log.image_format
 

@@ -1,0 +1,405 @@
+"""``ClockedSimRobot``: the simulator in its own process, stepping on the control loop's clock.
+
+With :class:`~lnn_control.runtime.sim_robot.SimRobot` physics and rendering run inside ``read()``,
+so every slow simulator step (PyBullet: median 6–8 ms, 0.1–0.5 % of steps 16–27 ms on a 2-core VM)
+lands inside a control period and can make the loop miss its deadline. A real robot's camera does
+not work that way: the frame is captured elsewhere and ``read()`` only fetches it. This robot
+does the same with the simulator:
+
+- ``connect()`` starts a child interpreter (``python -m lnn_control.runtime.clocked_sim``) that makes the env, resets it with ``seed`` and
+  sends the first frame.
+- ``read()`` returns the newest frame the child has sent (never waits for one, except on the first
+  read after ``connect()``, which steps once with the neutral command so the loop does not start
+  on a frame as old as the connection) and tells the child when the next read is due: now + the
+  env's step period.
+- The child steps the env once per read, with the latest command, starting ``lead`` seconds
+  before that next read so the frame is fresh when the loop fetches it. ``lead`` follows the
+  child's own step times: the 99.5th percentile of the last 400 steps + 1 ms, within
+  [2 ms, 80 % of a period]. Sense→act latency stays a few milliseconds and a slow step delivers
+  its frame late (the loop sees the previous frame again and holds its command) instead of
+  stretching the period.
+- ``write(action)`` sends the (clipped) command; ``stop()`` sends the neutral one.
+- An episode that ends is reset with the next seed in the child (episode ``i`` uses
+  ``seed + i``); ``episodes_finished`` and ``last_episode_info`` follow on the next ``read()``.
+
+Messages are raw bytes on one duplex pipe (struct header + float64 values + image bytes; JSON
+for specs and episode info): nothing is pickled. The child ignores SIGINT (the loop owns
+shutdown) and exits when the pipe closes, when told to, or when its parent dies. A child that
+fails sends its traceback; the next ``read()`` raises :class:`RobotError` with it.
+
+Unlike ``SimRobot`` this is not deterministic: which command a step uses depends on timing. Use
+``SimRobot`` (``robot.sim.pacing: lockstep``) to reproduce a run step for step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import time
+import traceback
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from lnn_control.runtime.robot import Observation, Robot, RobotError
+from lnn_control.spec import ActionSpec, ObservationSpec
+
+_FRAME_HEADER = struct.Struct("<dddqqI")  # capture time, step s, lead s, episode steps, episodes done, extras
+_READY, _FRAME, _EPISODE, _ERROR = b"S", b"F", b"E", b"X"  # child -> parent
+_COMMAND, _NEXT_READ, _QUIT = b"C", b"R", b"Q"  # parent -> child
+_START_TIMEOUT_S = 120.0  # making an env (imports, forest / road building) can take a while
+_LEAD_WINDOW = 400  # steps the lead is computed over (8 s at 50 Hz)
+_LEAD_QUANTILE = 0.995
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+class ClockedSimRobot(Robot):
+    """A simulated robot whose env runs in a child process; see the module docstring.
+
+    env_id / env_kwargs / seed / neutral_action: as for :class:`~lnn_control.runtime.sim_robot.SimRobot`.
+    start_timeout_s: how long ``connect()`` waits for the child's first frame.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any] | None = None,
+        seed: int = 0,
+        neutral_action: tuple[float, ...] | None = None,
+        start_timeout_s: float = _START_TIMEOUT_S,
+    ) -> None:
+        if not isinstance(env_id, str) or not env_id:
+            raise ValueError(f"env_id must be a registered Gymnasium id string, got {env_id!r}")
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
+        self.seed = int(seed)
+        self.start_timeout_s = float(start_timeout_s)
+        self._neutral_arg = neutral_action
+        self._process: Any = None
+        self._conn: Any = None
+        self._specs: tuple[ObservationSpec, ActionSpec] | None = None
+        self._period: float | None = None
+        self._latest: Observation | None = None
+        self._primed = False
+        self._held: np.ndarray | None = None
+        self.episodes_finished = 0
+        self.episode_steps = 0
+        self.last_episode_info: dict[str, Any] = {}
+        self.step_durations: deque[float] = deque(maxlen=10_000)
+        """Seconds the child took per env step (recent ones), for benchmarks."""
+        self.lead_s: float | None = None
+        """How early before a read the child last started its step (s)."""
+
+    # -- specs ----------------------------------------------------------------------------------
+    @property
+    def observation_spec(self) -> ObservationSpec:  # type: ignore[override]
+        return self._require_specs()[0]
+
+    @property
+    def action_spec(self) -> ActionSpec:  # type: ignore[override]
+        return self._require_specs()[1]
+
+    def _require_specs(self) -> tuple[ObservationSpec, ActionSpec]:
+        if self._specs is None:
+            raise RobotError("ClockedSimRobot specs are known after connect(); call connect() first")
+        return self._specs
+
+    @property
+    def control_period_s(self) -> float | None:
+        """Simulated seconds per env step (``control_dt`` or ``dt`` of the env), None if it states none."""
+        return self._period
+
+    @property
+    def is_connected(self) -> bool:
+        return self._process is not None
+
+    @property
+    def held_action(self) -> np.ndarray | None:
+        """The command the child's next step will use."""
+        return None if self._held is None else self._held.copy()
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def connect(self) -> None:
+        if self._process is not None:
+            return
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        # A fresh interpreter started with `python -m` (not multiprocessing's spawn, which re-imports
+        # the caller's __main__ and fails in scripts without a main guard); the pipe is a socket pair.
+        parent_socket, child_socket = socket.socketpair()
+        setup = {"env_id": self.env_id, "env_kwargs": self.env_kwargs, "seed": self.seed,
+                 "parent_pid": os.getpid(), "sys_path": sys.path}
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "lnn_control.runtime.clocked_sim", str(child_socket.fileno()), json.dumps(setup)],
+                pass_fds=(child_socket.fileno(),),
+            )
+        except (OSError, TypeError) as exc:
+            parent_socket.close()
+            raise RobotError(f"cannot start the simulator process: {exc!r}") from exc
+        finally:
+            child_socket.close()
+        self._process, self._conn = process, Connection(parent_socket.detach())
+        try:
+            ready = self._await_ready()
+            obs_spec = ObservationSpec.from_dict(ready["observation_spec"])
+            act_spec = ActionSpec.from_dict(ready["action_spec"])
+            self._specs = (obs_spec, act_spec)
+            self._period = ready["control_period_s"]
+            low, high = np.asarray(act_spec.low, np.float32), np.asarray(act_spec.high, np.float32)
+            if self._neutral_arg is None:
+                neutral = np.clip(np.zeros(act_spec.size, np.float32), low, high)
+            else:
+                if len(self._neutral_arg) != act_spec.size:
+                    raise ValueError(
+                        f"neutral_action needs {act_spec.size} entries for {act_spec.names}, got {self._neutral_arg}"
+                    )
+                neutral = np.asarray(self._neutral_arg, np.float32)
+            self._low, self._high, self._neutral = low, high, neutral
+            self._held = neutral.copy()
+            self._send(_COMMAND + neutral.astype("<f8").tobytes())
+            self._latest, self._primed = None, False
+            deadline = time.monotonic() + self.start_timeout_s
+            while self._latest is None:  # the reset frame
+                if not self._conn.poll(max(deadline - time.monotonic(), 0.0)):
+                    raise RobotError(f"the simulator process sent no first frame within {self.start_timeout_s:g} s")
+                self._handle(self._conn.recv_bytes())
+        except BaseException:
+            self.disconnect()
+            raise
+
+    def _await_ready(self) -> dict[str, Any]:
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                arrived = self._conn.poll(max(remaining, 0.0))
+            except (EOFError, OSError):
+                arrived = True
+            if not arrived:
+                raise RobotError(
+                    f"the simulator process for {self.env_id!r} did not start within {self.start_timeout_s:g} s"
+                )
+            try:
+                message = self._conn.recv_bytes()
+            except (EOFError, OSError) as exc:
+                raise RobotError(
+                    f"the simulator process for {self.env_id!r} exited while starting "
+                    f"(exit code {self._process.poll()})"
+                ) from exc
+            kind, body = message[:1], message[1:]
+            if kind == _READY:
+                return json.loads(body)
+            if kind == _ERROR:
+                raise RobotError(body.decode())
+
+    def disconnect(self) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            try:
+                conn.send_bytes(_QUIT)
+            except (OSError, ValueError):
+                pass
+        if process is not None:
+            import subprocess
+
+            try:
+                process.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5.0)
+        if conn is not None:
+            conn.close()
+
+    # -- robot interface ------------------------------------------------------------------------
+    def read(self) -> Observation:
+        if self._conn is None:
+            raise RobotError("ClockedSimRobot is not connected; call connect() first")
+        try:
+            while self._conn.poll(0):
+                self._handle(self._conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            raise RobotError(
+                f"the simulator process for {self.env_id!r} is gone (exit code {self._process.poll()})"
+            ) from exc
+        if self._process.poll() is not None:
+            raise RobotError(f"the simulator process for {self.env_id!r} exited (exit code {self._process.returncode})")
+        if not self._primed:  # the reset frame is as old as connect(): step once now and wait for it
+            self._primed = True
+            frame = self._latest
+            self._send(_NEXT_READ + struct.pack("<d", time.monotonic()))
+            deadline = time.monotonic() + self.start_timeout_s
+            while self._latest is frame:
+                if not self._conn.poll(max(deadline - time.monotonic(), 0.0)):
+                    raise RobotError(f"the simulator process sent no frame within {self.start_timeout_s:g} s")
+                self._handle(self._conn.recv_bytes())
+        period = self._period if self._period is not None else 0.05
+        self._send(_NEXT_READ + struct.pack("<d", time.monotonic() + period))
+        return self._latest
+
+    def _handle(self, message: bytes) -> None:
+        kind, body = message[:1], message[1:]
+        if kind == _FRAME:
+            stamp, step_s, lead_s, steps, finished, extras_count = _FRAME_HEADER.unpack_from(body)
+            offset = _FRAME_HEADER.size
+            values = np.frombuffer(body, "<f8", extras_count, offset)
+            offset += 8 * extras_count
+            # a writable copy of its own (frombuffer views of bytes are read-only; consumers keep frames)
+            image = np.frombuffer(body, np.uint8, offset=offset).reshape(self._specs[0].image_shape).copy()
+            names = self._specs[0].extras
+            self._latest = Observation(image, stamp, {name: float(v) for name, v in zip(names, values)})
+            self.episode_steps, self.episodes_finished = int(steps), int(finished)
+            if step_s > 0:
+                self.step_durations.append(step_s)
+                self.lead_s = lead_s
+        elif kind == _EPISODE:
+            self.last_episode_info = json.loads(body)
+        elif kind == _ERROR:
+            raise RobotError(f"the simulator process failed:\n{body.decode()}")
+
+    def write(self, action: np.ndarray) -> np.ndarray:
+        if self._conn is None:
+            raise RobotError("ClockedSimRobot is not connected; call connect() first")
+        command = np.asarray(action, np.float32).reshape(-1)
+        if command.shape != self._held.shape:
+            raise ValueError(f"action has shape {np.shape(action)}; expected {self._held.shape}")
+        if not np.all(np.isfinite(command)):
+            raise ValueError(f"action must be finite, got {command.tolist()}")
+        self._held = np.clip(command, self._low, self._high)
+        self._send(_COMMAND + self._held.astype("<f8").tobytes())
+        return self._held.copy()
+
+    def stop(self) -> None:
+        if self._conn is not None and self._neutral is not None:
+            self._held = self._neutral.copy()
+            self._send(_COMMAND + self._held.astype("<f8").tobytes())
+
+    def _send(self, message: bytes) -> None:
+        try:
+            self._conn.send_bytes(message)
+        except (OSError, ValueError) as exc:
+            raise RobotError(f"the simulator process for {self.env_id!r} is gone: {exc!r}") from exc
+
+
+# -- the child process ------------------------------------------------------------------------------
+def serve(conn: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, parent_pid: int) -> None:
+    """Child-process main: make the env, then step it once per announced read (module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent decides
+    try:
+        _serve(conn, env_id, env_kwargs, seed, parent_pid)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the parent went away
+    except RobotError as exc:  # an expected failure (bad env id or kwargs): its message says what to do
+        try:
+            conn.send_bytes(_ERROR + str(exc).encode())
+        except OSError:
+            pass
+    except BaseException:
+        try:
+            conn.send_bytes(_ERROR + traceback.format_exc().encode())
+        except OSError:
+            pass
+    finally:
+        conn.close()
+
+
+def _main(argv: list[str]) -> None:
+    """``python -m lnn_control.runtime.clocked_sim FD SETUP_JSON``, started by :meth:`ClockedSimRobot.connect`."""
+    import sys
+    from multiprocessing.connection import Connection
+
+    setup = json.loads(argv[1])
+    sys.path[:0] = [p for p in setup["sys_path"] if p not in sys.path]  # the parent's, for envs registered by its modules
+    serve(Connection(int(argv[0])), setup["env_id"], setup["env_kwargs"], int(setup["seed"]), int(setup["parent_pid"]))
+
+
+def _serve(conn: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, parent_pid: int) -> None:
+    import gymnasium
+
+    import lnn_control.envs  # noqa: F401  (registers the project's env ids)
+    from lnn_control.runtime.sim_robot import env_control_period, specs_from_env
+
+    try:
+        env = gymnasium.make(env_id, **env_kwargs)
+    except (gymnasium.error.Error, TypeError, ValueError) as exc:  # unknown id, bad kwargs
+        raise RobotError(
+            f"cannot make env {env_id!r} with {env_kwargs}: {exc}. List ids with: python -c 'import gymnasium, "
+            "lnn_control.envs; print([k for k in gymnasium.registry if k.startswith(\"lnn_control\")])'"
+        ) from exc
+    try:
+        obs_spec, act_spec = specs_from_env(env)
+        period = env_control_period(env)
+        conn.send_bytes(_READY + json.dumps({
+            "observation_spec": obs_spec.to_dict(), "action_spec": act_spec.to_dict(), "control_period_s": period,
+        }).encode())
+        period = 0.05 if period is None else period
+        command = np.zeros(act_spec.size)
+        episodes, steps = 0, 0
+        durations: deque[float] = deque(maxlen=_LEAD_WINDOW)
+        lead = 0.5 * period
+
+        def send_frame(obs: dict[str, Any], step_s: float) -> None:
+            extras = np.array([float(np.asarray(obs[name]).reshape(-1)[0]) for name in obs_spec.extras], "<f8")
+            header = _FRAME_HEADER.pack(time.monotonic(), step_s, lead, steps, episodes, len(extras))
+            conn.send_bytes(_FRAME + header + extras.tobytes() + np.ascontiguousarray(obs["image"], np.uint8).tobytes())
+
+        obs, _ = env.reset(seed=seed)
+        send_frame(obs, 0.0)
+        step_at: float | None = None  # when to start the next step (monotonic s)
+        while True:
+            timeout = 0.5 if step_at is None else max(step_at - time.monotonic(), 0.0)
+            if conn.poll(timeout):
+                while conn.poll(0):  # every pending message: the step must use the newest command
+                    message = conn.recv_bytes()
+                    kind = message[:1]
+                    if kind == _COMMAND:
+                        command = np.frombuffer(message, "<f8", offset=1).astype(np.float32)
+                    elif kind == _NEXT_READ:
+                        (next_read,) = struct.unpack_from("<d", message, 1)
+                        step_at = next_read - lead
+                    elif kind == _QUIT:
+                        return
+                if step_at is None or time.monotonic() < step_at:
+                    continue
+            if step_at is None:
+                if os.getppid() != parent_pid:
+                    return  # orphaned
+                continue
+            step_at = None
+            started = time.monotonic()
+            obs, _, terminated, truncated, info = env.step(command)
+            steps += 1
+            step_s = time.monotonic() - started
+            durations.append(step_s)
+            if len(durations) >= 10:
+                lead = min(max(float(np.quantile(durations, _LEAD_QUANTILE)) + 1e-3, 2e-3), 0.8 * period)
+            if terminated or truncated:
+                episode = {**info, "steps": steps, "terminated": bool(terminated)}
+                conn.send_bytes(_EPISODE + json.dumps(episode, default=_json_default).encode())
+                episodes, steps = episodes + 1, 0
+                obs, _ = env.reset(seed=seed + episodes)
+            send_frame(obs, step_s)
+    finally:
+        env.close()
+
+
+__all__ = ["ClockedSimRobot", "serve"]
+
+if __name__ == "__main__":
+    import sys
+
+    _main(sys.argv[1:])
