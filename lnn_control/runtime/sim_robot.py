@@ -12,6 +12,11 @@ simulator, in real time: the loop's clock paces it. Physics advances in ``read()
 - An episode that ends (terminated or truncated) is reset with the next seed; the observation
   of the new episode is returned and ``episodes_finished`` counts up.
 
+Here a slow simulator step (a render spike) stretches the control period it lands in. For
+timing runs use :class:`~lnn_control.runtime.clocked_sim.ClockedSimRobot` (the launch files'
+default, ``robot.sim.pacing: clocked``), which steps the env in its own process just before each
+read; this class stays for deterministic, single-process runs (``pacing: lockstep``) and tests.
+
 The env must have a ``Dict`` observation space with an ``"image"`` uint8 (H, W, 3) entry and
 scalar (shape (1,)) extras, and a ``Box`` action space. The simulator is imported only when the
 env is made (``connect()``), never at import time.

@@ -14,7 +14,8 @@ the standard deviation of its training labels (floored at ``min_label_std``), so
 varies little (the drone's lateral velocity, ±0.1 around its mean) weighs as much as one that
 varies a lot. Measured on one drone episode: with range scaling alone the lateral-velocity error
 stayed at its label variance (nothing learned) for 60 steps; standardised, it fell to 23 % of it.
-:func:`init_output_bias` starts a fresh policy at the mean label (same measurement).
+:func:`init_output_layer` starts a fresh policy at the mean label with output gains of one label
+standard deviation (same measurement; why the gain matters: its docstring).
 """
 
 from __future__ import annotations
@@ -48,15 +49,26 @@ def normalised_labels(episodes: Iterable[Episode], spec: ActionSpec) -> np.ndarr
     return (labels - (low + high) / 2) / ((high - low) / 2)
 
 
-def init_output_bias(policy: torch.nn.Module, dataset: EpisodeDataset) -> None:
-    """Set the policy's output bias so a zero core output gives the mean label (tanh or clip
-    squash); the first epochs then fit how actions vary instead of where they sit."""
+def init_output_layer(policy: torch.nn.Module, dataset: EpisodeDataset, min_label_std: float = 0.05) -> None:
+    """Start a fresh policy's output scaling at the labels' statistics: the bias so a zero core
+    output gives the mean label (tanh or clip squash), the gain so one unit of core output moves an
+    action component by about its label standard deviation (normalised units, floored at
+    ``min_label_std``).
+
+    The gain matters with ``dataset_std`` loss scaling: at the default gain of 1 the untrained
+    core's output noise is many label standard deviations wide on a quiet component (the drone's
+    yaw rate: std 0.07 of the range), so the quickest way down the loss was gain → 0, after which
+    no gradient reached that motor neuron. Measured: a drone policy trained so ended with yaw-rate
+    and vz gains of 0.006, flew a constant command and reached no target."""
     from lnn_control.policies.policy import OutputSquash
 
-    mean = np.clip(normalised_labels(iter(dataset), dataset.manifest.action_spec).mean(axis=0), -0.95, 0.95)
+    labels = normalised_labels(iter(dataset), dataset.manifest.action_spec)
+    mean = np.clip(labels.mean(axis=0), -0.95, 0.95)
     bias = np.arctanh(mean) if policy.config.output_squash is OutputSquash.TANH else mean
+    gain = np.clip(labels.std(axis=0), min_label_std, 1.0)
     with torch.no_grad():
         policy.output_bias.copy_(torch.as_tensor(bias, dtype=policy.output_bias.dtype))
+        policy.output_gain.copy_(torch.as_tensor(gain, dtype=policy.output_gain.dtype))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
-from lnn_control.train.bc import init_output_bias, train_behaviour_cloning
+from lnn_control.train.bc import init_output_layer, train_behaviour_cloning
 from lnn_control.train.launch import TrainLaunch
 
 
@@ -75,7 +75,7 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
 
     stage_results = []
     if not (resume and (out / "train" / "stage0" / "checkpoint").is_dir()):
-        init_output_bias(policy, EpisodeDataset(data_dir))
+        init_output_layer(policy, EpisodeDataset(data_dir), launch.train.min_label_std)
     result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), launch.train, out / "train" / "stage0", resume=resume, progress=progress)
     stage_results.append(result)
     for round_index in range(launch.dagger.rounds):

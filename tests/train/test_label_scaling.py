@@ -11,7 +11,7 @@ import torch
 from lnn_control.data.episodes import DatasetManifest, EpisodeDataset, EpisodeWriter
 from lnn_control.policies.presets import build_policy
 from lnn_control.spec import ActionSpec, ObservationSpec
-from lnn_control.train.bc import TrainConfig, init_output_bias, normalised_labels
+from lnn_control.train.bc import TrainConfig, init_output_layer, normalised_labels
 
 SPEC = ActionSpec(names=("vx", "vy", "vz", "yaw_rate"), low=(-2.0, -1.0, -1.0, -1.0), high=(2.0, 1.0, 1.0, 1.0),
                   units=("m/s", "m/s", "m/s", "rad/s"))
@@ -38,14 +38,19 @@ def test_labels_normalise_by_the_action_range(tmp_path: Path) -> None:
     assert labels[:, 1].std() == pytest.approx(0.1, abs=0.04)
 
 
-def test_fresh_policy_starts_at_the_mean_label(tmp_path: Path) -> None:
+def test_fresh_policy_starts_at_the_mean_label_with_gains_of_one_label_std(tmp_path: Path) -> None:
     dataset = _dataset(tmp_path)
     policy = build_policy("ncp19_drone", core="cfc", observation_spec=OBS, action_spec=SPEC, control_rate_hz=20.0)
-    init_output_bias(policy, dataset)
+    init_output_layer(policy, dataset)
     with torch.no_grad():
         at_zero = policy.squash(torch.zeros(1, 4)).numpy()[0]
     mean = np.concatenate([e.label for e in dataset]).mean(axis=0)
     np.testing.assert_allclose(at_zero, mean, atol=1e-5)
+    # gain: the label std in normalised units, floored at 0.05 (vz and yaw_rate are constant here)
+    expected = np.maximum(normalised_labels(iter(dataset), SPEC).std(axis=0), 0.05)
+    np.testing.assert_allclose(policy.output_gain.detach().numpy(), expected, rtol=1e-5)
+    gain = policy.output_gain.detach().numpy()
+    assert gain[2] == pytest.approx(0.05) and 0.05 < gain[1] < 0.2
 
 
 def test_bad_scaling_settings_are_named() -> None:
