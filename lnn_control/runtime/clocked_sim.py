@@ -8,10 +8,12 @@ does the same with the simulator:
 
 - ``connect()`` starts a child interpreter (``python -m lnn_control.runtime.clocked_sim``) that makes the env, resets it with ``seed`` and
   sends the first frame.
-- ``read()`` returns the newest frame the child has sent (never waits for one, except on the first
-  read after ``connect()``, which steps once with the neutral command so the loop does not start
-  on a frame as old as the connection) and tells the child when the next read is due: now + the
-  env's step period.
+- ``read()`` returns the newest frame the child has sent and tells the child when the next read
+  is due: now + the env's step period. If the frame of the step announced at the previous read
+  is late it waits for it at most ``max_frame_wait_s`` (a quarter period), then returns the
+  previous frame (the loop holds its command). The first read after ``connect()`` steps once
+  with the neutral command and waits, so the loop does not start on a frame as old as the
+  connection.
 - The child steps the env once per read, with the latest command, starting ``lead`` seconds
   before that next read so the frame is fresh when the loop fetches it. ``lead`` follows the
   child's own step times: the 99.5th percentile of the last 400 steps + 1 ms, within
@@ -47,7 +49,8 @@ import numpy as np
 from lnn_control.runtime.robot import Observation, Robot, RobotError
 from lnn_control.spec import ActionSpec, ObservationSpec
 
-_FRAME_HEADER = struct.Struct("<dddqqI")  # capture time, step s, lead s, episode steps, episodes done, extras
+_FRAME_HEADER = struct.Struct("<dddqqqI")  # capture time, step s, lead s, read tag, episode steps, episodes done, extras
+_NEXT_READ_BODY = struct.Struct("<dq")  # when the next read is due (monotonic s), its tag
 _READY, _FRAME, _EPISODE, _ERROR = b"S", b"F", b"E", b"X"  # child -> parent
 _COMMAND, _NEXT_READ, _QUIT = b"C", b"R", b"Q"  # parent -> child
 _START_TIMEOUT_S = 120.0  # making an env (imports, forest / road building) can take a while
@@ -68,6 +71,8 @@ class ClockedSimRobot(Robot):
 
     env_id / env_kwargs / seed / neutral_action: as for :class:`~lnn_control.runtime.sim_robot.SimRobot`.
     start_timeout_s: how long ``connect()`` waits for the child's first frame.
+    max_frame_wait_s: how long ``read()`` waits for a frame that is due but late (default: a
+        quarter of the env's step period).
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class ClockedSimRobot(Robot):
         seed: int = 0,
         neutral_action: tuple[float, ...] | None = None,
         start_timeout_s: float = _START_TIMEOUT_S,
+        max_frame_wait_s: float | None = None,
     ) -> None:
         if not isinstance(env_id, str) or not env_id:
             raise ValueError(f"env_id must be a registered Gymnasium id string, got {env_id!r}")
@@ -84,13 +90,15 @@ class ClockedSimRobot(Robot):
         self.env_kwargs = dict(env_kwargs or {})
         self.seed = int(seed)
         self.start_timeout_s = float(start_timeout_s)
+        self._max_frame_wait_arg = max_frame_wait_s
         self._neutral_arg = neutral_action
         self._process: Any = None
         self._conn: Any = None
         self._specs: tuple[ObservationSpec, ActionSpec] | None = None
         self._period: float | None = None
         self._latest: Observation | None = None
-        self._primed = False
+        self._latest_tag = -1  # which announced read the newest frame answers (-1: the reset frame)
+        self._announced = -1  # tag of the last read announced to the child
         self._held: np.ndarray | None = None
         self.episodes_finished = 0
         self.episode_steps = 0
@@ -118,6 +126,13 @@ class ClockedSimRobot(Robot):
     def control_period_s(self) -> float | None:
         """Simulated seconds per env step (``control_dt`` or ``dt`` of the env), None if it states none."""
         return self._period
+
+    @property
+    def max_frame_wait_s(self) -> float:
+        """How long ``read()`` waits for a due frame (s)."""
+        if self._max_frame_wait_arg is not None:
+            return float(self._max_frame_wait_arg)
+        return 0.25 * (self._period if self._period is not None else 0.05)
 
     @property
     def is_connected(self) -> bool:
@@ -171,7 +186,7 @@ class ClockedSimRobot(Robot):
             self._low, self._high, self._neutral = low, high, neutral
             self._held = neutral.copy()
             self._send(_COMMAND + neutral.astype("<f8").tobytes())
-            self._latest, self._primed = None, False
+            self._latest, self._latest_tag, self._announced = None, -1, -1
             deadline = time.monotonic() + self.start_timeout_s
             while self._latest is None:  # the reset frame
                 if not self._conn.poll(max(deadline - time.monotonic(), 0.0)):
@@ -238,23 +253,34 @@ class ClockedSimRobot(Robot):
             ) from exc
         if self._process.poll() is not None:
             raise RobotError(f"the simulator process for {self.env_id!r} exited (exit code {self._process.returncode})")
-        if not self._primed:  # the reset frame is as old as connect(): step once now and wait for it
-            self._primed = True
-            frame = self._latest
-            self._send(_NEXT_READ + struct.pack("<d", time.monotonic()))
-            deadline = time.monotonic() + self.start_timeout_s
-            while self._latest is frame:
-                if not self._conn.poll(max(deadline - time.monotonic(), 0.0)):
-                    raise RobotError(f"the simulator process sent no frame within {self.start_timeout_s:g} s")
-                self._handle(self._conn.recv_bytes())
+        if self._announced < 0:  # the reset frame is as old as connect(): step once now and wait for it
+            self._announce(time.monotonic())
+            self._await_frame(self.start_timeout_s, required=True)
+        else:  # the frame of the step announced last read is due: wait a little for it if late
+            self._await_frame(self.max_frame_wait_s, required=False)
         period = self._period if self._period is not None else 0.05
-        self._send(_NEXT_READ + struct.pack("<d", time.monotonic() + period))
+        self._announce(time.monotonic() + period)
         return self._latest
+
+    def _announce(self, due: float) -> None:
+        self._announced += 1
+        self._send(_NEXT_READ + _NEXT_READ_BODY.pack(due, self._announced))
+
+    def _await_frame(self, timeout: float, required: bool) -> None:
+        """Take frames until the one answering the last announced read arrives or ``timeout`` s pass."""
+        deadline = time.monotonic() + timeout
+        while self._latest_tag < self._announced:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._conn.poll(remaining):
+                if required:
+                    raise RobotError(f"the simulator process sent no frame within {timeout:g} s")
+                return
+            self._handle(self._conn.recv_bytes())
 
     def _handle(self, message: bytes) -> None:
         kind, body = message[:1], message[1:]
         if kind == _FRAME:
-            stamp, step_s, lead_s, steps, finished, extras_count = _FRAME_HEADER.unpack_from(body)
+            stamp, step_s, lead_s, tag, steps, finished, extras_count = _FRAME_HEADER.unpack_from(body)
             offset = _FRAME_HEADER.size
             values = np.frombuffer(body, "<f8", extras_count, offset)
             offset += 8 * extras_count
@@ -262,7 +288,7 @@ class ClockedSimRobot(Robot):
             image = np.frombuffer(body, np.uint8, offset=offset).reshape(self._specs[0].image_shape).copy()
             names = self._specs[0].extras
             self._latest = Observation(image, stamp, {name: float(v) for name, v in zip(names, values)})
-            self.episode_steps, self.episodes_finished = int(steps), int(finished)
+            self.episode_steps, self.episodes_finished, self._latest_tag = int(steps), int(finished), int(tag)
             if step_s > 0:
                 self.step_durations.append(step_s)
                 self.lead_s = lead_s
@@ -352,14 +378,15 @@ def _serve(conn: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, parent
         durations: deque[float] = deque(maxlen=_LEAD_WINDOW)
         lead = 0.5 * period
 
-        def send_frame(obs: dict[str, Any], step_s: float) -> None:
+        def send_frame(obs: dict[str, Any], step_s: float, tag: int) -> None:
             extras = np.array([float(np.asarray(obs[name]).reshape(-1)[0]) for name in obs_spec.extras], "<f8")
-            header = _FRAME_HEADER.pack(time.monotonic(), step_s, lead, steps, episodes, len(extras))
+            header = _FRAME_HEADER.pack(time.monotonic(), step_s, lead, tag, steps, episodes, len(extras))
             conn.send_bytes(_FRAME + header + extras.tobytes() + np.ascontiguousarray(obs["image"], np.uint8).tobytes())
 
         obs, _ = env.reset(seed=seed)
-        send_frame(obs, 0.0)
+        send_frame(obs, 0.0, -1)
         step_at: float | None = None  # when to start the next step (monotonic s)
+        tag = -1  # the announced read that step answers
         while True:
             timeout = 0.5 if step_at is None else max(step_at - time.monotonic(), 0.0)
             if conn.poll(timeout):
@@ -369,7 +396,7 @@ def _serve(conn: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, parent
                     if kind == _COMMAND:
                         command = np.frombuffer(message, "<f8", offset=1).astype(np.float32)
                     elif kind == _NEXT_READ:
-                        (next_read,) = struct.unpack_from("<d", message, 1)
+                        next_read, tag = _NEXT_READ_BODY.unpack_from(message, 1)
                         step_at = next_read - lead
                     elif kind == _QUIT:
                         return
@@ -392,7 +419,7 @@ def _serve(conn: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, parent
                 conn.send_bytes(_EPISODE + json.dumps(episode, default=_json_default).encode())
                 episodes, steps = episodes + 1, 0
                 obs, _ = env.reset(seed=seed + episodes)
-            send_frame(obs, step_s)
+            send_frame(obs, step_s, tag)
     finally:
         env.close()
 

@@ -22,12 +22,13 @@ H, W = 32, 48
 
 
 class DotEnv(gymnasium.Env):
-    """A column at x in [-1, 1]; action[0] (steering in [-1, 1]) moves it by 0.2 * action per step."""
+    """A column at x in [-1, 1]; action[0] (steering in [-1, 1]) moves it by 0.2 * action per step;
+    ``step_delay_s`` makes every step that slow."""
 
     metadata = {"render_modes": []}
     dt = 0.02
 
-    def __init__(self, episode_steps: int = 10_000) -> None:
+    def __init__(self, episode_steps: int = 10_000, step_delay_s: float = 0.0) -> None:
         self.observation_space = spaces.Dict(
             {
                 "image": spaces.Box(0, 255, (H, W, 3), np.uint8),
@@ -36,6 +37,7 @@ class DotEnv(gymnasium.Env):
         )
         self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.episode_steps = episode_steps
+        self.step_delay_s = step_delay_s  # a slow simulator: each step sleeps this long
         self.x = 0.0
         self.t = 0
 
@@ -52,6 +54,8 @@ class DotEnv(gymnasium.Env):
         return self._obs(), {}
 
     def step(self, action):
+        if self.step_delay_s:
+            time.sleep(self.step_delay_s)
         self.x = float(np.clip(self.x + 0.2 * float(action[0]), -1, 1))
         self.t += 1
         return self._obs(), -abs(self.x), False, self.t >= self.episode_steps, {"x": self.x}

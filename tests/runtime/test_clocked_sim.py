@@ -78,6 +78,24 @@ def test_a_closed_loop_centres_the_dot() -> None:
     assert abs(dot_position(final.image)) < 0.1, "the closed loop must centre the dot"
 
 
+def test_a_slow_simulator_delivers_late_frames_but_never_blocks_a_read_for_long() -> None:
+    """Steps of 100 ms at a 20 ms period: each read waits at most max_frame_wait_s for the due
+    frame, then hands back the newest one it has (the loop holds its command on a repeated frame)."""
+    with ClockedSimRobot(CHILD_DOT_ENV, env_kwargs={"step_delay_s": 0.1}, seed=1) as robot:
+        assert robot.max_frame_wait_s == pytest.approx(PERIOD / 4)
+        robot.read()  # the first read waits for its step
+        durations, stamps = [], []
+        start = time.monotonic()
+        for k in range(20):
+            time.sleep(max(start + k * PERIOD - time.monotonic(), 0.0))
+            began = time.monotonic()
+            stamps.append(robot.read().timestamp)
+            durations.append(time.monotonic() - began)
+    assert max(durations) < robot.max_frame_wait_s + 0.04  # far from waiting out a 100 ms step
+    assert len(set(stamps)) < len(stamps)  # repeated (late) frames
+    assert len(set(stamps)) >= 3  # yet the simulator keeps delivering
+
+
 def test_failures_raise_robot_errors_that_say_what_happened() -> None:
     with pytest.raises(RobotError, match="cannot make env 'lnn_test/NoSuchEnv-v0'"):
         ClockedSimRobot("lnn_test/NoSuchEnv-v0").connect()
