@@ -262,7 +262,7 @@ class DroneForestEnv(gym.Env):
 
     # --- extras used by the pipeline ----------------------------------------------------------------
     def expert_action(self) -> np.ndarray:
-        """The privileged planner's action for the current state (action units, float32 [4])."""
+        """The privileged expert's action for the current state (action units, float32 [4])."""
         if self._expert is None:
             raise RuntimeError("call reset() before expert_action()")
         state = self._backend.drone_state()

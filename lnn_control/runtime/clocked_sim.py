@@ -46,7 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from lnn_control.runtime.robot import Observation, Robot, RobotError
+from lnn_control.runtime.robot import Observation, RobotError
+from lnn_control.runtime.sim_robot import SimulatedRobot
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 _FRAME_HEADER = struct.Struct("<dddqqqI")  # capture time, step s, lead s, read tag, episode steps, episodes done, extras
@@ -66,10 +67,10 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-class ClockedSimRobot(Robot):
+class ClockedSimRobot(SimulatedRobot):
     """A simulated robot whose env runs in a child process; see the module docstring.
 
-    env_id / env_kwargs / seed / neutral_action: as for :class:`~lnn_control.runtime.sim_robot.SimRobot`.
+    env_id / env_kwargs / seed / neutral_action: see :class:`~lnn_control.runtime.sim_robot.SimulatedRobot`.
     start_timeout_s: how long ``connect()`` waits for the child's first frame.
     max_frame_wait_s: how long ``read()`` waits for a frame that is due but late (default: a
         quarter of the env's step period).
@@ -84,43 +85,19 @@ class ClockedSimRobot(Robot):
         start_timeout_s: float = _START_TIMEOUT_S,
         max_frame_wait_s: float | None = None,
     ) -> None:
-        if not isinstance(env_id, str) or not env_id:
-            raise ValueError(f"env_id must be a registered Gymnasium id string, got {env_id!r}")
-        self.env_id = env_id
-        self.env_kwargs = dict(env_kwargs or {})
-        self.seed = int(seed)
+        super().__init__(env_id, env_kwargs, seed, neutral_action)
         self.start_timeout_s = float(start_timeout_s)
         self._max_frame_wait_arg = max_frame_wait_s
-        self._neutral_arg = neutral_action
         self._process: Any = None
         self._conn: Any = None
-        self._specs: tuple[ObservationSpec, ActionSpec] | None = None
         self._period: float | None = None
         self._latest: Observation | None = None
         self._latest_tag = -1  # which announced read the newest frame answers (-1: the reset frame)
         self._announced = -1  # tag of the last read announced to the child
-        self._held: np.ndarray | None = None
-        self.episodes_finished = 0
-        self.episode_steps = 0
-        self.last_episode_info: dict[str, Any] = {}
         self.step_durations: deque[float] = deque(maxlen=10_000)
         """Seconds the child took per env step (recent ones), for benchmarks."""
         self.lead_s: float | None = None
         """How early before a read the child last started its step (s)."""
-
-    # -- specs ----------------------------------------------------------------------------------
-    @property
-    def observation_spec(self) -> ObservationSpec:  # type: ignore[override]
-        return self._require_specs()[0]
-
-    @property
-    def action_spec(self) -> ActionSpec:  # type: ignore[override]
-        return self._require_specs()[1]
-
-    def _require_specs(self) -> tuple[ObservationSpec, ActionSpec]:
-        if self._specs is None:
-            raise RobotError("ClockedSimRobot specs are known after connect(); call connect() first")
-        return self._specs
 
     @property
     def control_period_s(self) -> float | None:
@@ -137,11 +114,6 @@ class ClockedSimRobot(Robot):
     @property
     def is_connected(self) -> bool:
         return self._process is not None
-
-    @property
-    def held_action(self) -> np.ndarray | None:
-        """The command the child's next step will use."""
-        return None if self._held is None else self._held.copy()
 
     # -- life cycle -----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -170,21 +142,10 @@ class ClockedSimRobot(Robot):
         self._process, self._conn = process, Connection(parent_socket.detach())
         try:
             ready = self._await_ready()
-            obs_spec = ObservationSpec.from_dict(ready["observation_spec"])
-            act_spec = ActionSpec.from_dict(ready["action_spec"])
-            self._specs = (obs_spec, act_spec)
+            self._set_specs((ObservationSpec.from_dict(ready["observation_spec"]),
+                             ActionSpec.from_dict(ready["action_spec"])))
             self._period = ready["control_period_s"]
-            low, high = np.asarray(act_spec.low, np.float32), np.asarray(act_spec.high, np.float32)
-            if self._neutral_arg is None:
-                neutral = np.clip(np.zeros(act_spec.size, np.float32), low, high)
-            else:
-                if len(self._neutral_arg) != act_spec.size:
-                    raise ValueError(
-                        f"neutral_action needs {act_spec.size} entries for {act_spec.names}, got {self._neutral_arg}"
-                    )
-                neutral = np.asarray(self._neutral_arg, np.float32)
-            self._low, self._high, self._neutral = low, high, neutral
-            self._held = neutral.copy()
+            neutral = self._neutral
             self._send(_COMMAND + neutral.astype("<f8").tobytes())
             self._latest, self._latest_tag, self._announced = None, -1, -1
             deadline = time.monotonic() + self.start_timeout_s
@@ -298,16 +259,9 @@ class ClockedSimRobot(Robot):
             raise RobotError(f"the simulator process failed:\n{body.decode()}")
 
     def write(self, action: np.ndarray) -> np.ndarray:
-        if self._conn is None:
-            raise RobotError("ClockedSimRobot is not connected; call connect() first")
-        command = np.asarray(action, np.float32).reshape(-1)
-        if command.shape != self._held.shape:
-            raise ValueError(f"action has shape {np.shape(action)}; expected {self._held.shape}")
-        if not np.all(np.isfinite(command)):
-            raise ValueError(f"action must be finite, got {command.tolist()}")
-        self._held = np.clip(command, self._low, self._high)
-        self._send(_COMMAND + self._held.astype("<f8").tobytes())
-        return self._held.copy()
+        applied = self._hold(action)
+        self._send(_COMMAND + applied.astype("<f8").tobytes())
+        return applied
 
     def stop(self) -> None:
         if self._conn is not None and self._neutral is not None:
@@ -354,18 +308,9 @@ def _main(argv: list[str]) -> None:
 
 
 def _serve(conn: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, parent_pid: int) -> None:
-    import gymnasium
+    from lnn_control.runtime.sim_robot import env_control_period, make_env, specs_from_env
 
-    import lnn_control.envs  # noqa: F401  (registers the project's env ids)
-    from lnn_control.runtime.sim_robot import env_control_period, specs_from_env
-
-    try:
-        env = gymnasium.make(env_id, **env_kwargs)
-    except (gymnasium.error.Error, TypeError, ValueError) as exc:  # unknown id, bad kwargs
-        raise RobotError(
-            f"cannot make env {env_id!r} with {env_kwargs}: {exc}. List ids with: python -c 'import gymnasium, "
-            "lnn_control.envs; print([k for k in gymnasium.registry if k.startswith(\"lnn_control\")])'"
-        ) from exc
+    env = make_env(env_id, env_kwargs)
     try:
         obs_spec, act_spec = specs_from_env(env)
         period = env_control_period(env)

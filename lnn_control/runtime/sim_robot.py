@@ -81,10 +81,28 @@ def env_control_period(env: Any) -> float | None:
     return None
 
 
-class SimRobot(Robot):
-    """A simulated robot; see the module docstring for when physics advances.
+def make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
+    """``gymnasium.make`` with the project's ids registered; a RobotError that lists them on failure."""
+    import gymnasium
 
-    env_id: registered Gymnasium id, e.g. ``lnn_control/LaneKeeping-v0``.
+    import lnn_control.envs  # noqa: F401  (registers the project's env ids)
+
+    try:
+        return gymnasium.make(env_id, **env_kwargs)
+    except (gymnasium.error.Error, TypeError, ValueError) as exc:  # unknown id, bad kwargs
+        raise RobotError(
+            f"cannot make env {env_id!r} with {env_kwargs}: {exc}. "
+            "List ids with: python -c 'import gymnasium, lnn_control.envs; "
+            "print([k for k in gymnasium.registry if k.startswith(\"lnn_control\")])'"
+        ) from exc
+
+
+class SimulatedRobot(Robot):
+    """What every simulated robot shares: construction arguments, specs known after
+    ``connect()``, the held command (validated, clipped) and the neutral stop command.
+
+    env_id: registered Gymnasium id, e.g. ``lnn_control/LaneKeeping-v0`` (``"module:id"`` imports
+        ``module`` first, Gymnasium's syntax for envs registered outside the project).
     env_kwargs: passed to ``gymnasium.make`` (e.g. ``{"backend": "mujoco"}``).
     seed: seed of the first episode; episode ``i`` uses ``seed + i``.
     neutral_action: the stop command (default: 0 clipped into the action bounds).
@@ -103,17 +121,13 @@ class SimRobot(Robot):
         self.env_kwargs = dict(env_kwargs or {})
         self.seed = int(seed)
         self._neutral_arg = neutral_action
-        self.env: Any = None
         self.episodes_finished = 0
         self.episode_steps = 0
         self.last_episode_info: dict[str, Any] = {}
         self._held: np.ndarray | None = None
         self._neutral: np.ndarray | None = None
-        self._frame_index = 0
-        self._latest: Observation | None = None
         self._specs: tuple[ObservationSpec, ActionSpec] | None = None
 
-    # specs are known once the env exists
     @property
     def observation_spec(self) -> ObservationSpec:  # type: ignore[override]
         return self._require_specs()[0]
@@ -124,8 +138,56 @@ class SimRobot(Robot):
 
     def _require_specs(self) -> tuple[ObservationSpec, ActionSpec]:
         if self._specs is None:
-            raise RobotError("SimRobot specs are known after connect(); call connect() first")
+            raise RobotError(f"{type(self).__name__} specs are known after connect(); call connect() first")
         return self._specs
+
+    def _set_specs(self, specs: tuple[ObservationSpec, ActionSpec]) -> None:
+        """Store the env's specs; derive the bounds and the neutral command, which is now held."""
+        act = specs[1]
+        low, high = np.asarray(act.low, np.float32), np.asarray(act.high, np.float32)
+        if self._neutral_arg is None:
+            neutral = np.clip(np.zeros(act.size, np.float32), low, high)
+        else:
+            if len(self._neutral_arg) != act.size:
+                raise ValueError(f"neutral_action needs {act.size} entries for {act.names}, got {self._neutral_arg}")
+            neutral = np.asarray(self._neutral_arg, np.float32)
+        self._specs = specs
+        self._low, self._high, self._neutral = low, high, neutral
+        self._held = neutral.copy()
+
+    def _hold(self, action: np.ndarray) -> np.ndarray:
+        """Validate ``action``, clip it into the bounds and make it the held command (returned)."""
+        if not self.is_connected:
+            raise RobotError(f"{type(self).__name__} is not connected; call connect() first")
+        command = np.asarray(action, np.float32).reshape(-1)
+        if command.shape != self._held.shape:
+            raise ValueError(f"action has shape {np.shape(action)}; expected {self._held.shape}")
+        if not np.all(np.isfinite(command)):
+            raise ValueError(f"action must be finite, got {command.tolist()}")
+        self._held = np.clip(command, self._low, self._high)
+        return self._held.copy()
+
+    @property
+    def held_action(self) -> np.ndarray | None:
+        """The command the next simulator step will use."""
+        return None if self._held is None else self._held.copy()
+
+
+class SimRobot(SimulatedRobot):
+    """A simulated robot stepped inside ``read()``; see the module docstring. Arguments: see
+    :class:`SimulatedRobot`."""
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any] | None = None,
+        seed: int = 0,
+        neutral_action: tuple[float, ...] | None = None,
+    ) -> None:
+        super().__init__(env_id, env_kwargs, seed, neutral_action)
+        self.env: Any = None
+        self._frame_index = 0
+        self._latest: Observation | None = None
 
     @property
     def is_connected(self) -> bool:
@@ -139,33 +201,12 @@ class SimRobot(Robot):
     def connect(self) -> None:
         if self.env is not None:
             return
-        import gymnasium
-
-        import lnn_control.envs  # noqa: F401  (registers the project's env ids)
-
+        env = make_env(self.env_id, self.env_kwargs)
         try:
-            env = gymnasium.make(self.env_id, **self.env_kwargs)
-        except (gymnasium.error.Error, TypeError, ValueError) as exc:  # unknown id, bad kwargs
-            raise RobotError(
-                f"cannot make env {self.env_id!r} with {self.env_kwargs}: {exc}. "
-                "List ids with: python -c 'import gymnasium, lnn_control.envs; "
-                "print([k for k in gymnasium.registry if k.startswith(\"lnn_control\")])'"
-            ) from exc
-        try:
-            self._specs = specs_from_env(env)
-        except RobotError:
+            self._set_specs(specs_from_env(env))
+        except (RobotError, ValueError):
             env.close()
             raise
-        act = self._specs[1]
-        low, high = np.asarray(act.low, np.float32), np.asarray(act.high, np.float32)
-        if self._neutral_arg is None:
-            neutral = np.clip(np.zeros(act.size, np.float32), low, high)
-        else:
-            if len(self._neutral_arg) != act.size:
-                raise ValueError(f"neutral_action needs {act.size} entries for {act.names}, got {self._neutral_arg}")
-            neutral = np.asarray(self._neutral_arg, np.float32)
-        self._low, self._high, self._neutral = low, high, neutral
-        self._held = neutral.copy()
         self.env = env
         self.episodes_finished = 0
         self._reset_episode()
@@ -195,24 +236,11 @@ class SimRobot(Robot):
         return self._publish(obs)
 
     def write(self, action: np.ndarray) -> np.ndarray:
-        if self.env is None:
-            raise RobotError("SimRobot is not connected; call connect() first")
-        command = np.asarray(action, np.float32).reshape(-1)
-        if command.shape != self._held.shape:
-            raise ValueError(f"action has shape {np.shape(action)}; expected {self._held.shape}")
-        if not np.all(np.isfinite(command)):
-            raise ValueError(f"action must be finite, got {command.tolist()}")
-        self._held = np.clip(command, self._low, self._high)
-        return self._held.copy()
+        return self._hold(action)
 
     def stop(self) -> None:
         if self._neutral is not None:
             self._held = self._neutral.copy()
-
-    @property
-    def held_action(self) -> np.ndarray | None:
-        """The command the next physics step will use."""
-        return None if self._held is None else self._held.copy()
 
     def disconnect(self) -> None:
         if self.env is not None:

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from lnn_runtime_testkit import DOT_ENV_ID, H, W, CenteringPolicy, dot_position
+from lnn_runtime_testkit import DOT_ENV_ID, CenteringPolicy, H, W, dot_position
 
 from lnn_control.runtime.clocked_sim import ClockedSimRobot
 from lnn_control.runtime.launch import LimitsConfig

@@ -12,9 +12,6 @@ import torch
 import yaml
 from lnn_runtime_testkit import DOT_ENV_ID, CameraRobot, H, W
 
-# "module:id": the clocked simulator process imports the module that registers the test env
-CHILD_DOT_ENV = f"lnn_runtime_testkit:{DOT_ENV_ID}"
-
 from lnn_control.cli import main
 from lnn_control.config import ConfigError
 from lnn_control.nn.baselines import BASELINE_CORES
@@ -25,6 +22,9 @@ from lnn_control.runtime.cameras import VideoFileCamera
 from lnn_control.runtime.launch import LaunchConfig, load_launch, shipped_launch_files
 from lnn_control.runtime.runlog import read_run_log
 from lnn_control.spec import ActionSpec, ObservationSpec
+
+# "module:id": the clocked simulator process imports the module that registers the test env
+CHILD_DOT_ENV = f"lnn_runtime_testkit:{DOT_ENV_ID}"
 
 
 @pytest.fixture(scope="module")
