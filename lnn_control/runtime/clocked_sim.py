@@ -6,8 +6,8 @@ lands inside a control period and can make the loop miss its deadline. A real ro
 not work that way: the frame is captured elsewhere and ``read()`` only fetches it. This robot
 does the same with the simulator:
 
-- ``connect()`` starts a child interpreter (``python -m lnn_control.runtime.clocked_sim``) that makes the env, resets it with ``seed`` and
-  sends the first frame.
+- ``connect()`` starts a child interpreter (``python -m lnn_control.runtime.clocked_sim``) that
+  makes the env, resets it with ``seed`` and sends the first frame.
 - ``read()`` returns the newest frame the child has sent and tells the child when the next read
   is due: now + the env's step period. If the frame of the step announced at the previous read
   is late it waits for it at most ``max_frame_wait_s`` (a quarter period), then returns the
@@ -24,7 +24,7 @@ does the same with the simulator:
 - An episode that ends is reset with the next seed in the child (episode ``i`` uses
   ``seed + i``); ``episodes_finished`` and ``last_episode_info`` follow on the next ``read()``.
 
-Messages are raw bytes on one duplex pipe (struct header + float64 values + image bytes; JSON
+Messages are raw bytes on one socket pair (struct header + float64 values + image bytes; JSON
 for specs and episode info): nothing is pickled. The child ignores SIGINT (the loop owns
 shutdown) and exits when the pipe closes, when told to, or when its parent dies. A child that
 fails sends its traceback; the next ``read()`` raises :class:`RobotError` with it.
