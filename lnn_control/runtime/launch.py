@@ -54,6 +54,10 @@ class SimConfig:
     seed: int = 0
     pacing: Literal["clocked", "lockstep"] = "clocked"
 
+    def __post_init__(self) -> None:
+        if self.pacing not in ("clocked", "lockstep"):
+            raise ValueError(f"robot.sim.pacing must be 'clocked' or 'lockstep', got {self.pacing!r}")
+
 
 @dataclass(frozen=True)
 class RobotConfig:

@@ -124,6 +124,9 @@ def test_launch_validation_names_key_and_file(tmp_path: Path, bundle: Path, caps
     bad = write_launch(tmp_path / "bad2.yaml", bundle, engine="tensorrt")
     with pytest.raises(ConfigError, match="bad2.yaml.*engine.*allowed values: \\['torch', 'onnx'\\]"):
         load_launch(bad)
+    bad = write_launch(tmp_path / "pacing.yaml", bundle, robot={"kind": "sim", "sim": {"env_id": CHILD_DOT_ENV, "pacing": "fast"}})
+    with pytest.raises(ConfigError, match="pacing.yaml.*robot.sim.pacing.*allowed values: \\['clocked', 'lockstep'\\]"):
+        load_launch(bad)
     bad = write_launch(tmp_path / "bad3.yaml", bundle, robot={"kind": "serial_car"})
     with pytest.raises(ConfigError, match="robot.camera"):
         load_launch(bad)
