@@ -145,14 +145,12 @@ class ClockedSimRobot(SimulatedRobot):
             self._set_specs((ObservationSpec.from_dict(ready["observation_spec"]),
                              ActionSpec.from_dict(ready["action_spec"])))
             self._period = ready["control_period_s"]
-            neutral = self._neutral
-            self._send(_COMMAND + neutral.astype("<f8").tobytes())
+            self._send(_COMMAND + self._neutral.astype("<f8").tobytes())
             self._latest, self._latest_tag, self._announced = None, -1, -1
             deadline = time.monotonic() + self.start_timeout_s
             while self._latest is None:  # the reset frame
-                if not self._conn.poll(max(deadline - time.monotonic(), 0.0)):
+                if not self._receive(max(deadline - time.monotonic(), 0.0)):
                     raise RobotError(f"the simulator process sent no first frame within {self.start_timeout_s:g} s")
-                self._handle(self._conn.recv_bytes())
         except BaseException:
             self.disconnect()
             raise
@@ -205,13 +203,8 @@ class ClockedSimRobot(SimulatedRobot):
     def read(self) -> Observation:
         if self._conn is None:
             raise RobotError("ClockedSimRobot is not connected; call connect() first")
-        try:
-            while self._conn.poll(0):
-                self._handle(self._conn.recv_bytes())
-        except (EOFError, OSError) as exc:
-            raise RobotError(
-                f"the simulator process for {self.env_id!r} is gone (exit code {self._process.poll()})"
-            ) from exc
+        while self._receive(0.0):
+            pass
         if self._process.poll() is not None:
             raise RobotError(f"the simulator process for {self.env_id!r} exited (exit code {self._process.returncode})")
         if self._announced < 0:  # the reset frame is as old as connect(): step once now and wait for it
@@ -232,11 +225,23 @@ class ClockedSimRobot(SimulatedRobot):
         deadline = time.monotonic() + timeout
         while self._latest_tag < self._announced:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._conn.poll(remaining):
+            if remaining <= 0 or not self._receive(remaining):
                 if required:
                     raise RobotError(f"the simulator process sent no frame within {timeout:g} s")
                 return
-            self._handle(self._conn.recv_bytes())
+
+    def _receive(self, timeout: float) -> bool:
+        """Handle one message from the child if one arrives within ``timeout`` s; False if none did."""
+        try:
+            if not self._conn.poll(timeout):
+                return False
+            message = self._conn.recv_bytes()
+        except (EOFError, OSError) as exc:
+            raise RobotError(
+                f"the simulator process for {self.env_id!r} is gone (exit code {self._process.poll()})"
+            ) from exc
+        self._handle(message)
+        return True
 
     def _handle(self, message: bytes) -> None:
         kind, body = message[:1], message[1:]
