@@ -217,7 +217,7 @@ class DroneForestEnv(gym.Env):
         self._task = DroneTask(self.forest, self.quad, self.task_config)
         self._expert = DroneExpert(self.forest, self.expert_config)
         state = self._backend.drone_state()
-        self._expert.reset(state.position)
+        self._expert.reset()
         self._info = {**self._task.reset(state), "forest_seed": forest_seed}
         if self.render_mode == "human":
             self._backend.sync_viewer()

@@ -104,12 +104,10 @@ class DroneExpert:
         """Candidate directions relative to the target bearing (rad), [N]."""
         self.last_detour = 0.0
         """The direction chosen last step, relative to the target bearing (rad)."""
-        self.last_free_distance = cfg.horizon
 
-    def reset(self, position: np.ndarray | None = None) -> None:
-        """Forget the last choice (a new episode); ``position`` is accepted for symmetry and unused."""
+    def reset(self) -> None:
+        """Forget the last choice (a new episode)."""
         self.last_detour = 0.0
-        self.last_free_distance = self.config.horizon
 
     def choose_direction(self, xy: np.ndarray) -> tuple[float, float]:
         """(world heading of the chosen flight direction (rad), its free distance (m)) from ``xy`` [2]."""
@@ -131,7 +129,6 @@ class DroneExpert:
         else:  # boxed in: the direction with the most room (ties to the cheaper one)
             k = int(np.argmax(free - 1e-3 * cost))
         self.last_detour = float(self.detours[k])
-        self.last_free_distance = float(free[k])
         return float(headings[k]), float(free[k])
 
     def act(self, state: DroneState) -> np.ndarray:
