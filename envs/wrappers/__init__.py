@@ -6,6 +6,7 @@
 - :mod:`.spec`: spec strings ``"rain:3+noise:2"`` ↔ ``Condition(name, severity)``.
 - :mod:`.image` / :mod:`.dynamics`: the Gymnasium wrappers (camera corruption; wet road, actuator
   delay, wind gusts, denser forest).
+- :mod:`.timing`: camera timing (``framedrop``: dropped and late frames, delivery flags in ``info``).
 - :mod:`.compose`: ``apply_conditions(env, spec, seed)``.
 - :mod:`.contact_sheet`: the per-condition × severity example grid (``lnn-control conditions``).
 
@@ -23,6 +24,7 @@ from lnn_control.envs.wrappers.spec import (
     format_conditions,
     parse_conditions,
 )
+from lnn_control.envs.wrappers.timing import FrameDrop
 
 __all__ = [
     "CONDITION_NAMES",
@@ -34,6 +36,7 @@ __all__ = [
     "CorruptImage",
     "Corruption",
     "DenserForest",
+    "FrameDrop",
     "FrictionShift",
     "WindGusts",
     "apply_conditions",

@@ -1,7 +1,8 @@
 """``apply_conditions(env, "rain:3+noise:2", seed)``: wrap an env with the spec's domain shifts.
 
 Order (innermost first): dynamics shifts (friction, tree density, wind, actuator delay), then
-the image corruptions in the order the spec lists them. ``rain:s`` is weather, not only a camera
+the image corruptions in the order the spec lists them, then camera timing (``framedrop``: it
+drops and delays the frames as the camera would deliver them, corruptions included). ``rain:s`` is weather, not only a camera
 effect: on envs with ``set_friction_scale`` (ground vehicles) it also wets the road with the
 friction scale of ``wet:s``; on envs without it (the drone) rain is visual only. With both
 ``rain`` and ``wet`` the lower friction scale wins.
@@ -22,6 +23,7 @@ from lnn_control.envs.wrappers.dynamics import (
 )
 from lnn_control.envs.wrappers.image import CorruptImage
 from lnn_control.envs.wrappers.spec import Condition, parse_conditions
+from lnn_control.envs.wrappers.timing import FrameDrop
 
 
 def _conditions(spec: str | Sequence[Condition]) -> list[Condition]:
@@ -68,4 +70,6 @@ def apply_conditions(env: gym.Env, spec: str | Sequence[Condition], seed: int | 
     for c in conditions:
         if c.is_image:
             env = CorruptImage(env, c.name, c.severity, seed=seed)
+    if "framedrop" in by_name:
+        env = FrameDrop.from_severity(env, by_name["framedrop"].severity, seed=seed)
     return env

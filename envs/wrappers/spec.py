@@ -19,6 +19,8 @@ DYNAMICS_CONDITIONS: dict[str, str] = {
     "delay": "actuator delay: actions reach the env k policy steps late",
     "wind": "wind with gusts (env.unwrapped.set_wind, drone)",
     "dense": "denser forest than in training (env.unwrapped.set_tree_density_scale, drone)",
+    "framedrop": "irregular camera timing: frames dropped and delivered late (info['frame_delivered'], "
+    "info['frame_timestamp']); the evaluation runs the policy on delivered frames only",
 }
 
 #: Every condition name a spec may use: image corruptions first, then dynamics shifts.

@@ -3,6 +3,16 @@
 Per episode the env's per-step ``info`` dicts go to the task's
 ``metrics.summarize_episode(infos, terminated, truncated)``; per condition the summaries go
 to ``metrics.aggregate(summaries)``. The result is plain JSON-able data.
+
+Camera timing: under a condition that reports frame delivery (``framedrop``, see
+:mod:`lnn_control.envs.wrappers.timing`) the controller runs only on steps whose
+``info["frame_delivered"]`` is true, with ``dt`` = the measured time between the capture
+timestamps of consecutive delivered frames (``dt_mode="measured"``) or the env's nominal period
+(``dt_mode="nominal"``, the ablation); the last command is held in between. Without such a
+condition every step delivers a frame and ``dt`` is the control period.
+
+``evaluate(..., executor=...)`` runs the episodes as independent tasks on the parallel seam
+(:mod:`lnn_control.parallel`); each episode's seed fixes it, so the results equal the serial ones.
 """
 
 from __future__ import annotations
@@ -27,6 +37,10 @@ class StreamingPolicy(Protocol):
     def act(self, observation: dict[str, np.ndarray], dt: float) -> np.ndarray: ...
 
 
+DtMode = Literal["measured", "nominal"]
+DT_MODES: tuple[str, ...] = ("measured", "nominal")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """What to evaluate: task, backend, conditions (spec strings), episodes per condition, base seed ≥ 1000."""
@@ -37,9 +51,12 @@ class EvalConfig:
     episodes: int = 20
     seed: int = HELD_OUT_SEED_START
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    dt_mode: DtMode = "measured"
 
     def __post_init__(self) -> None:
         get_task(self.task)
+        if self.dt_mode not in DT_MODES:
+            raise ValueError(f"dt_mode must be one of {list(DT_MODES)}, got {self.dt_mode!r}")
         if self.episodes < 1:
             raise ValueError(f"episodes must be ≥ 1, got {self.episodes}")
         if self.seed < HELD_OUT_SEED_START:
@@ -75,31 +92,83 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate; returns ``{"config": ..., "conditions": {spec: {"aggregate": ..., "episodes": [...]}}}``."""
-    metrics = get_task(config.task).metrics()
-    results: dict[str, Any] = {}
+    results: dict[str, list[dict[str, Any]]] = {}
     for condition in config.conditions:
-        summaries = []
         iterator = range(config.episodes)
         if progress:
             from tqdm import tqdm
 
             iterator = tqdm(iterator, desc=f"eval {condition}", unit="episode", leave=False)
-        for index in iterator:
-            seed = held_out_seed(index, config.seed)
-            env = make_env(config.task, config.backend, condition, seed, **config.env_kwargs)
-            try:
-                if policy is not None:
-                    obs_spec, act_spec = env_specs(env)
-                    check_compatible(policy.observation_spec, obs_spec, "env observation spec")
-                    check_compatible(policy.action_spec, act_spec, "env action spec")
-                if reset is not None:
-                    reset()
-                summary = run_episode(env, controller, seed, metrics)
-            finally:
-                env.close()
-            summary["seed"] = seed
-            summaries.append(summary)
-        results[condition] = {"aggregate": metrics.aggregate(summaries), "episodes": summaries}
+        results[condition] = [
+            _episode_in_env(config, condition, index, controller, reset, policy) for index in iterator
+        ]
+    return _assemble(config, results)
+
+
+def evaluate_parallel(config: EvalConfig, policy_ref: str, executor: Any, progress: bool = True) -> dict[str, Any]:
+    """:func:`evaluate` with every (condition, episode) a task on ``executor``.
+
+    ``policy_ref``: a policy bundle path (loaded once per worker) or ``"expert"``. Same numbers as
+    the serial run: each episode is fixed by its seed and starts from a reset policy.
+    """
+    futures = {
+        (condition, index): executor.submit(evaluate_episode_task, config, condition, index, policy_ref)
+        for condition in config.conditions
+        for index in range(config.episodes)
+    }
+    if progress:
+        from concurrent.futures import as_completed
+
+        from tqdm import tqdm
+
+        for _ in tqdm(as_completed(futures.values()), total=len(futures), desc="eval", unit="episode", leave=False):
+            pass
+    results = {c: [futures[(c, i)].result() for i in range(config.episodes)] for c in config.conditions}
+    return _assemble(config, results)
+
+
+_POLICY_CACHE: dict[str, Any] = {}
+
+
+def evaluate_episode_task(config: EvalConfig, condition: str, index: int, policy_ref: str) -> dict[str, Any]:
+    """One evaluation episode (a task for the parallel seam): the summary of episode ``index``."""
+    if policy_ref == "expert":
+        return _episode_in_env(config, condition, index, expert_controller, None, None)
+    if policy_ref not in _POLICY_CACHE:
+        from lnn_control.policies.bundle import load_policy
+
+        _POLICY_CACHE.clear()
+        _POLICY_CACHE[policy_ref] = load_policy(policy_ref)
+    policy = _POLICY_CACHE[policy_ref]
+    return _episode_in_env(config, condition, index, policy_controller(policy), policy.reset, policy)
+
+
+def _episode_in_env(
+    config: EvalConfig,
+    condition: str,
+    index: int,
+    controller: Controller,
+    reset: Callable[[], None] | None,
+    policy: StreamingPolicy | None,
+) -> dict[str, Any]:
+    seed = held_out_seed(index, config.seed)
+    env = make_env(config.task, config.backend, condition, seed, **config.env_kwargs)
+    try:
+        if policy is not None:
+            obs_spec, act_spec = env_specs(env)
+            check_compatible(policy.observation_spec, obs_spec, "env observation spec")
+            check_compatible(policy.action_spec, act_spec, "env action spec")
+        if reset is not None:
+            reset()
+        summary = run_episode(env, controller, seed, get_task(config.task).metrics(), config.dt_mode)
+    finally:
+        env.close()
+    summary["seed"] = seed
+    return summary
+
+
+def _assemble(config: EvalConfig, results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    metrics = get_task(config.task).metrics()
     return {
         "config": {
             "task": config.task,
@@ -107,19 +176,46 @@ def evaluate(
             "conditions": list(config.conditions),
             "episodes": config.episodes,
             "seed": config.seed,
+            "dt_mode": config.dt_mode,
         },
-        "conditions": results,
+        "conditions": {
+            condition: {"aggregate": metrics.aggregate(summaries), "episodes": summaries}
+            for condition, summaries in results.items()
+        },
     }
 
 
-def run_episode(env: Any, controller: Controller, seed: int, metrics: Any) -> dict[str, Any]:
-    """One closed-loop episode; returns the task's per-episode summary."""
-    dt = float(env.unwrapped.control_dt)
+def run_episode(
+    env: Any, controller: Controller, seed: int, metrics: Any, dt_mode: DtMode = "measured"
+) -> dict[str, Any]:
+    """One closed-loop episode; returns the task's per-episode summary.
+
+    The controller runs on delivered frames only (every step unless the env reports
+    ``frame_delivered``), with the measured or nominal ``dt`` (see the module docstring); the
+    summary gains ``policy_steps`` (controller calls) when frames were dropped.
+    """
+    nominal = float(env.unwrapped.control_dt)
     obs, info = env.reset(seed=seed)
     infos = []
     terminated = truncated = False
+    last_stamp = info.get("frame_timestamp")
+    action = controller(env, obs, nominal)
+    calls = 1
     while not (terminated or truncated):
-        action = controller(env, obs, dt)
         obs, _, terminated, truncated, info = env.step(action)
         infos.append(info)
-    return metrics.summarize_episode(infos, terminated, truncated)
+        if terminated or truncated:
+            break
+        if not info.get("frame_delivered", True):
+            continue  # no new frame: hold the last command
+        stamp = info.get("frame_timestamp")
+        dt = nominal
+        if dt_mode == "measured" and stamp is not None and last_stamp is not None:
+            dt = float(stamp) - float(last_stamp)
+        last_stamp = stamp
+        action = controller(env, obs, dt)
+        calls += 1
+    summary = metrics.summarize_episode(infos, terminated, truncated)
+    if any("frame_delivered" in i for i in infos):
+        summary["policy_steps"] = calls
+    return summary

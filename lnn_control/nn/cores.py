@@ -23,6 +23,7 @@ _BUILTIN: dict[str, str] = {
     "gru": "lnn_control.nn.baselines:build_baseline",
     "ctrnn": "lnn_control.nn.baselines:build_baseline",
     "feedforward": "lnn_control.nn.baselines:build_baseline",
+    "wired_ctrnn": "lnn_control.nn.wired_ctrnn:WiredCTRNN.from_config",
 }
 _REGISTRY: dict[str, CoreFactory] = {}
 
