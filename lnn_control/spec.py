@@ -6,8 +6,23 @@ provides. :func:`check_compatible` compares them and says exactly what differs.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+class ActionFrame(str, enum.Enum):
+    """The convention an action vector is written in. Stated once here; every env, bundle and robot
+    names it in its :class:`ActionSpec`, and each robot converts it to its wire format in one place.
+
+    ``FLU``: the vehicle's level heading frame, x forward, y left, z up (REP-103 body axes, yaw only);
+    turning commands are counter-clockwise-positive seen from above, so ``steering`` +1 and a
+    positive ``yaw_rate`` turn LEFT. Both simulators (lane car, drone) act in this frame.
+    MAVLink BODY_NED (forward, right, down; yaw clockwise-positive) is
+    ``(vx, -vy, -vz, -yaw_rate)`` of it; the serial car's wire steering (+ = right) is ``-steering``.
+    """
+
+    FLU = "flu"
 
 
 @dataclass(frozen=True)
@@ -17,12 +32,15 @@ class ActionSpec:
     names: one name per component, e.g. ``("steering",)`` or ``("vx", "vy", "vz", "yaw_rate")``.
     low / high: bounds per component, in ``units``.
     units: per component, e.g. ``("normalized",)`` or ``("m/s", "m/s", "m/s", "rad/s")``.
+    frame: the :class:`ActionFrame` the components are written in; ``None`` = not stated (a generic
+        env, or a bundle saved before frames were recorded: no hardware robot accepts it).
     """
 
     names: tuple[str, ...]
     low: tuple[float, ...]
     high: tuple[float, ...]
     units: tuple[str, ...]
+    frame: ActionFrame | None = None
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -36,17 +54,27 @@ class ActionSpec:
         for name, lo, hi in zip(self.names, self.low, self.high):
             if not lo < hi:
                 raise ValueError(f"ActionSpec bound for '{name}': low={lo} must be < high={hi}")
+        if self.frame is not None:
+            try:  # a plain string (from JSON) is accepted where the enum is expected
+                object.__setattr__(self, "frame", ActionFrame(self.frame))
+            except ValueError:
+                raise ValueError(
+                    f"ActionSpec.frame {self.frame!r} is not a known frame; allowed: "
+                    f"{[f.value for f in ActionFrame]} or null (not stated)"
+                ) from None
 
     @property
     def size(self) -> int:
         return len(self.names)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) for k, v in asdict(self).items()}
+        data: dict[str, Any] = {k: list(getattr(self, k)) for k in ("names", "low", "high", "units")}
+        data["frame"] = None if self.frame is None else self.frame.value
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ActionSpec:
-        return cls(**{k: tuple(data[k]) for k in ("names", "low", "high", "units")})
+        return cls(**{k: tuple(data[k]) for k in ("names", "low", "high", "units")}, frame=data.get("frame"))
 
 
 @dataclass(frozen=True)
@@ -91,13 +119,20 @@ def check_compatible(
     provided: ObservationSpec | ActionSpec,
     what: str,
 ) -> None:
-    """Raise ``ValueError`` listing each field where ``provided`` differs from ``expected``."""
+    """Raise ``ValueError`` listing each field where ``provided`` differs from ``expected``.
+
+    For simulators: a policy whose action frame is not stated (``None``, a bundle saved before
+    frames were recorded, all trained in the FLU simulators) fits any frame here. Hardware robots
+    check frames strictly (``lnn_control.runtime.runner.check_robot_matches_policy``)."""
     if type(expected) is not type(provided):
         raise ValueError(f"{what}: cannot compare {type(expected).__name__} with {type(provided).__name__}")
+    def comparable(value: Any) -> Any:
+        return tuple(value) if isinstance(value, list | tuple) else value
+
     diffs = [
         f"{key}: policy expects {value}, got {getattr(provided, key)}"
         for key, value in asdict(expected).items()
-        if tuple(value) != tuple(getattr(provided, key))
+        if comparable(value) != comparable(getattr(provided, key)) and not (key == "frame" and value is None)
     ]
     if diffs:
         raise ValueError(f"{what} does not match the policy: " + "; ".join(diffs))

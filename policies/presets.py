@@ -25,7 +25,7 @@ import torch
 
 from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.policy import OutputSquash, Policy, PolicyConfig
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 CoreType = Literal["ltc", "cfc", "lstm", "gru", "ctrnn", "feedforward"]
 LIQUID_CORES = ("ltc", "cfc")
@@ -43,11 +43,12 @@ class PolicyPreset:
 
 _CAMERA = ObservationSpec((64, 128, 3))
 _DRONE_ACTIONS = ActionSpec(
-    ("vx", "vy", "vz", "yaw_rate"), (-2.0, -1.0, -1.0, -1.0), (2.0, 1.0, 1.0, 1.0), ("m/s", "m/s", "m/s", "rad/s")
+    ("vx", "vy", "vz", "yaw_rate"), (-2.0, -1.0, -1.0, -1.0), (2.0, 1.0, 1.0, 1.0), ("m/s", "m/s", "m/s", "rad/s"),
+    ActionFrame.FLU,
 )
 PRESETS: dict[str, PolicyPreset] = {
     "ncp19_car": PolicyPreset(
-        "ncp19_car", _CAMERA, ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",)), 20.0
+        "ncp19_car", _CAMERA, ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",), ActionFrame.FLU), 20.0
     ),
     "ncp19_drone": PolicyPreset("ncp19_drone", _CAMERA, _DRONE_ACTIONS, 20.0),
     "ncp34_drone": PolicyPreset("ncp34_drone", _CAMERA, _DRONE_ACTIONS, 20.0),

@@ -38,7 +38,7 @@ from lnn_control.envs.drone_forest.forest import (
 )
 from lnn_control.envs.drone_forest.quad import QuadParams, motor_response
 from lnn_control.envs.drone_forest.task import DroneTask, DroneTaskConfig
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 VELOCITY_LIMIT = 5.0
 """|vx|, |vy|, |vz| observation bound (m/s)."""
@@ -164,7 +164,7 @@ class DroneForestEnv(gym.Env):
             obs[name] = spaces.Box(-VELOCITY_LIMIT, VELOCITY_LIMIT, (1,), np.float32)
         self.observation_space = spaces.Dict(obs)
         self.action_space = spaces.Box(np.array(ACTION_LOW, np.float32), np.array(ACTION_HIGH, np.float32), (4,), np.float32)
-        self.action_spec = ActionSpec(ACTION_NAMES, ACTION_LOW, ACTION_HIGH, ACTION_UNITS)
+        self.action_spec = ActionSpec(ACTION_NAMES, ACTION_LOW, ACTION_HIGH, ACTION_UNITS, ActionFrame.FLU)
         self.observation_spec = ObservationSpec(self.quad.image_shape, extras, ("m/s",) * len(extras))
 
         self._backend: DroneBackend = make_backend(backend)

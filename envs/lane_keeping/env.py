@@ -25,7 +25,7 @@ from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.expert import PurePursuitConfig, expert_action
 from lnn_control.envs.lane_keeping.road import HELD_OUT_SEED_START, Road, RoadConfig, generate_road
 from lnn_control.envs.lane_keeping.task import LaneTask, TaskConfig
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 _REAL = (int, float, np.integer, np.floating)  # plain and NumPy numbers (bool excluded where used)
 
@@ -143,7 +143,7 @@ class LaneKeepingEnv(gym.Env):
         size = 2 if self.speed_action else 1
         self.action_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
         names = ("steering", "target_speed")[:size]
-        self.action_spec = ActionSpec(names, (-1.0,) * size, (1.0,) * size, ("normalized",) * size)
+        self.action_spec = ActionSpec(names, (-1.0,) * size, (1.0,) * size, ("normalized",) * size, ActionFrame.FLU)
         self.observation_spec = ObservationSpec(
             self.car.image_shape, ("speed",) if self.include_speed else (), ("m/s",) if self.include_speed else ()
         )
