@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.runtime.launch import Engine, load_launch
     from lnn_control.runtime.loop import print_summary
     from lnn_control.runtime.robot import RobotError
-    from lnn_control.runtime.runner import run_launch
+    from lnn_control.runtime.runner import RobotConnectError, run_launch
 
     if args.duration is not None and not args.duration > 0:
         raise CommandError(f"--duration must be > 0 seconds, got {args.duration}")
@@ -58,11 +58,11 @@ def run(args: argparse.Namespace) -> int:
             log_path=log_path,
             live_stream=None if args.quiet else sys.stderr,
         )
+    except RobotConnectError as exc:
+        raise CommandError(f"{exc}; the control loop never started") from exc
     except RobotError as exc:
-        raise CommandError(
-            f"robot failed: {exc} (the stop command was sent where the link still allowed it; "
-            "see /safety/events in the run log)"
-        ) from exc
+        notes = "; ".join(getattr(exc, "__notes__", []))
+        raise CommandError(f"robot failed: {exc}; {notes} (see /safety/events in the run log)") from exc
     print_summary(result.stats)
     if result.log_path is not None:
         print(f"run log: {result.log_path}  (open in Foxglove, or: lnn-control replay {result.log_path})")

@@ -1,24 +1,29 @@
-"""A PX4-like autopilot emulator on UDP, built on pymavlink's MAVLink codec.
+"""A PX4-like autopilot emulator on UDP, written from the MAVLink common set and PX4's offboard rules,
+as strict as the real peer where the companion could get something wrong:
 
-What it does, like PX4's offboard handling (simplified, no flight physics beyond integrating the
-velocity set-point):
+- **Ports like PX4 SITL's offboard link**: it listens on ``port`` (PX4: 14580) and sends to
+  ``remote`` (PX4: 127.0.0.1:14540) from the start, switching to whoever last sent it a packet —
+  so the companion must *listen* (``udpin:...:14540``); a ``udpout:...:14540`` companion never
+  hears it. Without ``remote`` it answers whoever sent last (a MAVLink router).
+- **MAVLink 2 only**: it speaks MAVLink 2 and drops MAVLink 1 frames (counted in
+  ``mavlink1_frames``), like PX4 with ``MAV_PROTO_VER 2``.
+- HEARTBEAT (quadrotor, PX4 custom modes, armed flag) at ``heartbeat_hz``; LOCAL_POSITION_NED and
+  ATTITUDE at their rates while ``estimates`` is True (:meth:`set_estimates` plays an estimator
+  that has no fix, or loses it in flight). OFFBOARD needs a valid estimate (else DENIED) and a live
+  set-point stream (≥ ``offboard_min_rate_hz`` in the last second, the newest younger than
+  ``offboard_timeout_s``; else TEMPORARILY_REJECTED). Set-points and commands for another
+  system / component are ignored (``ignored``).
+- **The pilot and the failsafe win, and it notices when the companion does not**:
+  :meth:`pilot_switch_mode` flips the RC mode switch, :meth:`trigger_failsafe` plays a battery /
+  geofence failsafe, and offboard loss (no set-point for ``offboard_timeout_s``) switches to
+  ``failsafe_mode``. A mode command that arrives after a pilot or failsafe change is obeyed, as PX4
+  would, but recorded in ``overrides``: a companion that does that fights the pilot.
+- A kinematic vehicle: in OFFBOARD and armed it flies the body set-point (yaw integrated, NED).
 
-- sends HEARTBEAT (quadrotor, PX4 custom modes, armed flag) at ``heartbeat_hz`` and
-  LOCAL_POSITION_NED at ``position_hz`` to whoever last sent it a packet;
-- records every SET_POSITION_TARGET_LOCAL_NED (time, type_mask, frame, velocities, yaw rate) and
-  every HEARTBEAT it receives; set-points and commands addressed to another system or component
-  are ignored (counted in ``ignored``), as PX4 does;
-- MAV_CMD_DO_SET_MODE: OFFBOARD is accepted only while a set-point stream is present (at least
-  ``offboard_min_rate_hz`` set-points in the last second and the newest younger than
-  ``offboard_timeout_s``), else TEMPORARILY_REJECTED; HOLD (AUTO.LOITER), LAND, POSCTL accepted;
-- MAV_CMD_COMPONENT_ARM_DISARM arms / disarms;
-- offboard loss failsafe: in OFFBOARD with no set-point for ``offboard_timeout_s`` it switches to
-  ``failsafe_mode`` (PX4's COM_OF_LOSS_T / COM_OBL_RC_ACT);
-- :meth:`AutopilotEmulator.pilot_switch_mode` plays a pilot flipping the RC mode switch.
+Use it in a thread (``with AutopilotEmulator(remote=("127.0.0.1", 14540)) as ap: ...``) or as a
+process (prints the companion's connection string)::
 
-Use it in a thread (``with AutopilotEmulator() as ap: ap.address``) or as a process::
-
-    python -m lnn_control.runtime.autopilot_emulator --port 14540
+    python -m lnn_control.runtime.autopilot_emulator            # PX4 SITL ports: READY udpin:127.0.0.1:14540
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from pymavlink import mavutil
+from pymavlink.dialects.v20 import common as mavlink2
 
-MAV = mavutil.mavlink
+MAV = mavlink2
+
+MAVLINK1_MAGIC = 0xFE
 
 
 class Px4Mode(enum.Enum):
@@ -46,6 +53,7 @@ class Px4Mode(enum.Enum):
     OFFBOARD = (6, 0)
     HOLD = (4, 3)  # AUTO.LOITER
     LAND = (4, 6)  # AUTO.LAND
+    RTL = (4, 5)  # AUTO.RTL
 
     @property
     def custom_mode(self) -> int:
@@ -63,22 +71,29 @@ class Px4Mode(enum.Enum):
 
 @dataclass(frozen=True)
 class AutopilotConfig:
-    """Rates in Hz, times in seconds; failsafe_mode: what offboard loss switches to."""
+    """Rates in Hz, times in seconds; failsafe_mode: what offboard loss switches to; initial_yaw:
+    NED heading at start (rad, + clockwise from north); estimates: send position / attitude."""
 
     heartbeat_hz: float = 1.0
-    position_hz: float = 10.0
+    position_hz: float = 30.0
+    attitude_hz: float = 50.0
     offboard_timeout_s: float = 0.5
     offboard_min_rate_hz: float = 2.0
     failsafe_mode: Px4Mode = Px4Mode.HOLD
     system_id: int = 1
+    initial_yaw: float = 0.0
+    estimates: bool = True
 
     def __post_init__(self) -> None:
-        if min(self.heartbeat_hz, self.position_hz, self.offboard_timeout_s, self.offboard_min_rate_hz) <= 0:
+        rates = (self.heartbeat_hz, self.position_hz, self.attitude_hz, self.offboard_timeout_s, self.offboard_min_rate_hz)
+        if min(rates) <= 0:
             raise ValueError(f"rates and timeouts must be > 0, got {self}")
 
 
 @dataclass(frozen=True)
 class SetpointRecord:
+    """One SET_POSITION_TARGET_LOCAL_NED as received (MAVLink frame and signs)."""
+
     t: float
     type_mask: int
     frame: int
@@ -111,10 +126,12 @@ class AutopilotEmulator:
     config: AutopilotConfig = field(default_factory=AutopilotConfig)
     host: str = "127.0.0.1"
     port: int = 0
+    remote: tuple[str, int] | None = None
     setpoints: list[SetpointRecord] = field(default_factory=list)
     heartbeats_received: list[tuple[float, int]] = field(default_factory=list)  # (t, MAV_TYPE)
     mode_changes: list[ModeChange] = field(default_factory=list)
     commands: list[CommandRecord] = field(default_factory=list)
+    overrides: list[CommandRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -122,16 +139,19 @@ class AutopilotEmulator:
         self._socket.settimeout(0.005)
         self.address: tuple[str, int] = self._socket.getsockname()
         self._mav = MAV.MAVLink(None, srcSystem=self.config.system_id, srcComponent=1)
-        self._peer: tuple[str, int] | None = None
+        self._peer: tuple[str, int] | None = self.remote
         self._lock = threading.Lock()
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self.mode = Px4Mode.POSCTL
         self.armed = False
+        self.estimates = self.config.estimates
         self.ignored = 0  # set-points / commands addressed to another system or component
+        self.mavlink1_frames = 0  # dropped: PX4 here speaks MAVLink 2 only
+        self.packets_received = 0
         self.position = [0.0, 0.0, -2.0]  # NED, m (hovering 2 m up)
-        self.velocity = [0.0, 0.0, 0.0]
-        self.yaw = 0.0
+        self.velocity = [0.0, 0.0, 0.0]  # NED, m/s
+        self.yaw = self.config.initial_yaw  # NED, rad
 
     # ------------------------------------------------------------ control
     def start(self) -> AutopilotEmulator:
@@ -158,13 +178,23 @@ class AutopilotEmulator:
 
     @property
     def peer(self) -> tuple[str, int] | None:
-        """The address it sends to: whoever sent it the last packet (None before any)."""
+        """Where it sends: the last sender, else ``remote`` (None before either)."""
         return self._peer
 
     def pilot_switch_mode(self, mode: Px4Mode) -> None:
         """The pilot flips the RC mode switch (takes control away from offboard)."""
         with self._lock:
             self._set_mode(mode, "pilot", time.monotonic())
+
+    def trigger_failsafe(self, mode: Px4Mode) -> None:
+        """An autopilot failsafe (low battery, geofence, RC loss) switches to ``mode``."""
+        with self._lock:
+            self._set_mode(mode, "failsafe", time.monotonic())
+
+    def set_estimates(self, valid: bool) -> None:
+        """Whether the estimator has a fix: without one, no LOCAL_POSITION_NED / ATTITUDE is sent."""
+        with self._lock:
+            self.estimates = valid
 
     # ------------------------------------------------------------ internals
     def _set_mode(self, mode: Px4Mode, cause: str, now: float) -> None:
@@ -177,7 +207,7 @@ class AutopilotEmulator:
             return
         try:
             self._socket.sendto(message.pack(self._mav), self._peer)
-        except OSError:  # peer port closed: it will come back with its next packet
+        except OSError:  # nobody listens there (yet)
             pass
 
     def _stream_present(self, now: float) -> bool:
@@ -195,6 +225,9 @@ class AutopilotEmulator:
         return False
 
     def _handle(self, message: object, now: float) -> None:
+        if message.get_msgbuf()[0] == MAVLINK1_MAGIC:
+            self.mavlink1_frames += 1
+            return
         kind = message.get_type()
         if kind == "HEARTBEAT":
             self.heartbeats_received.append((now, message.type))
@@ -218,9 +251,13 @@ class AutopilotEmulator:
             mode = Px4Mode.from_custom_mode(custom)
             if mode is None or not int(params[0]) & MAV.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED:
                 result = MAV.MAV_RESULT_DENIED
+            elif mode == Px4Mode.OFFBOARD and not self.estimates:
+                result = MAV.MAV_RESULT_DENIED  # no valid local position / velocity estimate
             elif mode == Px4Mode.OFFBOARD and not self._stream_present(now):
                 result = MAV.MAV_RESULT_TEMPORARILY_REJECTED
             else:
+                if self.mode_changes and self.mode_changes[-1].cause in ("pilot", "failsafe"):
+                    self.overrides.append(CommandRecord(now, message.command, params, MAV.MAV_RESULT_ACCEPTED))
                 self._set_mode(mode, "command", now)
                 result = MAV.MAV_RESULT_ACCEPTED
         elif message.command == MAV.MAV_CMD_COMPONENT_ARM_DISARM:
@@ -235,11 +272,10 @@ class AutopilotEmulator:
             if now - last > self.config.offboard_timeout_s:
                 self._set_mode(self.config.failsafe_mode, "failsafe", now)
         if self.mode == Px4Mode.OFFBOARD and self.armed and self.setpoints:
-            s = self.setpoints[-1]
+            s = self.setpoints[-1]  # body frame: forward, right, down; yaw rate clockwise +
             c, si = math.cos(self.yaw), math.sin(self.yaw)
-            body = s.frame in (MAV.MAV_FRAME_BODY_NED, MAV.MAV_FRAME_BODY_OFFSET_NED)
-            self.velocity = [c * s.vx - si * s.vy, si * s.vx + c * s.vy, s.vz] if body else [s.vx, s.vy, s.vz]
-            self.yaw += s.yaw_rate * dt
+            self.velocity = [c * s.vx - si * s.vy, si * s.vx + c * s.vy, s.vz]
+            self.yaw = math.remainder(self.yaw + s.yaw_rate * dt, math.tau)
         else:
             self.velocity = [0.0, 0.0, 0.0]
         self.position = [p + v * dt for p, v in zip(self.position, self.velocity)]
@@ -253,46 +289,65 @@ class AutopilotEmulator:
 
     def _serve(self) -> None:
         start = last = time.monotonic()
-        next_heartbeat = next_position = start
+        due = {"heartbeat": start, "position": start, "attitude": start}
+        periods = {
+            "heartbeat": 1.0 / self.config.heartbeat_hz,
+            "position": 1.0 / self.config.position_hz,
+            "attitude": 1.0 / self.config.attitude_hz,
+        }
         while self._running.is_set():
             try:
-                data, peer = self._socket.recvfrom(4096)
+                data, sender = self._socket.recvfrom(4096)
             except TimeoutError:
-                data, peer = b"", None
+                data, sender = b"", None
             except OSError:
                 return
             now = time.monotonic()
             with self._lock:
-                if peer is not None:
-                    self._peer = peer
+                if sender is not None:
+                    self._peer = sender
+                    self.packets_received += 1
                     for message in self._mav.parse_buffer(data) or []:
                         self._handle(message, now)
                 self._tick(now, now - last)
                 last = now
-                if now >= next_heartbeat:
-                    self._send(self._heartbeat())
-                    next_heartbeat = max(next_heartbeat + 1.0 / self.config.heartbeat_hz, now)
-                if now >= next_position:
-                    x, y, z = self.position
-                    vx, vy, vz = self.velocity
-                    boot_ms = int((now - start) * 1000)
-                    self._send(self._mav.local_position_ned_encode(boot_ms, x, y, z, vx, vy, vz))
-                    next_position = max(next_position + 1.0 / self.config.position_hz, now)
+                boot_ms = int((now - start) * 1000)
+                for stream, due_time in due.items():
+                    if now < due_time:
+                        continue
+                    due[stream] = max(due_time + periods[stream], now)
+                    if stream == "heartbeat":
+                        self._send(self._heartbeat())
+                    elif self.estimates and stream == "position":
+                        x, y, z = self.position
+                        vx, vy, vz = self.velocity
+                        self._send(self._mav.local_position_ned_encode(boot_ms, x, y, z, vx, vy, vz))
+                    elif self.estimates:
+                        self._send(self._mav.attitude_encode(boot_ms, 0.0, 0.0, self.yaw, 0.0, 0.0, 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lnn_control.runtime.autopilot_emulator", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=14540, help="UDP port to listen on (0 = any free port)")
+    parser.add_argument("--port", type=int, default=14580, help="UDP port it listens on (PX4 SITL: 14580; 0 = any)")
+    parser.add_argument(
+        "--remote-port", type=int, default=14540,
+        help="port on --host it sends to until it hears from someone (PX4 SITL: 14540; 0 = answer senders only)",
+    )
     parser.add_argument("--heartbeat-hz", type=float, default=1.0)
     parser.add_argument("--offboard-timeout-s", type=float, default=0.5)
+    parser.add_argument("--no-estimates", action="store_true", help="an estimator without a fix: no position / attitude")
     args = parser.parse_args(argv)
     # a shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C / kill -INT must
     # still stop the emulator (KeyboardInterrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    config = AutopilotConfig(heartbeat_hz=args.heartbeat_hz, offboard_timeout_s=args.offboard_timeout_s)
-    emulator = AutopilotEmulator(config, args.host, args.port).start()
-    print(f"READY udpout:{emulator.address[0]}:{emulator.address[1]}", flush=True)
+    config = AutopilotConfig(
+        heartbeat_hz=args.heartbeat_hz, offboard_timeout_s=args.offboard_timeout_s, estimates=not args.no_estimates
+    )
+    remote = (args.host, args.remote_port) if args.remote_port else None
+    emulator = AutopilotEmulator(config, args.host, args.port, remote).start()
+    connection = f"udpin:{args.host}:{args.remote_port}" if remote else f"udpout:{emulator.address[0]}:{emulator.address[1]}"
+    print(f"READY {connection}", flush=True)
     seen = 0
 
     def report_mode_changes() -> None:
@@ -311,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         emulator.close()
         report_mode_changes()
+        print(f"{len(emulator.overrides)} mode commands overrode the pilot or a failsafe", flush=True)
         print(f"{len(emulator.setpoints)} set-points received", flush=True)
     return 0
 

@@ -10,8 +10,10 @@ Run it as a process::
 and point ``SerialCar(port=...)`` at the printed / other end. It behaves like the reference sketch
 ``firmware/rc_car.ino``: validates every line (CRC, version, sequence), acks accepted commands,
 reports telemetry at ``--telemetry-hz``, applies its OWN failsafe (a drive command is applied for
-at most ``--failsafe-ms``; heartbeats keep the link up but never renew a drive), and latches an
-e-stop when its "button" is pressed (send the process SIGUSR1) until an ``R`` command arrives.
+at most ``--failsafe-ms``; heartbeats keep the link up but never renew a drive), and has a
+mushroom e-stop button: pressing it (SIGUSR1) latches the e-stop and the button STAYS down until
+it is twisted free (SIGUSR2); an ``R`` while it is down is refused with ``EST``, like the sketch.
+Refused lines (``EST`` included) never count as accepted: ``last_good_seq`` stays where it was.
 
 ``--record FILE`` appends one JSON object per event (commands applied, rejected lines, failsafe and
 e-stop transitions, final counters) and flushes each line, so tests and people can watch it.
@@ -145,12 +147,17 @@ class CarEmulator:
     last_drive: float = 0.0
     seq: int = 0
     estop_latched: bool = False
+    button_down: bool = False
     counters: dict[str, int] = field(default_factory=dict)
-    _button: threading.Event = field(default_factory=threading.Event)
 
     def press_estop_button(self) -> None:
-        """Safe to call from a signal handler: the loop latches the e-stop on its next pass."""
-        self._button.set()
+        """Push the mushroom button; it stays down. Safe from a signal handler: the loop latches the
+        e-stop on its next pass."""
+        self.button_down = True
+
+    def release_estop_button(self) -> None:
+        """Twist the button free. The e-stop stays latched until an ``R`` line clears it."""
+        self.button_down = False
 
     def _log(self, event: str, now: float, **data: object) -> None:
         """Record ``event`` at ``now``, the monotonic time the emulator's decision used."""
@@ -202,8 +209,9 @@ class CarEmulator:
         if not isinstance(message, (Drive, Heartbeat, Stop, EStopReset)):
             return self._reject(ErrorCode.FORMAT, packet.seq, now)
         if isinstance(message, Drive) and self.estop_latched:
-            self.last_good_seq = packet.seq
             return self._reject(ErrorCode.ESTOP, packet.seq, now)
+        if isinstance(message, EStopReset) and self.button_down:
+            return self._reject(ErrorCode.ESTOP, packet.seq, now)  # button still held
         self.last_good_seq = packet.seq
         self.last_valid_rx = now
         self._count(f"accepted_{message.TYPE}")
@@ -225,8 +233,7 @@ class CarEmulator:
 
     def tick(self, now: float, dt: float) -> None:
         """Timers: e-stop button, drive expiry (failsafe), sequence baseline reset, speed model."""
-        if self._button.is_set():
-            self._button.clear()
+        if self.button_down:
             if not self.estop_latched:
                 self.estop_latched = True
                 self._count("estops")
@@ -301,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _quit)
     signal.signal(signal.SIGINT, _quit)
     signal.signal(signal.SIGUSR1, lambda signum, frame: emulator.press_estop_button())
+    signal.signal(signal.SIGUSR2, lambda signum, frame: emulator.release_estop_button())
     print(f"READY {transport.slave_path}", flush=True)
     try:
         emulator.run(stop_event)

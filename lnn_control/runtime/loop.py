@@ -21,6 +21,8 @@ active => ``robot.stop()`` instead of a command. SIGINT/SIGTERM handlers (instal
 call :meth:`ControlLoop.request_stop`. Any exception in policy, camera or robot => ``stop()``,
 event recorded, exception re-raised. :class:`LinkLostError` (or a RobotError while ``robot.link_ok()`` is False) => stop, then at most
 ``max_reconnect_attempts`` ``disconnect()`` + ``connect()`` tries, else a LinkLostError that says so.
+A link that comes back never resumes motion by itself: a reconnect latches the e-stop, so the robot
+gets the stop command for the rest of the run; the operator restarts the run to drive again.
 """
 
 from __future__ import annotations
@@ -259,6 +261,7 @@ class ControlLoop:
         # Undone when the run ends.
         gc.freeze()
         self._last_frame_ts: float | None = None
+        self._estop_step: int | None = None
         self._last_sent: np.ndarray | None = None
         self._last_write = None
         t0 = self.clock()
@@ -311,19 +314,26 @@ class ControlLoop:
                 self.stats.stop_reason = self._stop_reason
                 self.events.record(SafetyEventKind.STOP_REQUESTED, self._stop_reason)
         except BaseException as exc:
-            self.stats.stop_reason = f"{type(exc).__name__}: {exc}"
-            self.events.record(SafetyEventKind.EXCEPTION, f"{type(exc).__name__}: {exc}; stop command sent")
+            self.stats.stop_reason = self._with_estop(f"{type(exc).__name__}: {exc}")
+            self.events.record(SafetyEventKind.EXCEPTION, f"{type(exc).__name__}: {exc}")
             self._send_stop("exception handling")
             raise
         finally:
             gc.unfreeze()
+        self.stats.stop_reason = self._with_estop(self.stats.stop_reason)
         self._send_stop("shutdown")
         return self.stats
+
+    def _with_estop(self, reason: str) -> str:
+        """The run's end reason, led by the e-stop when one was latched (it decided the run)."""
+        if self._estop_step is None:
+            return reason
+        return f"e-stop latched at step {self._estop_step} ({self.estop.reason}); run ended: {reason}"
 
     def _step(self, step_slot: int, slot_time: float, wake: float) -> None:
         robot = self.robot
         if robot.estop_requested():
-            self.estop.trigger("robot-side e-stop trigger")
+            self.estop.trigger(robot.estop_detail())
         obs = robot.read()
         now = self.clock()
         fresh = self.watchdog.check(obs.timestamp, now)
@@ -339,6 +349,8 @@ class ControlLoop:
         else:
             state = StepState.RUN
         if state in (StepState.ESTOP, StepState.WATCHDOG):
+            if state == StepState.ESTOP and self._estop_step is None:
+                self._estop_step = self.stats.steps
             robot.stop()
             self.stats.stop_steps += 1
             self.limiter.reset()  # resume from neutral, not from the pre-stop command
@@ -417,6 +429,8 @@ class ControlLoop:
             self.events.record(SafetyEventKind.RECONNECTED, f"reconnected on attempt {attempt}")
             self.limiter.reset()
             self._last_sent = None
+            # the link is back, the robot is not re-engaged: only the operator resumes motion
+            self.estop.trigger("link restored after a loss; motion stays stopped until the operator starts a new run")
             return
         raise LinkLostError(
             f"link lost ({error}); {self.config.max_reconnect_attempts} reconnect attempt(s) failed"

@@ -76,6 +76,16 @@ class Robot(abc.ABC):
         e-stop when it turns True. Robots without such a trigger keep this default."""
         return False
 
+    def estop_detail(self) -> str:
+        """Why :meth:`estop_requested` is True, in words for the run log and summary."""
+        return "robot-side e-stop trigger"
+
+    def preflight(self, rate_hz: float) -> None:
+        """Checks that need no link, run before ``connect()`` (nothing reaches the robot when they
+        fail): raise ``ValueError`` saying what to change if this robot cannot run a loop at
+        ``rate_hz``. Robots with nothing to check keep this default."""
+        return None
+
     @property
     @abc.abstractmethod
     def is_connected(self) -> bool:

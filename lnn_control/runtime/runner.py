@@ -25,8 +25,15 @@ from lnn_control.config import ConfigError
 from lnn_control.runtime.cameras import make_camera
 from lnn_control.runtime.launch import Engine, LaunchConfig, resolve_policy_path
 from lnn_control.runtime.loop import ControlLoop, LoopConfig, LoopStats, install_stop_signals
-from lnn_control.runtime.robot import Robot
-from lnn_control.runtime.safety import CommandLimiter, EStop, EventLog, KeyboardEStop, Watchdog
+from lnn_control.runtime.robot import Robot, RobotError
+from lnn_control.runtime.safety import (
+    CommandLimiter,
+    EStop,
+    EventLog,
+    KeyboardEStop,
+    SafetyEventKind,
+    Watchdog,
+)
 
 HARDWARE_ROBOTS = {
     "serial_car": ("lnn_control.runtime.serial_car", "SerialCar"),
@@ -134,20 +141,68 @@ def build_hardware_robot(robot_class: type, settings: dict[str, Any], camera: An
         raise ConfigError(f"{source}: robot.settings do not fit {robot_class.__name__}: {exc}") from exc
 
 
-def check_robot_matches_policy(robot: Robot, policy: Any) -> None:
-    """Image size, extras and action size must agree; raises ValueError saying what differs."""
+def check_robot_matches_policy(robot: Robot, policy: Any, strict: bool = True) -> None:
+    """Image size, extras and actions must agree; raises ValueError saying what differs and what
+    to do. ``strict`` (every hardware robot): extra units and the action names, units and frame
+    too — the robot converts from exactly that frame. Simulators (``strict=False``) may be generic
+    Gymnasium envs that name nothing: there the action size must agree, and a frame when both
+    state one."""
     want, have = policy.observation_spec, robot.observation_spec
     problems = []
     if tuple(want.image_shape) != tuple(have.image_shape):
         problems.append(f"image shape: policy expects {tuple(want.image_shape)}, robot gives {tuple(have.image_shape)}")
     if tuple(want.extras) != tuple(have.extras):
-        problems.append(f"extras: policy expects {tuple(want.extras)}, robot gives {tuple(have.extras)}")
-    if policy.action_spec.size != robot.action_spec.size:
         problems.append(
-            f"action size: policy outputs {policy.action_spec.names}, robot takes {robot.action_spec.names}"
+            f"extras: policy expects {tuple(want.extras)}, robot gives {tuple(have.extras)} "
+            "(set the robot's extras in robot.settings)"
         )
+    elif strict and tuple(want.extra_units) != tuple(have.extra_units):
+        problems.append(f"extra units: policy expects {tuple(want.extra_units)}, robot gives {tuple(have.extra_units)}")
+    act_want, act_have = policy.action_spec, robot.action_spec
+    if act_want.size != act_have.size or strict and (
+        tuple(act_want.names) != tuple(act_have.names) or tuple(act_want.units) != tuple(act_have.units)
+    ):
+        problems.append(
+            f"actions: policy outputs {act_want.names} in {act_want.units}, robot takes {act_have.names} "
+            f"in {act_have.units}"
+        )
+    frames = (getattr(act_want.frame, "value", None), getattr(act_have.frame, "value", None))
+    if strict and frames[0] is None:
+        problems.append(
+            f"action frame: the policy states none, the robot converts from {frames[1]!r}; a bundle saved "
+            'before frames were recorded was trained in the simulators\' FLU frame: add "frame": "flu" to '
+            "policy.action_spec in its config.json (and re-export ONNX files)"
+        )
+    elif frames[0] != frames[1] and (strict or None not in frames):
+        problems.append(f"action frame: policy acts in {frames[0]!r}, robot converts from {frames[1]!r}")
     if problems:
         raise ValueError("robot and policy do not fit together: " + "; ".join(problems))
+
+
+class RobotConnectError(RobotError):
+    """``connect()`` failed: the loop never ran and no policy command was sent."""
+
+
+def preflight(robot: Robot, policy: Any, config: LaunchConfig, source: str, events: EventLog) -> CommandLimiter:
+    """Every check that needs no link: specs and frames, the robot's own settings against the rate,
+    the command limits; returns the limiter. For hardware it runs before ``connect()``, so a
+    configuration error never reaches the vehicle. Simulators state their specs only once
+    connected, so for them it runs after."""
+    simulated = config.robot.kind == "sim"
+    try:
+        check_robot_matches_policy(robot, policy, strict=not simulated)
+        robot.preflight(config.rate_hz)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}; nothing was sent to the robot") from exc
+    if simulated:
+        check_sim_runs_in_real_time(robot, config.rate_hz, source)
+    limits = config.limits
+    if limits.neutral is None and simulated:
+        limits = replace(limits, neutral=tuple(float(v) for v in robot.held_action))
+    try:
+        return CommandLimiter(robot.action_spec, limits, events)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
 
 
 def _policy_reference(policy: str) -> str:
@@ -198,7 +253,11 @@ def run_launch(
     max_steps: int | None = None,
 ) -> RunResult:
     """Run ``config`` until its duration / ``duration_s`` / a stop signal; the stop command is
-    always sent at the end. ``policy`` overrides the launch file's (already loaded)."""
+    always sent at the end. ``policy`` overrides the launch file's (already loaded).
+
+    Order: policy → robot object → :func:`preflight` (hardware: before any byte reaches it) → run
+    log → ``connect()`` (a failure raises :class:`RobotConnectError`: nothing was commanded) →
+    loop → stop command → disconnect."""
     from lnn_control.runtime.runlog import RunLogWriter
 
     if policy is None:
@@ -207,67 +266,94 @@ def run_launch(
     height, width, _ = policy.observation_spec.image_shape
     robot = make_robot(config, (height, width), source)
     events = EventLog()
-    estop = EStop(events)
     duration = duration_s if duration_s is not None else config.duration_s
     log_path = log_path if log_path is not None else default_log_path(config)
+    limiter = None if config.robot.kind == "sim" else preflight(robot, policy, config, source, events)
     writer = None
-    keyboard = None
-    restore_signals = None
-    with robot:
-        check_robot_matches_policy(robot, policy)
-        check_sim_runs_in_real_time(robot, config.rate_hz, source)
-        limits = config.limits
-        if limits.neutral is None and config.robot.kind == "sim":
-            limits = replace(limits, neutral=tuple(float(v) for v in robot.held_action))
-        limiter = CommandLimiter(robot.action_spec, limits, events)
-        if log_path is not None:
-            writer = RunLogWriter(
-                log_path,
-                policy.action_spec.names,
-                config.log.writer_config(),
-                metadata={
-                    "policy": _policy_reference(config.policy),
-                    "engine": config.engine.value,
-                    "launch_source": source,
-                    "rate_hz": config.rate_hz,
-                    "robot_kind": config.robot.kind,
-                    "action_units": list(robot.action_spec.units),
-                },
-            )
-        loop_settings = config.loop
-        loop = ControlLoop(
-            robot,
-            policy,
-            LoopConfig(
-                rate_hz=config.rate_hz,
-                busy_wait_s=loop_settings.busy_wait_s,
-                max_reconnect_attempts=loop_settings.max_reconnect_attempts,
-                reconnect_backoff_s=loop_settings.reconnect_backoff_s,
-                live_stats_interval_s=loop_settings.live_stats_interval_s,
-            ),
-            limiter,
-            Watchdog(config.watchdog.max_frame_age_s, events),
-            estop=estop,
-            sink=writer,
-            events=events,
-            live_stream=live_stream,
+    if log_path is not None:
+        writer = RunLogWriter(
+            log_path,
+            policy.action_spec.names,
+            config.log.writer_config(),
+            metadata={
+                "policy": _policy_reference(config.policy),
+                "engine": config.engine.value,
+                "launch_source": source,
+                "rate_hz": config.rate_hz,
+                "robot_kind": config.robot.kind,
+                "action_units": list(policy.action_spec.units),
+            },
         )
+    try:
         try:
-            if handle_signals:
-                restore_signals = install_stop_signals(loop)
-                estop.install_signal()
-            if keyboard_estop:
-                keyboard = KeyboardEStop(estop)
-                keyboard.start()
-            stats = loop.run(duration_s=duration, max_steps=max_steps)
-        finally:
-            if keyboard is not None:
-                keyboard.stop()
-            if restore_signals is not None:
-                restore_signals()
-                estop.uninstall_signals()
-            if writer is not None:
-                writer.close()
+            robot.connect()
+        except RobotError as exc:
+            raise RobotConnectError(f"could not connect the robot: {exc}") from exc
+        with robot:
+            if limiter is None:
+                limiter = preflight(robot, policy, config, source, events)
+            try:
+                stats = _run_loop(robot, policy, config, limiter, events, writer, live_stream,
+                                  handle_signals, keyboard_estop, duration, max_steps)
+            except RobotError as exc:
+                exc.add_note(stop_outcome(events))
+                raise
+    finally:
+        if writer is not None:
+            writer.close()
     step_durations = getattr(robot, "step_durations", None)
     return RunResult(stats, log_path, events, getattr(robot, "episodes_finished", None),
                      None if step_durations is None else list(step_durations))
+
+
+def stop_outcome(events: EventLog) -> str:
+    """Whether the last stop command went out, from the event log (for error messages)."""
+    for event in reversed(events.events):
+        if event.kind == SafetyEventKind.STOP_COMMAND:
+            return event.detail  # "stop command sent (<why>)"
+        if event.kind == SafetyEventKind.EXCEPTION and "robot.stop() failed" in event.detail:
+            return f"the stop command could not be sent: {event.detail}"
+    return "no stop command was sent"
+
+
+def _run_loop(
+    robot: Robot, policy: Any, config: LaunchConfig, limiter: CommandLimiter, events: EventLog, writer: Any,
+    live_stream: TextIO | None, handle_signals: bool, keyboard_estop: bool, duration: float | None,
+    max_steps: int | None,
+) -> LoopStats:
+    """Build the loop for a connected robot and run it, with signal and keyboard e-stops."""
+    estop = EStop(events)
+    settings = config.loop
+    loop = ControlLoop(
+        robot,
+        policy,
+        LoopConfig(
+            rate_hz=config.rate_hz,
+            busy_wait_s=settings.busy_wait_s,
+            max_reconnect_attempts=settings.max_reconnect_attempts,
+            reconnect_backoff_s=settings.reconnect_backoff_s,
+            live_stats_interval_s=settings.live_stats_interval_s,
+        ),
+        limiter,
+        Watchdog(config.watchdog.max_frame_age_s, events),
+        estop=estop,
+        sink=writer,
+        events=events,
+        live_stream=live_stream,
+    )
+    keyboard = None
+    restore_signals = None
+    try:
+        if handle_signals:
+            restore_signals = install_stop_signals(loop)
+            estop.install_signal()
+        if keyboard_estop:
+            keyboard = KeyboardEStop(estop)
+            keyboard.start()
+        return loop.run(duration_s=duration, max_steps=max_steps)
+    finally:
+        if keyboard is not None:
+            keyboard.stop()
+        if restore_signals is not None:
+            restore_signals()
+            estop.uninstall_signals()

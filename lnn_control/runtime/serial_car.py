@@ -7,12 +7,18 @@ and runs the host-side command watchdog: if ``write()`` has not been called for
 loop cannot keep the car driving (the MCU's failsafe would also catch it, but only after its
 own timeout).
 
+**Steering sign, in one place.** The policy steers in :attr:`~lnn_control.spec.ActionFrame.FLU`
+(+1 = full LEFT, like the simulator); the LNC wire format says -1000 = full left. :meth:`write`
+negates steering on the way out (:func:`wire_steering`) and reports what it sent in the policy's
+frame; the robot's action spec says ``frame: flu`` and ``lnn-control run`` checks it against the
+bundle before opening the port.
+
 Usage::
 
     car = SerialCar(OpenCVCamera(0, output_shape=(64, 128)), SerialCarConfig(port="/dev/ttyACM0"))
     with car:
         obs = car.read()                       # Observation(image, timestamp, extras)
-        car.write(np.array([0.1, 0.3]))        # steering, throttle in [-1, 1]
+        car.write(np.array([0.1, 0.3]))        # steering (+ = left), throttle in [-1, 1]
 """
 
 from __future__ import annotations
@@ -48,7 +54,12 @@ from lnn_control.runtime.serial_protocol import (
     decode,
     encode,
 )
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
+
+
+def wire_steering(policy_steering: float) -> float:
+    """Policy steering (FLU: + = left) → LNC wire steering (+ = right), both in [-1, 1]."""
+    return -float(policy_steering)
 
 
 class CarActions(str, enum.Enum):
@@ -124,7 +135,7 @@ class SerialCar(Robot):
         self.observation_spec = ObservationSpec((int(shape[0]), int(shape[1]), 3), extras, ("m/s",) * len(extras))
         names = ("steering",) if config.actions == CarActions.STEERING else ("steering", "throttle")
         n = len(names)
-        self.action_spec = ActionSpec(names, (-1.0,) * n, (1.0,) * n, ("normalized",) * n)
+        self.action_spec = ActionSpec(names, (-1.0,) * n, (1.0,) * n, ("normalized",) * n, ActionFrame.FLU)
         self.stats = LinkStats()
         self._serial = None
         self._thread: threading.Thread | None = None
@@ -320,6 +331,12 @@ class SerialCar(Robot):
             self._serial = None
 
     def disconnect(self) -> None:
+        """Close the port and the camera; a car still driving gets STOP first (best effort)."""
+        if self._driving and self._serial is not None:
+            try:
+                self.stop()
+            except LinkLostError:  # the wire is gone: the MCU's failsafe stops the car
+                pass
         self._connected = False
         self._driving = False
         self._close_link()
@@ -350,20 +367,24 @@ class SerialCar(Robot):
         return Observation(image, frame.timestamp, extras)
 
     def write(self, action: np.ndarray) -> np.ndarray:
-        """Clamp to [-1, 1], quantise to milli-units, send DRIVE; returns the values sent."""
+        """Clamp to [-1, 1], quantise to milli-units, send DRIVE; returns the values sent, in the
+        policy's frame. While the MCU reports its e-stop latched nothing is sent (it would refuse
+        the drive) and neutral is returned: what the car does."""
         self._check_link()
         values = np.asarray(action, dtype=np.float64).reshape(-1)
         if values.shape != (self.action_spec.size,):
             raise ValueError(f"action must have shape ({self.action_spec.size},) {self.action_spec.names}, got {values.shape}")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"action must be finite, got {values.tolist()}; the car was not commanded")
+        if self.estop_requested():
+            return np.zeros(self.action_spec.size, np.float32)
         values = np.clip(values, -1.0, 1.0)
         throttle = values[1] if values.size == 2 else self.config.cruise_throttle
-        drive = Drive.from_normalized(values[0], throttle)
+        drive = Drive.from_normalized(wire_steering(values[0]), throttle)
         self._last_write = time.monotonic()
         self._driving = True
         self._send(drive)
-        sent = (drive.steering, drive.throttle)[: self.action_spec.size]
+        sent = (wire_steering(drive.steering), drive.throttle)[: self.action_spec.size]
         return np.asarray(sent, np.float32)
 
     def stop(self) -> None:
@@ -381,6 +402,9 @@ class SerialCar(Robot):
         """True while the MCU reports its e-stop latched (button pressed, not yet reset)."""
         telemetry = self._telemetry
         return telemetry is not None and telemetry.estop
+
+    def estop_detail(self) -> str:
+        return "MCU: the car's e-stop button is latched"
 
     def reset_estop(self, timeout_s: float = 1.0) -> None:
         """Ask the MCU to clear its latched e-stop; raises RobotError if it does not confirm."""

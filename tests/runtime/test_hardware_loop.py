@@ -19,7 +19,7 @@ from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.bundle import save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_control.runtime.autopilot_emulator import AutopilotConfig, AutopilotEmulator, Px4Mode
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 RUN = "import sys; from lnn_control.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -70,7 +70,7 @@ def end(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def car_bundle(tmp_path_factory) -> Path:
-    spec = ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",))
+    spec = ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",), ActionFrame.FLU)
     return make_bundle(tmp_path_factory.mktemp("bundles") / "car", spec, ("speed",))
 
 
@@ -107,12 +107,13 @@ def test_sigint_of_the_loop_process_sends_stop_to_the_car(tmp_path, car_bundle):
 @pytest.mark.slow
 def test_stalled_camera_makes_the_loop_stop_the_drone_then_sigint_ends_it(tmp_path):
     spec = ActionSpec(("vx", "vy", "vz", "yaw_rate"), (-2.0, -1.0, -1.0, -1.0), (2.0, 1.0, 1.0, 1.0),
-                      ("m/s", "m/s", "m/s", "rad/s"))
+                      ("m/s", "m/s", "m/s", "rad/s"), ActionFrame.FLU)
     bundle = make_bundle(tmp_path / "drone", spec, ())
     with AutopilotEmulator(AutopilotConfig(heartbeat_hz=10.0)) as autopilot:
         robot = {"kind": "mavlink_drone",
                  "settings": {"connection": f"udpout:127.0.0.1:{autopilot.address[1]}", "stop_action": "land"}}
-        # 75 frames at 30 fps, no looping: the camera (opened before the ~0.6 s offboard sequence)
+        # a MAVLink router style link: the autopilot answers whoever sends (udpout from our side)
+        # 75 frames at 30 fps, no looping: the camera (opened before the ~1 s offboard sequence)
         # stalls 2.5 s after connect(), leaving the policy time to fly on a loaded machine
         process = run_process(launch_file(tmp_path, bundle, robot, camera_loop=False, n_frames=75))
         try:

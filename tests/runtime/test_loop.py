@@ -186,7 +186,11 @@ def test_link_loss_reconnects_then_gives_up_with_a_clear_report(tmp_path: Path) 
     assert stats.reconnects == 1 and robot.connects == 3
     kinds = [e.kind for e in sink.events]
     assert kinds.index(SafetyEventKind.LINK_LOST) < kinds.index(SafetyEventKind.RECONNECTED)
-    assert len(robot.writes) >= 5
+    # the link came back but motion did not: the reconnect latched the e-stop, every later step
+    # sent the stop command, and the summary says so
+    assert kinds.index(SafetyEventKind.RECONNECTED) < kinds.index(SafetyEventKind.ESTOP)
+    assert len(robot.writes) == 3 and loop.estop.is_set and "link restored" in loop.estop.reason  # 3 before the loss
+    assert stats.stop_steps == stats.steps - 3 and stats.stop_reason.startswith("e-stop latched at step")
 
     robot = CameraRobot(VideoFileCamera(clip, realtime=True), lose_link_at_write=2, failed_reconnects=10)
     with robot:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.bundle import save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_control.runtime.runlog import read_run_log
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 pytest.importorskip("serial")
 
@@ -37,7 +38,7 @@ def lane_policy(directory: Path) -> Path:
         perception=perception,
         core=core.config(),
         observation_spec=ObservationSpec((64, 128, 3), ("speed",), ("m/s",)),
-        action_spec=ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",)),
+        action_spec=ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",), ActionFrame.FLU),
         control_rate_hz=20.0,
     )
     return save_policy(Policy(config, core=core).eval(), directory, {"command": "untrained test policy"})
@@ -81,7 +82,8 @@ def emulator(tmp_path: Path):
     )
     line = proc.stdout.readline().split()
     assert line and line[0] == "READY", proc.stderr.read() if proc.poll() is not None else line
-    yield line[1], record
+    yield line[1], record, proc
+    proc.send_signal(signal.SIGCONT)  # a test may have frozen it
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=30)
@@ -110,7 +112,7 @@ def launch_file(tmp_path: Path, port: str, clip: Path, loop: bool) -> Path:
 
 @pytest.mark.slow
 def test_sigint_of_the_run_process_stops_the_car(tmp_path: Path, emulator) -> None:
-    port, record = emulator
+    port, record, _ = emulator
     launch = launch_file(tmp_path, port, road_clip(tmp_path / "road.avi", 40), loop=True)
     log_path = tmp_path / "car.mcap"
     run = subprocess.Popen(
@@ -135,14 +137,14 @@ def test_sigint_of_the_run_process_stops_the_car(tmp_path: Path, emulator) -> No
     assert log.complete and log.metadata["robot_kind"] == "serial_car"
     applied = [m.payload["values"]["steering"] for m in log.topic("/commands/applied")]
     assert len(applied) >= 10
-    # what the MCU applied is what the loop sent (milli-units on the wire)
-    sent = [round(m.payload["values"]["steering"] * 1000) for m in log.topic("/commands/sent")]
+    # what the MCU applied is what the loop sent (milli-units on the wire, where + = right)
+    sent = [-round(m.payload["values"]["steering"] * 1000) for m in log.topic("/commands/sent")]
     assert [e["steer_milli"] for e in drives[:5]] == pytest.approx(sent[:5], abs=1)
 
 
 @pytest.mark.slow
 def test_stalled_camera_stops_the_car_while_the_link_stays_up(tmp_path: Path, emulator, capsys) -> None:
-    port, record = emulator
+    port, record, _ = emulator
     launch = launch_file(tmp_path, port, road_clip(tmp_path / "short.avi", 12), loop=False)  # 0.6 s of video
     log_path = tmp_path / "stall.mcap"
     assert main(["run", "--launch", str(launch), "--duration", "1.5", "--log", str(log_path), "--quiet"]) == 0
@@ -195,59 +197,54 @@ def test_link_loss_stops_and_reports_after_bounded_reconnects(tmp_path: Path) ->
     assert any("reconnect attempt(s) failed" in e["detail"] for e in events_logged)
 
 
-def drone_policy(directory: Path) -> Path:
-    import torch
-
-    torch.manual_seed(4)
-    perception = PerceptionConfig(image_height=64, image_width=128)
-    core = BASELINE_CORES["ctrnn"](perception.features, 19, 4)
-    config = PolicyConfig(
-        perception=perception,
-        core=core.config(),
-        observation_spec=ObservationSpec((64, 128, 3)),
-        action_spec=ActionSpec(
-            ("vx", "vy", "vz", "yaw_rate"), (-2.0, -1.0, -1.0, -1.0), (2.0, 1.0, 1.0, 1.0),
-            ("m/s", "m/s", "m/s", "rad/s"),
-        ),
-        control_rate_hz=20.0,
-    )
-    return save_policy(Policy(config, core=core).eval(), directory, {"command": "untrained test policy"})
+def safety_kinds(log_path: Path) -> list[str]:
+    """Safety event kinds in a run log that is still being written (complete chunks only)."""
+    if not log_path.exists():
+        return []
+    return [m.payload["kind"] for m in read_run_log(log_path).topic("/safety/events")]
 
 
 @pytest.mark.slow
-def test_run_flies_the_mavlink_drone_against_the_autopilot_emulator(tmp_path: Path, capsys) -> None:
-    pytest.importorskip("pymavlink")
-    from lnn_control.runtime.autopilot_emulator import AutopilotEmulator, Px4Mode
-    from lnn_control.runtime.launch import load_launch
+def test_a_car_whose_link_comes_back_stays_stopped_until_a_new_run(tmp_path: Path, emulator) -> None:
+    """The MCU freezes (SIGSTOP) long enough for the host to declare the link lost, then thaws: the
+    run reconnects, but the car gets only STOP from then on — no drive resumes without the operator."""
+    port, record, mcu = emulator
+    launch = launch_file(tmp_path, port, road_clip(tmp_path / "road.avi", 40), loop=True)
+    data = yaml.safe_load(launch.read_text())
+    data["loop"].update(max_reconnect_attempts=10, reconnect_backoff_s=0.2)
+    data["log"]["flush_interval_s"] = 0.1
+    launch.write_text(yaml.safe_dump(data))
+    log_path = tmp_path / "blip.mcap"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "lnn_control", "run", "--launch", str(launch), "--log", str(log_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    mcu_pid = mcu.pid
+    try:
+        wait_for(lambda: sum(e["event"] == "drive" for e in events(record)) >= 5, run, 60, "5 drive commands")
+        # the MCU hangs for 1.2 s, more than twice the host's 0.5 s link timeout (the stimulus, not a
+        # synchronisation: the run log shows the loss only once steps resume)
+        os.kill(mcu_pid, signal.SIGSTOP)
+        try:
+            threading.Event().wait(1.2)
+        finally:
+            os.kill(mcu_pid, signal.SIGCONT)
+        thawed = time.monotonic()
+        wait_for(lambda: "reconnected" in safety_kinds(log_path), run, 30, "the reconnect")
+        wait_for(lambda: sum(e["event"] == "stop" and e["t"] > thawed for e in events(record)) >= 10, run, 30,
+                 "10 stops after the reconnect")
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    after = [e for e in events(record) if e["t"] > thawed]
+    # the MCU first works through what queued up while it was frozen (the old drives, the stop sent at
+    # the loss); from that stop on, not one drive
+    first_stop = next(i for i, e in enumerate(after) if e["event"] == "stop")
+    assert not [e for e in after[first_stop:] if e["event"] == "drive"]
+    assert "stop reason: e-stop latched at step" in out and "link restored" in out
+    kinds = safety_kinds(log_path)
+    assert kinds.index("link_lost") < kinds.index("reconnected") < kinds.index("estop")
 
-    shipped = load_launch("drone_mavlink")  # the shipped file, pointed at the emulator and a video
-    with AutopilotEmulator() as autopilot:
-        host, port = autopilot.address
-        data = {
-            "policy": str(drone_policy(tmp_path / "policy")),
-            "rate_hz": shipped.rate_hz,
-            "robot": {
-                "kind": "mavlink_drone",
-                "camera": {"kind": "video_file", "source": str(road_clip(tmp_path / "forest.avi", 40)), "loop": True},
-                "settings": {**shipped.robot.settings, "connection": f"udpout:{host}:{port}"},
-            },
-            "limits": {"max_rate_per_s": list(shipped.limits.max_rate_per_s)},
-            "watchdog": {"max_frame_age_s": shipped.watchdog.max_frame_age_s},
-            "log": {"dir": str(tmp_path)},
-        }
-        launch = tmp_path / "drone.yaml"
-        launch.write_text(yaml.safe_dump(data))
-        log_path = tmp_path / "drone.mcap"
-        rc = main(["run", "--launch", str(launch), "--duration", "1.5", "--log", str(log_path), "--quiet"])
-        assert rc == 0, capsys.readouterr().err
-        modes = [c.mode for c in autopilot.mode_changes]
-        setpoints = list(autopilot.setpoints)
-        armed = autopilot.armed
-    assert Px4Mode.OFFBOARD in modes and modes[-1] == Px4Mode.HOLD  # stop => zero velocity, then HOLD
-    assert not armed  # the shipped launch file never arms
-    assert {s.type_mask for s in setpoints} == {1479} and {s.frame for s in setpoints} == {8}
-    last = setpoints[-1]
-    assert (last.vx, last.vy, last.vz, last.yaw_rate) == (0.0, 0.0, 0.0, 0.0)
-    log = read_run_log(log_path)
-    sent = log.topic("/commands/sent")
-    assert len(sent) >= 15 and set(sent[0].payload["values"]) == {"vx", "vy", "vz", "yaw_rate"}

@@ -58,12 +58,13 @@ def test_commands_round_trip_in_order_with_telemetry(tmp_path, emulator):
         np.testing.assert_allclose(applied, np.round(np.clip(commands, -1, 1) * 1000) / 1000, atol=1e-6)
         drives = wait_until(lambda: len(emulator.events("drive")) >= 60 and emulator.events("drive"), what="60 drives")
         got = np.array([[d["steer_milli"], d["throttle_milli"]] for d in drives]) / 1000
-        np.testing.assert_allclose(got, applied, atol=1e-6)  # every value arrived, in order
+        wire = applied * [-1.0, 1.0]  # the wire steers + = right, the policy + = left
+        np.testing.assert_allclose(got, wire, atol=1e-6)  # every value arrived, in order
         seqs = [d["seq"] for d in drives]
         assert seqs == sorted(seqs) and len(set(seqs)) == 60
         last = applied[-1]
         telemetry = wait_until(
-            lambda: (t := car.telemetry()) is not None and (t.steer_milli, t.throttle_milli) == tuple(np.round(last * 1000)) and t,
+            lambda: (t := car.telemetry()) is not None and (t.steer_milli, t.throttle_milli) == tuple(np.round(last * [-1000, 1000])) and t,
             what="telemetry with the last applied command",
         )
         assert isinstance(telemetry, Telemetry) and not telemetry.failsafe
@@ -137,7 +138,7 @@ def test_a_restarted_host_resynchronises_its_sequence_numbers(tmp_path):
             assert car.stats.mcu_errors == {"SEQ": 1}
             car.write(np.array([0.1, 0.2]))
             drive = wait_until(lambda: emu.events("drive"), what="drive after resync")[0]
-            assert drive["seq"] > 500 and drive["steer_milli"] == 100
+            assert drive["seq"] > 500 and drive["steer_milli"] == -100  # +0.1 = left = -100 on the wire
     finally:
         emu.stop()
 
@@ -251,7 +252,7 @@ def test_silent_mcu_is_link_loss_and_reconnect_recovers(tmp_path, emulator):
         assert car.reconnect(3, backoff_s=0.05) >= 1
         assert car.link_ok()
         car.write(np.array([-0.4, 0.2]))
-        wait_until(lambda: any(d["steer_milli"] == -400 for d in emulator.events("drive")), what="drive after reconnect")
+        wait_until(lambda: any(d["steer_milli"] == 400 for d in emulator.events("drive")), what="drive after reconnect")
     finally:
         car.disconnect()
 
@@ -274,12 +275,26 @@ def test_mcu_estop_button_latches_until_reset(tmp_path, emulator):
     with make_car(tmp_path, emulator.port) as car:
         car.write(np.array([0.0, 0.5]))
         assert not car.estop_requested()
-        os.kill(emulator.process.pid, signal.SIGUSR1)
+        os.kill(emulator.process.pid, signal.SIGUSR1)  # press: the mushroom button stays down
         wait_until(car.estop_requested, what="e-stop in telemetry")
-        car.write(np.array([0.0, 0.5]))
-        wait_until(lambda: car.stats.mcu_errors.get("EST", 0) >= 1, what="drive refused while latched")
         assert car.telemetry().throttle_milli == 0
-        car.reset_estop()
+        drives_sent = car.stats.sent.get("D", 0)
+        # no drive goes out while latched, and the car reports what it does: neutral
+        assert car.write(np.array([0.3, 0.5])).tolist() == [0.0, 0.0]
+        assert car.stats.sent.get("D", 0) == drives_sent
+        with pytest.raises(RobotError, match="refused.*EST"):
+            car.reset_estop()  # the button is still down
+        os.kill(emulator.process.pid, signal.SIGUSR2)  # twist it free
+
+        def reset_accepted() -> bool:
+            try:
+                car.reset_estop()
+            except RobotError:  # the release signal had not reached the MCU yet
+                return False
+            return True
+
+        wait_until(reset_accepted, what="reset accepted once the button is up")
+        assert set(car.stats.mcu_errors) == {"EST"}
         wait_until(lambda: car.telemetry() is not None and not car.estop_requested(), what="e-stop cleared")
         car.write(np.array([0.0, 0.5]))
         wait_until(lambda: (t := car.telemetry()) is not None and t.throttle_milli == 500, what="driving again")
@@ -290,7 +305,7 @@ def test_steering_only_uses_cruise_throttle(tmp_path, emulator):
         assert car.action_spec.names == ("steering",)
         np.testing.assert_allclose(car.write(np.array([0.5])), [0.5])
         drive = wait_until(lambda: emulator.events("drive"), what="drive")[0]
-        assert (drive["steer_milli"], drive["throttle_milli"]) == (500, 250)
+        assert (drive["steer_milli"], drive["throttle_milli"]) == (-500, 250)  # +0.5 = left = -500 on the wire
         with pytest.raises(ValueError, match="shape"):
             car.write(np.array([0.5, 0.5]))
         with pytest.raises(ValueError, match="finite"):

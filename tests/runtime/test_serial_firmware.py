@@ -17,6 +17,7 @@ from lnn_control.runtime.serial_protocol import (
     Drive,
     Error,
     ErrorCode,
+    EStopReset,
     Heartbeat,
     LineSplitter,
     Stop,
@@ -37,17 +38,26 @@ SHIM = r"""
 #include <cstddef>
 #include <unistd.h>
 struct Servo { int us = 1500; void attach(int) {} void writeMicroseconds(int v) { us = v; } };
+static int g_estop_pin = 1;  // 1 = released (pull-up), 0 = pressed; bytes 0x01 / 0x02 on stdin move it
 struct SerialT {
   int pending = -1;
   void begin(unsigned long) {}
-  int available() { if (pending < 0) { unsigned char c; if (::read(0, &c, 1) == 1) pending = c; else exit(0); } return 1; }
+  int available() {
+    if (pending < 0) {
+      unsigned char c;
+      if (::read(0, &c, 1) != 1) exit(0);
+      if (c == 1 || c == 2) { g_estop_pin = c == 1 ? 0 : 1; return 0; }  // the button: let loop() see it
+      pending = c;
+    }
+    return 1;
+  }
   int read() { int c = pending; pending = -1; return c; }
   void write(const char *s) { fputs(s, stdout); fflush(stdout); }
 };
 static SerialT Serial;
 inline unsigned long millis() { return 0; }  // frozen clock: no telemetry, no failsafe
 inline int analogRead(int) { return 505; }
-inline int digitalRead(int) { return 1; }    // e-stop button released
+inline int digitalRead(int) { return g_estop_pin; }
 inline void pinMode(int, int) {}
 inline int digitalPinToInterrupt(int p) { return p; }
 inline void attachInterrupt(int, void (*)(), int) {}
@@ -84,12 +94,22 @@ class _Wire:
         self.sent += data
 
 
+PRESS, RELEASE = b"\x01", b"\x02"  # the e-stop button, in the shim's input stream
+
+
 def emulator_replies(lines: bytes) -> bytes:
-    """What CarEmulator answers to ``lines`` on a frozen clock (no telemetry, no timers)."""
+    """What CarEmulator answers to ``lines`` on a frozen clock (no telemetry, no timers); PRESS /
+    RELEASE bytes move its e-stop button between lines, as they move the shim's pin."""
     wire = _Wire()
     emulator = CarEmulator(wire)
-    for line in LineSplitter().feed(lines):
-        emulator.handle_line(line, now=0.0)
+    splitter = LineSplitter()
+    for byte in lines:
+        if bytes([byte]) in (PRESS, RELEASE):
+            (emulator.press_estop_button if bytes([byte]) == PRESS else emulator.release_estop_button)()
+            emulator.tick(now=0.0, dt=0.0)
+            continue
+        for line in splitter.feed(bytes([byte])):
+            emulator.handle_line(line, now=0.0)
     return bytes(wire.sent)
 
 
@@ -185,4 +205,29 @@ def test_sketch_and_emulator_answer_malformed_lines_alike(sketch):
         Error(ErrorCode.FORMAT, -1, 21),
         Error(ErrorCode.FORMAT, -1, 21),
         Ack(41),
+    ]
+
+
+def test_estop_refusals_are_not_accepted_lines_and_a_held_button_refuses_reset(sketch):
+    """A drive refused with EST leaves last_good_seq where it was (the protocol document: only
+    accepted lines count); an R while the mushroom button is still down is refused with EST."""
+    lines = b"".join([
+        encode(30, Drive(100, 200)),
+        PRESS,
+        encode(31, Drive(100, 200)),
+        encode(32, EStopReset()),
+        RELEASE,
+        encode(33, Drive(100, 200)),  # released but still latched: refused
+        encode(34, EStopReset()),
+        encode(35, Drive(-100, 300)),
+    ])
+    sketch_out = sketch_replies(sketch, lines)
+    assert sketch_out == emulator_replies(lines)  # byte for byte
+    assert [decode(line).message for line in sketch_out.splitlines(keepends=True)] == [
+        Ack(30),
+        Error(ErrorCode.ESTOP, 31, 30),
+        Error(ErrorCode.ESTOP, 32, 30),
+        Error(ErrorCode.ESTOP, 33, 30),
+        Ack(34),
+        Ack(35),
     ]

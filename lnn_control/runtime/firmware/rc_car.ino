@@ -132,7 +132,7 @@ void handleLine(char *raw, size_t n) {
     long s, t;
     if (count != 6 || !parseInt(fields[4], &s) || !parseInt(fields[5], &t)) return sendError("FMT", seq);
     if (s < -1000 || s > 1000 || t < -1000 || t > 1000) return sendError("RNG", seq);
-    if (estopLatched) { lastGoodSeq = seq; return sendError("EST", seq); }
+    if (estopLatched) return sendError("EST", seq);  // refused: not accepted, lastGoodSeq unchanged
     mode = DRIVING;
     steerMilli = (int)s;
     throttleMilli = (int)t;
