@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.collect",
     "lnn_control.cli.train",
     "lnn_control.cli.eval",
+    "lnn_control.cli.study",
     "lnn_control.cli.demo",
     "lnn_control.cli.conditions",
     "lnn_control.cli.export",

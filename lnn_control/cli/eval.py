@@ -19,6 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--conditions", default="clean", help="comma-separated specs, e.g. clean,rain:3,fog:3+noise:2")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per condition")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED_START, help=f"first held-out seed (≥ {HELD_OUT_SEED_START})")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="episodes in parallel (local processes, one thread each); same numbers as 1 worker")
+    parser.add_argument("--nominal-dt", action="store_true",
+                        help="tell the policy the nominal period instead of the measured dt between delivered frames (framedrop ablation)")
     parser.add_argument("--json", metavar="FILE", help="write every number as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="bar plot of success rate per condition")
     parser.set_defaults(func=run)
@@ -30,18 +34,33 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.evaluate.runner import (
         EvalConfig,
         evaluate,
+        evaluate_parallel,
         expert_controller,
         policy_controller,
     )
 
+    if args.workers < 1:
+        raise ValueError(f"--workers must be ≥ 1, got {args.workers}")
     config = EvalConfig(
         task=args.task,
         backend=args.backend,
         conditions=[c.strip() for c in args.conditions.split(",") if c.strip()],
         episodes=args.episodes,
         seed=args.seed,
+        dt_mode="nominal" if args.nominal_dt else "measured",
     )
-    if args.policy == "expert":
+    if args.workers > 1:
+        from lnn_control.parallel.executor import make_executor
+
+        reference = "expert"
+        if args.policy != "expert":
+            from lnn_control.runtime.launch import resolve_policy_path
+
+            reference = str(resolve_policy_path(args.policy))
+        with make_executor("local", args.workers) as pool:
+            results = evaluate_parallel(config, reference, pool)
+        results["policy"] = reference
+    elif args.policy == "expert":
         results = evaluate(config, expert_controller)
         results["policy"] = "expert"
     else:

@@ -1,0 +1,76 @@
+"""Study files: the shipped ones load; a bad one fails before any work, naming the key, the file and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lnn_control.cli import main
+from lnn_control.config import ConfigError
+from lnn_control.study.config import load_study
+
+SMOKE = {
+    "name": "t",
+    "task": "lane-keeping",
+    "training_launch": "lane_keeping",
+    "architectures": ["ltc_ncp19"],
+    "seeds": [0],
+    "eval": {"conditions": {"rain": [3]}},
+}
+
+
+@pytest.mark.parametrize("name", ["study_smoke", "study_lane_keeping", "study_drone_forest"])
+def test_shipped_study_files_load(name: str) -> None:
+    study, path = load_study(name)
+    assert path.name == f"{name}.yaml"
+    assert study.condition_specs()[0] == "clean"
+    if name != "study_smoke":
+        assert len(study.seeds) >= 5
+        assert {"ltc_ncp19", "cfc_ncp19", "ctrnn_ncp19", "lstm_matched", "gru_matched", "cnn_feedforward", "lstm64"} <= set(study.architectures)
+
+
+def _edit(path: str, value: object) -> dict:
+    data = yaml.safe_load(yaml.safe_dump(SMOKE))
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({**SMOKE, "architecture": ["lstm"]}, r"unknown key\(s\) \['architecture'\] at top level; allowed keys: \['architectures'"),
+        (_edit("seeds", "0"), r"'seeds' must be a list"),
+        (_edit("eval.episodes", "ten"), r"'eval.episodes' must be an integer"),
+        (_edit("eval.conditions", {"hail": [3]}), r"'eval.conditions.hail' is not a condition; allowed: \['rain'"),
+        (_edit("eval.conditions", {"rain": [7]}), r"'eval.conditions.rain\[0\]' is 7; severities are 1..5"),
+        (_edit("architectures", ["ltc_ncp19", "transformer"]), r"'architectures\[1\]' is 'transformer'; allowed values: \["),
+        (_edit("eval.backends", ["gazebo"]), r"'eval.backends\[0\]' is 'gazebo'; allowed values: \['mujoco', 'pybullet'\]"),
+        (_edit("training_launch", "drone_forest"), r"trains task 'drone-forest', but the study's task is 'lane-keeping'"),
+        (_edit("train.per_model_dagger", "off"), r"'train.per_model_dagger' must be true or false"),
+        (_edit("eval.seed", 5), r"'eval.seed' is 5; held-out seeds start at 1000"),
+        (_edit("seeds", [1, 1]), r"'seeds' lists \['1'\] more than once"),
+    ],
+)
+def test_a_bad_study_file_fails_before_any_work_and_names_the_key(tmp_path: Path, capsys, data: dict, message: str) -> None:
+    study_file = tmp_path / "bad.yaml"
+    study_file.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message):
+        load_study(study_file)
+    out = tmp_path / "out"
+    assert main(["study", "--launch", str(study_file), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert str(study_file) in error
+    assert not out.exists()  # nothing was started
+
+
+def test_resume_needs_a_study_to_resume(tmp_path: Path, capsys) -> None:
+    study_file = tmp_path / "ok.yaml"
+    study_file.write_text(yaml.safe_dump(SMOKE))
+    assert main(["study", "--launch", str(study_file), "--out", str(tmp_path / "out"), "--resume"]) == 2
+    assert "holds no study" in capsys.readouterr().err
