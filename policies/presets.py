@@ -27,8 +27,10 @@ from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.policy import OutputSquash, Policy, PolicyConfig
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
-CoreType = Literal["ltc", "cfc", "lstm", "gru", "ctrnn", "feedforward"]
+CoreType = Literal["ltc", "cfc", "wired_ctrnn", "lstm", "gru", "ctrnn", "feedforward"]
 LIQUID_CORES = ("ltc", "cfc")
+WIRED_CORES = (*LIQUID_CORES, "wired_ctrnn")
+"""Cores built on the preset's wiring (``wired_ctrnn``: a CT-RNN with the NCP's synapses)."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,9 @@ PRESETS: dict[str, PolicyPreset] = {
 def build_core_for(
     core: CoreType, wiring: str, input_size: int, output_size: int, hidden_size: int, seed: int = 0
 ) -> torch.nn.Module:
-    """A freshly initialised core: liquid (``ltc``/``cfc``) on the named wiring, or a baseline
-    with ``hidden_size`` units. Weights come from ``seed`` (LTC) or the torch RNG (the others)."""
-    if core in LIQUID_CORES:
+    """A freshly initialised core: liquid (``ltc``/``cfc``) or ``wired_ctrnn`` on the named wiring,
+    or a baseline with ``hidden_size`` units. Weights come from ``seed`` (LTC) or the torch RNG (the others)."""
+    if core in WIRED_CORES:
         from lnn_control.nn.wirings import wiring_from_name
 
         # The wiring's own seed is part of the named architecture (the paper's network), not the
@@ -75,6 +77,10 @@ def build_core_for(
             from lnn_control.nn.ltc import LTC
 
             return LTC(built_wiring, seed=seed)
+        if core == "wired_ctrnn":
+            from lnn_control.nn.wired_ctrnn import WiredCTRNN
+
+            return WiredCTRNN(built_wiring)
         from lnn_control.nn.cfc import CfC
 
         return CfC(input_size, built_wiring)

@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (data/, train/, policy/)")
     parser.add_argument("--resume", action="store_true", help="reuse collected episodes and the last checkpoint")
     parser.add_argument("--backend", choices=["pybullet", "mujoco"], help="override the launch file's backend")
-    parser.add_argument("--core", choices=["ltc", "cfc", "lstm", "gru", "ctrnn", "feedforward"], help="override the core type")
+    parser.add_argument("--core", choices=["ltc", "cfc", "wired_ctrnn", "lstm", "gru", "ctrnn", "feedforward"],
+                        help="override the core type (wired_ctrnn: CT-RNN on the preset's NCP wiring)")
     parser.add_argument("--episodes", type=int, help="override collect.episodes")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--dagger-rounds", type=int, help="override dagger.rounds")

@@ -18,7 +18,6 @@ that never carry signal; :func:`parameter_counts` reports the wiring's synapse c
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -93,12 +92,9 @@ def build_architecture(
         "action_spec": action_spec,
         "control_rate_hz": control_rate_hz,
     }
-    if arch.core in ("ltc", "cfc"):
+    if arch.core in ("ltc", "cfc", "wired_ctrnn"):
         return build_policy(preset, core=arch.core, **common)
     reference = build_policy(preset, core="ltc", **common)
-    if arch.core == "wired_ctrnn":
-        core_config = {"type": "wired_ctrnn", "wiring": reference.config.core["wiring"], "unfolds": 1}
-        return build_policy(dataclasses.replace(reference.config, core=core_config), seed=seed)
     units = arch.units
     if arch.matched:
         units = matched_units(

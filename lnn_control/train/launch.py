@@ -12,7 +12,7 @@ from typing import Literal
 from lnn_control.config import ConfigError, load_yaml_dataclass
 from lnn_control.train.bc import TrainConfig
 
-CoreType = Literal["ltc", "cfc", "lstm", "gru", "ctrnn", "feedforward"]
+CoreType = Literal["ltc", "cfc", "wired_ctrnn", "lstm", "gru", "ctrnn", "feedforward"]
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,16 @@ def test_config_round_trips_through_json_and_the_registry() -> None:
     assert torch.allclose(rebuilt(x)[0], core(x)[0])
     with pytest.raises(ValueError, match="unknown key"):
         build_core({**config, "units": 5})
+
+
+def test_a_policy_with_the_wired_ctrnn_core_shares_the_ltc_wiring_and_round_trips_as_a_bundle(tmp_path) -> None:
+    from lnn_control.policies.bundle import load_policy, save_policy
+    from lnn_control.policies.presets import build_policy
+
+    ltc = build_policy("ncp19_car", core="ltc", seed=0)
+    ctrnn = build_policy("ncp19_car", core="wired_ctrnn", seed=0)
+    assert ctrnn.config.core["wiring"] == ltc.config.core["wiring"]
+    save_policy(ctrnn, tmp_path / "bundle", {"command": "test"})
+    loaded = load_policy(tmp_path / "bundle")
+    frame = np.full((64, 128, 3), 90, np.uint8)
+    assert np.array_equal(loaded.act({"image": frame}, 0.05), ctrnn.act({"image": frame}, 0.05))
