@@ -16,7 +16,7 @@ from gymnasium.utils.passive_env_checker import env_render_passive_checker
 import lnn_control.envs  # noqa: F401  (registers the ids)
 from lnn_control.envs.drone_forest.backend import DroneState, yaw_quaternion
 from lnn_control.envs.drone_forest.env import DroneForestEnv
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 ENV_ID = "lnn_control/DroneForest-v0"
 INFO_KEYS = {
@@ -144,7 +144,7 @@ def test_observation_info_and_specs() -> None:
         assert INFO_KEYS <= set(info)
         assert info["success"] is False and info["end_reason"] == ""
         assert env.action_spec == ActionSpec(("vx", "vy", "vz", "yaw_rate"), (-2.0, -1.0, -1.0, -1.0),
-                                             (2.0, 1.0, 1.0, 1.0), ("m/s", "m/s", "m/s", "rad/s"))
+                                             (2.0, 1.0, 1.0, 1.0), ("m/s", "m/s", "m/s", "rad/s"), ActionFrame.FLU)
         assert env.observation_spec == ObservationSpec((64, 128, 3), ("vx", "vy", "vz"), ("m/s",) * 3)
         assert env.control_dt == pytest.approx(0.05)
         # fly forward: vx observation and progress reward follow

@@ -16,7 +16,7 @@ from gymnasium.utils.passive_env_checker import env_render_passive_checker
 
 import lnn_control.envs  # noqa: F401  (registers the ids)
 from lnn_control.envs.lane_keeping.env import LaneKeepingEnv
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 ENV_ID = "lnn_control/LaneKeeping-v0"
 INFO_KEYS = {
@@ -173,7 +173,7 @@ def test_observation_info_and_specs():
         assert reward == pytest.approx(info["reward_terms"]["progress"] + 0.1 * info["reward_terms"]["centering"] + 0.05 * info["reward_terms"]["heading"])
         unwrapped = env.unwrapped
         assert unwrapped.control_dt == pytest.approx(0.05)
-        assert unwrapped.action_spec == ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",))
+        assert unwrapped.action_spec == ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",), ActionFrame.FLU)
         assert unwrapped.observation_spec == ObservationSpec((64, 128, 3), ("speed",), ("m/s",))
     finally:
         env.close()

@@ -29,7 +29,7 @@ from lnn_control.policies.bundle import (
     save_policy,
 )
 from lnn_control.policies.policy import Policy, PolicyConfig
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 H, W = 16, 24
 PROVENANCE = {
@@ -51,7 +51,7 @@ def make_policy(kind: str = "ctrnn", seed: int = 0) -> Policy:
         perception=perception,
         core=core.config(),
         observation_spec=ObservationSpec((H, W, 3), ("speed",), ("m/s",)),
-        action_spec=ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",)),
+        action_spec=ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",), ActionFrame.FLU),
         control_rate_hz=20.0,
         extras_scale=(0.5,),
     )
@@ -104,7 +104,7 @@ def test_config_json_holds_architecture_specs_and_provenance(bundle: Path) -> No
     assert data["image_size"] == [H, W]
     assert data["policy"]["core"] == {"type": "ctrnn", "input_size": 5, "units": 3, "output_size": 1, "unfolds": 1}
     assert data["policy"]["action_spec"] == {
-        "names": ["steering"], "low": [-1.0], "high": [1.0], "units": ["normalized"]
+        "names": ["steering"], "low": [-1.0], "high": [1.0], "units": ["normalized"], "frame": "flu"
     }
     assert data["policy"]["observation_spec"]["extra_units"] == ["m/s"]
     assert data["policy"]["control_rate_hz"] == 20.0

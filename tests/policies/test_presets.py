@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from lnn_control.policies.presets import PRESETS, build_policy
-from lnn_control.spec import ActionSpec, ObservationSpec
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 
 def test_car_preset_defaults() -> None:
     policy = build_policy("ncp19_car", core="gru")
     assert policy.observation_spec == ObservationSpec((64, 128, 3))
-    assert policy.action_spec == ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",))
+    assert policy.action_spec == ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",), ActionFrame.FLU)
     assert policy.config.control_rate_hz == 20.0
     assert policy.config.core == {"type": "gru", "input_size": 32, "units": 19, "output_size": 1}
     action = policy.act({"image": np.zeros((64, 128, 3), np.uint8)}, 0.05)

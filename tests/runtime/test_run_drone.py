@@ -4,6 +4,7 @@ errors that must never reach the vehicle, the pilot / failsafe taking over mid-r
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from importlib import resources
@@ -187,11 +188,13 @@ def test_the_pilot_and_the_failsafe_win_during_a_run(tmp_path: Path, capsys, mod
 
 
 @pytest.mark.slow
-def test_link_loss_ends_the_run_within_its_stated_bound(tmp_path: Path, capsys) -> None:
-    """link_timeout_s (1.5) + 3 reconnect attempts x (0.5 s backoff + reconnect_timeout_s 1.0) = 6 s,
-    where it used to take 19 s."""
-    data = shipped_launch(tmp_path)
-    data["policy"] = str(drone_policy(tmp_path / "policy", extras=("vx", "vy", "vz")))
+@pytest.mark.parametrize("extras", [("vx", "vy", "vz"), ()])
+def test_link_loss_ends_the_run_within_its_stated_bound(tmp_path: Path, capsys, extras) -> None:
+    """It used to take 19 s. With the velocity extras (the shipped file) a silent link first shows as
+    a stale estimate: the run ends after estimate_timeout_s (0.5 s). Without extras: link_timeout_s
+    (1.5) + 3 reconnect attempts x (0.5 s backoff + reconnect_timeout_s 1.0) = 6 s."""
+    data = shipped_launch(tmp_path, extras=list(extras))
+    data["policy"] = str(drone_policy(tmp_path / "policy", extras=extras))
     autopilot = AutopilotEmulator(AutopilotConfig(heartbeat_hz=10.0)).start()
     data["robot"]["settings"]["connection"] = f"udpout:127.0.0.1:{autopilot.address[1]}"
     lost: list[float] = []
@@ -212,5 +215,22 @@ def test_link_loss_ends_the_run_within_its_stated_bound(tmp_path: Path, capsys) 
         autopilot.close()
     err = capsys.readouterr().err
     assert rc == 2 and lost, err
-    assert "3 reconnect attempt(s) failed" in err and "stop command" in err
-    assert ended - lost[0] < 6.0 + 2.0  # the bound plus scheduling slack on a loaded 2-core machine
+    if extras:
+        assert "estimate is unknown: LOCAL_POSITION_NED" in err and "stop command sent" in err
+        bound = 0.5
+    else:
+        assert "3 reconnect attempt(s) failed" in err and "stop command" in err
+        bound = 6.0
+    assert ended - lost[0] < bound + 2.0  # the bound plus scheduling slack on a loaded 2-core machine
+
+
+def test_a_failed_connect_says_the_loop_never_started(tmp_path: Path, capsys) -> None:
+    """No autopilot answers: the message must not claim that a stop command was sent."""
+    data = shipped_launch(tmp_path, connect_timeout_s=0.5)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # a port where nobody answers
+        silent.bind(("127.0.0.1", 0))
+        data["robot"]["settings"]["connection"] = f"udpout:127.0.0.1:{silent.getsockname()[1]}"
+        assert main(["run", "--launch", str(write_launch(tmp_path, data)), "--no-log", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "could not connect the robot: no autopilot HEARTBEAT" in err and "the control loop never started" in err
+    assert "stop command" not in err

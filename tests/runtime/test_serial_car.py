@@ -399,3 +399,16 @@ def test_emulator_serves_an_existing_port_through_pyserial(tmp_path):
         process.stdout.close()
         os.close(master)
         os.close(slave)
+
+
+def test_disconnect_while_driving_sends_stop(tmp_path, emulator):
+    """disconnect() without a stop() first (a caller that skips the with block) still leaves the car
+    commanded to STOP, not driving on until the MCU's failsafe."""
+    car = make_car(tmp_path, emulator.port)
+    car.connect()
+    car.write(np.array([0.2, 0.4]))
+    drive = wait_until(lambda: emulator.events("drive"), what="drive")[-1]
+    car.disconnect()
+    stop = wait_until(lambda: [e for e in emulator.events("stop") if e["t"] > drive["t"]], what="stop at the MCU")[0]
+    assert stop["seq"] > drive["seq"]
+    assert not [m for m in emulator.events("mode") if m["mode"] == "failsafe"]  # we stopped it, not the MCU
