@@ -58,6 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Validation errors from the library already say what was wrong and what is allowed.
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        from lnn_control.extras import missing_extra_message
+
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        print(f"error: lnn-control {args.command}: {message}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

@@ -85,6 +85,9 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
     """Build (not connect) the robot; cameras resize frames to ``image_shape`` (height, width)."""
     robot_config = config.robot
     if robot_config.kind == "sim":
+        from lnn_control.extras import require
+
+        require("gymnasium", "robot.kind sim")  # else the simulator process would fail on its own
         sim = robot_config.sim
         if sim.pacing == "clocked":
             from lnn_control.runtime.clocked_sim import ClockedSimRobot
