@@ -73,7 +73,7 @@ def car_onnx_policy(directory: Path) -> Path:
 
 def start_emulator(python: Path, record: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [str(python), "-m", "lnn_control.runtime.car_emulator", "--pty", "--record", str(record)],
+        [str(python), "-m", "lnn_control.runtime.emulators.car", "--pty", "--record", str(record)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     with selectors.DefaultSelector() as selector:

@@ -1,4 +1,4 @@
-"""``lnn-control bench nn``: speed of the liquid networks against ncps (table + optional JSON)."""
+"""``lnn-control bench nn|env|runtime``: speed of the networks, the envs and the real-time loop (table + JSON)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     env_parser.add_argument("--steps", type=int, default=600, help="timed steps per backend (default 600)")
     env_parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON (atomic)")
     env_parser.set_defaults(func=run_env)
-    from lnn_control.runtime.bench import add_runtime_bench_parser
-
     add_runtime_bench_parser(targets)
 
 
@@ -60,4 +58,55 @@ def run_env(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_json(args.json, report)
         print(f"wrote {args.json}")
+    return 0
+
+
+def add_runtime_bench_parser(bench_subparsers: argparse._SubParsersAction) -> None:
+    """Register ``runtime`` under the ``bench`` command group."""
+    parser = bench_subparsers.add_parser(
+        "runtime", help="control-loop jitter/latency (sim in the loop) and torch vs ONNX policy step latency"
+    )
+    parser.add_argument("--env-id", default="lnn_control/LaneKeeping-v0", help="registered env id")
+    parser.add_argument(
+        "--env-kwargs", default='{"backend": "pybullet", "control_rate_hz": 50, "road_length": 100.0}',
+        metavar="JSON",
+        help="gymnasium.make kwargs; the env's control rate must equal --rate (default: pybullet at 50 Hz on a "
+             "100 m road, so a 60 s run at 1.5 m/s never stops to reset the simulation)",
+    )
+    parser.add_argument("--policy", metavar="P", help="policy bundle (default: the shipped bundle of the env's task)")
+    parser.add_argument("--duration", type=float, default=60.0, metavar="S", help="loop run length (default 60)")
+    parser.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="loop rate (default 50)")
+    parser.add_argument("--compare-duration", type=float, default=10.0, metavar="S",
+                        help="also run S seconds without log, with and without busy-wait (0 = skip; default 10)")
+    parser.add_argument("--engine-steps", type=int, default=300, help="act() calls per engine (default 300)")
+    parser.add_argument("--loop-engine", choices=["torch", "onnx"], default="torch",
+                        help="engine of the policy inside the timed loop (default torch)")
+    parser.add_argument("--sim-pacing", choices=["clocked", "lockstep"], default="clocked",
+                        help="clocked: simulator in its own process, stepped just before each read (default); "
+                             "lockstep: stepped inside read()")
+    parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    parser.set_defaults(func=run_runtime)
+
+
+def run_runtime(args: argparse.Namespace) -> int:
+    import json
+
+    from lnn_control.atomic import atomic_write_json
+    from lnn_control.bench.runtime import format_report, run_runtime_bench
+
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--env-kwargs is not valid JSON: {exc}") from exc
+    if not isinstance(env_kwargs, dict):
+        raise CommandError("--env-kwargs must be a JSON object")
+    if not args.duration > 0 or args.engine_steps < 1:
+        raise CommandError("--duration must be > 0 and --engine-steps >= 1")
+    report = run_runtime_bench(
+        args.env_id, env_kwargs, args.policy, args.duration, args.rate,
+        args.compare_duration or None, args.engine_steps, loop_engine=args.loop_engine, sim_pacing=args.sim_pacing,
+    )
+    print(format_report(report))
+    if args.json:
+        atomic_write_json(args.json, report)
     return 0

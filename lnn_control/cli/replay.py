@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.atomic import atomic_write_json
     from lnn_control.cli import CommandError
     from lnn_control.runtime.launch import Engine
-    from lnn_control.runtime.replay import plot_replay, replay_log
-    from lnn_control.runtime.runlog import read_run_log
+    from lnn_control.runtime.logs.replay import plot_replay, replay_log
+    from lnn_control.runtime.logs.runlog import read_run_log
     from lnn_control.runtime.runner import load_engine
 
     path = Path(args.log)

@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     from lnn_control.atomic import atomic_write_json
     from lnn_control.cli import CommandError
+    from lnn_control.runtime.core.loop import print_summary
+    from lnn_control.runtime.core.robot import RobotError
     from lnn_control.runtime.launch import Engine, load_launch
-    from lnn_control.runtime.loop import print_summary
-    from lnn_control.runtime.robot import RobotError
     from lnn_control.runtime.runner import RobotConnectError, run_launch
 
     if args.duration is not None and not args.duration > 0:

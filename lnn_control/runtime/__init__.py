@@ -1,13 +1,14 @@
-"""Real-time control loop, robot interface, hardware adapters, run logs.
+"""The real-time runtime: a policy driving a robot, simulated or physical, in a fixed-rate loop.
 
-- ``robot``: the :class:`Robot` interface (connect / read / write / stop / disconnect).
-- ``loop``: :class:`ControlLoop` - fixed rate, absolute deadlines, measured dt, statistics.
-- ``safety``: command limiter, stale-frame watchdog, latched e-stop, event log.
-- ``cameras``: OpenCV device / URL / GStreamer camera and video-file camera.
-- ``sim_robot``: a Gymnasium env as a robot ("sim in the loop").
-- ``serial_car`` / ``mavlink_drone``: hardware robots (with emulators for tests).
-- ``runlog`` / ``replay``: MCAP run logs (Foxglove) and offline replay of a policy on them.
-- ``launch`` / ``runner``: launch-file dataclasses and wiring a run together; ``bench``: timings.
+Subpackages, one job each (imports point down this list, never up):
+
+- ``launch`` / ``runner`` (modules): the launch-file schema, and wiring a run together from it
+  (policy engine, robot, pre-flight checks, loop, run log).
+- ``hardware``: physical robots and sensors (cameras, serial RC car, MAVLink drone).
+- ``sim``: simulated robots (an env stepped in ``read()``, or in its own process).
+- ``emulators``: the car's microcontroller and a PX4-like autopilot, for tests and trying it out.
+- ``logs``: MCAP run logs and replay.
+- ``core``: the ``Robot`` interface, the control loop and the safety layer.
 
 Nothing here imports torch or a simulator at import time.
 """

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lnn_control.config import ConfigError, load_dataclass, load_yaml_dataclass
-from lnn_control.runtime.cameras import CameraConfig
-from lnn_control.runtime.runlog import LogConfig
-from lnn_control.runtime.safety import LimitsConfig
+from lnn_control.runtime.core.safety import LimitsConfig
+from lnn_control.runtime.hardware.cameras import CameraConfig
+from lnn_control.runtime.logs.runlog import LogConfig
 
 
 class Engine(str, enum.Enum):
@@ -44,9 +44,9 @@ class SimConfig:
     """env_id: registered Gymnasium id; env_kwargs: passed to gymnasium.make; seed: first episode.
 
     pacing: ``clocked`` runs the simulator in its own process, stepping just before each read like
-    a camera that delivers frames on time (:class:`~lnn_control.runtime.clocked_sim.ClockedSimRobot`,
+    a camera that delivers frames on time (:class:`~lnn_control.runtime.sim.clocked.ClockedSimRobot`,
     the default: a slow simulator step cannot stretch a control period); ``lockstep`` steps it
-    inside ``read()`` (:class:`~lnn_control.runtime.sim_robot.SimRobot`: deterministic, one process).
+    inside ``read()`` (:class:`~lnn_control.runtime.sim.lockstep.SimRobot`: deterministic, one process).
     """
 
     env_id: str
@@ -114,7 +114,7 @@ class LoopSettings:
 @dataclass(frozen=True)
 class RunLogSettings:
     """dir: where ``run-<time>.mcap`` files go (``null`` = no log unless --log); the rest is the
-    MCAP writer's :class:`~lnn_control.runtime.runlog.LogConfig`."""
+    MCAP writer's :class:`~lnn_control.runtime.logs.runlog.LogConfig`."""
 
     dir: str | None = "runs"
     image_rate_hz: float | None = None

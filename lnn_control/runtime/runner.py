@@ -2,11 +2,11 @@
 
 ``load_engine`` picks the policy engine (torch bundle or exported ONNX), ``make_robot`` builds the
 robot the launch file names, ``run_launch`` wires robot + policy + safety + MCAP log into a
-:class:`~lnn_control.runtime.loop.ControlLoop` and runs it.
+:class:`~lnn_control.runtime.core.loop.ControlLoop` and runs it.
 
 Hardware robots plug in by module: ``robot.kind: serial_car`` imports
-``lnn_control.runtime.serial_car.SerialCar``, ``mavlink_drone`` imports
-``lnn_control.runtime.mavlink_drone.MavlinkDrone``; the launch file's ``robot.settings`` reach the
+``lnn_control.runtime.hardware.serial_car.SerialCar``, ``mavlink_drone`` imports
+``lnn_control.runtime.hardware.mavlink_drone.MavlinkDrone``; the launch file's ``robot.settings`` reach the
 class through ``from_launch(settings, camera, source)`` if it defines one, else through its
 constructor (see :func:`build_hardware_robot`).
 """
@@ -22,11 +22,9 @@ from typing import Any, TextIO
 import numpy as np
 
 from lnn_control.config import ConfigError
-from lnn_control.runtime.cameras import make_camera
-from lnn_control.runtime.launch import Engine, LaunchConfig, resolve_policy_path
-from lnn_control.runtime.loop import ControlLoop, LoopConfig, LoopStats, install_stop_signals
-from lnn_control.runtime.robot import Robot, RobotError
-from lnn_control.runtime.safety import (
+from lnn_control.runtime.core.loop import ControlLoop, LoopConfig, LoopStats, install_stop_signals
+from lnn_control.runtime.core.robot import Robot, RobotError
+from lnn_control.runtime.core.safety import (
     CommandLimiter,
     EStop,
     EventLog,
@@ -34,10 +32,12 @@ from lnn_control.runtime.safety import (
     SafetyEventKind,
     Watchdog,
 )
+from lnn_control.runtime.hardware.cameras import make_camera
+from lnn_control.runtime.launch import Engine, LaunchConfig, resolve_policy_path
 
 HARDWARE_ROBOTS = {
-    "serial_car": ("lnn_control.runtime.serial_car", "SerialCar"),
-    "mavlink_drone": ("lnn_control.runtime.mavlink_drone", "MavlinkDrone"),
+    "serial_car": ("lnn_control.runtime.hardware.serial_car", "SerialCar"),
+    "mavlink_drone": ("lnn_control.runtime.hardware.mavlink_drone", "MavlinkDrone"),
 }
 
 
@@ -90,10 +90,10 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
         require("gymnasium", "robot.kind sim")  # else the simulator process would fail on its own
         sim = robot_config.sim
         if sim.pacing == "clocked":
-            from lnn_control.runtime.clocked_sim import ClockedSimRobot
+            from lnn_control.runtime.sim.clocked import ClockedSimRobot
 
             return ClockedSimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
-        from lnn_control.runtime.sim_robot import SimRobot
+        from lnn_control.runtime.sim.lockstep import SimRobot
 
         return SimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
     module_name, class_name = HARDWARE_ROBOTS[robot_config.kind]
@@ -261,7 +261,7 @@ def run_launch(
     Order: policy → robot object → :func:`preflight` (hardware: before any byte reaches it) → run
     log → ``connect()`` (a failure raises :class:`RobotConnectError`: nothing was commanded) →
     loop → stop command → disconnect."""
-    from lnn_control.runtime.runlog import RunLogWriter
+    from lnn_control.runtime.logs.runlog import RunLogWriter
 
     if policy is None:
         policy = load_engine(config.policy, config.engine, config.loop.policy_threads)

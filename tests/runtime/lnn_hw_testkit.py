@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lnn_control.runtime.cameras import VideoFileCamera
+from lnn_control.runtime.hardware.cameras import VideoFileCamera
 
 H, W = 24, 32
 
@@ -79,10 +79,10 @@ class EmulatorProcess:
 
 
 def start_car_emulator(tmp_path: Path, *args: str, name: str = "emu") -> EmulatorProcess:
-    """``python -m lnn_control.runtime.car_emulator --pty`` in a subprocess; waits for READY."""
+    """``python -m lnn_control.runtime.emulators.car --pty`` in a subprocess; waits for READY."""
     record = tmp_path / f"{name}.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "lnn_control.runtime.car_emulator", "--pty", "--record", str(record), *args],
+        [sys.executable, "-m", "lnn_control.runtime.emulators.car", "--pty", "--record", str(record), *args],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

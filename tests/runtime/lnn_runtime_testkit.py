@@ -13,8 +13,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from lnn_control.runtime.cameras import Camera
-from lnn_control.runtime.robot import LinkLostError, Observation, Robot
+from lnn_control.runtime.core.robot import LinkLostError, Observation, Robot
+from lnn_control.runtime.hardware.cameras import Camera
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 DOT_ENV_ID = "lnn_test/Dot-v0"

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lnn_control.runtime.cameras import (
+from lnn_control.runtime.hardware.cameras import (
     CameraConfig,
     CameraError,
     OpenCVCamera,

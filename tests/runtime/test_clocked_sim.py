@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from lnn_runtime_testkit import DOT_ENV_ID, CenteringPolicy, H, W, dot_position
 
-from lnn_control.runtime.clocked_sim import ClockedSimRobot
+from lnn_control.runtime.core.loop import ControlLoop, LoopConfig
+from lnn_control.runtime.core.robot import RobotError
+from lnn_control.runtime.core.safety import CommandLimiter, EventLog, Watchdog
 from lnn_control.runtime.launch import LimitsConfig
-from lnn_control.runtime.loop import ControlLoop, LoopConfig
-from lnn_control.runtime.robot import RobotError
-from lnn_control.runtime.safety import CommandLimiter, EventLog, Watchdog
+from lnn_control.runtime.sim.clocked import ClockedSimRobot
 
 # The child imports the module that registers the test env ("module:id" is Gymnasium's syntax for that).
 CHILD_DOT_ENV = f"lnn_runtime_testkit:{DOT_ENV_ID}"

@@ -18,7 +18,7 @@ from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.bundle import save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
-from lnn_control.runtime.autopilot_emulator import AutopilotConfig, AutopilotEmulator, Px4Mode
+from lnn_control.runtime.emulators.autopilot import AutopilotConfig, AutopilotEmulator, Px4Mode
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 RUN = "import sys; from lnn_control.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -137,9 +137,13 @@ def test_stalled_camera_makes_the_loop_stop_the_drone_then_sigint_ends_it(tmp_pa
 
 def test_shipped_hardware_launch_files_fit_the_robot_configs(tmp_path):
     from lnn_control.config import load_dataclass
+    from lnn_control.runtime.hardware.mavlink_drone import (
+        MavlinkDroneConfig,
+        SetpointFrame,
+        StopAction,
+    )
+    from lnn_control.runtime.hardware.serial_car import CarActions, SerialCarConfig
     from lnn_control.runtime.launch import load_launch
-    from lnn_control.runtime.mavlink_drone import MavlinkDroneConfig, SetpointFrame, StopAction
-    from lnn_control.runtime.serial_car import CarActions, SerialCarConfig
 
     car = load_dataclass(SerialCarConfig, load_launch("car_serial").robot.settings, "car_serial.yaml")
     assert car.actions == CarActions.STEERING and car.include_speed

@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 from lnn_runtime_testkit import DOT_ENV_ID, CameraRobot, CenteringPolicy, H, W
 
-from lnn_control.runtime.cameras import VideoFileCamera
-from lnn_control.runtime.loop import ControlLoop, LoopConfig, StepRecord, StepState
-from lnn_control.runtime.robot import LinkLostError
-from lnn_control.runtime.runlog import read_run_log
-from lnn_control.runtime.safety import (
+from lnn_control.runtime.core.loop import ControlLoop, LoopConfig, StepRecord, StepState
+from lnn_control.runtime.core.robot import LinkLostError
+from lnn_control.runtime.core.safety import (
     CommandLimiter,
     EventLog,
     LimitsConfig,
     SafetyEventKind,
     Watchdog,
 )
-from lnn_control.runtime.sim_robot import SimRobot
+from lnn_control.runtime.hardware.cameras import VideoFileCamera
+from lnn_control.runtime.logs.runlog import read_run_log
+from lnn_control.runtime.sim.lockstep import SimRobot
 
 RATE = 50.0
 PERIOD = 1 / RATE
@@ -206,10 +206,10 @@ def test_link_loss_reconnects_then_gives_up_with_a_clear_report(tmp_path: Path) 
 CHILD = """
 import sys, signal
 from lnn_runtime_testkit import DOT_ENV_ID, CenteringPolicy
-from lnn_control.runtime.loop import ControlLoop, LoopConfig, install_stop_signals
-from lnn_control.runtime.runlog import RunLogWriter
-from lnn_control.runtime.safety import CommandLimiter, EventLog, Watchdog
-from lnn_control.runtime.sim_robot import SimRobot
+from lnn_control.runtime.core.loop import ControlLoop, LoopConfig, install_stop_signals
+from lnn_control.runtime.logs.runlog import RunLogWriter
+from lnn_control.runtime.core.safety import CommandLimiter, EventLog, Watchdog
+from lnn_control.runtime.sim.lockstep import SimRobot
 
 class Announce(CenteringPolicy):
     def act(self, obs, dt):

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from lnn_hw_testkit import video_camera, wait_until
 
-from lnn_control.runtime.autopilot_emulator import AutopilotConfig, AutopilotEmulator, Px4Mode
-from lnn_control.runtime.mavlink_drone import (
+from lnn_control.runtime.core.robot import LinkLostError, RobotError
+from lnn_control.runtime.emulators.autopilot import AutopilotConfig, AutopilotEmulator, Px4Mode
+from lnn_control.runtime.hardware.mavlink_drone import (
     TYPE_MASK_VELOCITY_YAW_RATE,
     MavlinkDrone,
     MavlinkDroneConfig,
@@ -21,7 +22,6 @@ from lnn_control.runtime.mavlink_drone import (
     flu_to_body_ned,
     ned_velocity_to_flu,
 )
-from lnn_control.runtime.robot import LinkLostError, RobotError
 from lnn_control.spec import ActionFrame
 
 ARM_DISARM, SET_MODE = 400, 176
@@ -359,7 +359,7 @@ def test_emulator_process_serves_a_drone(tmp_path):
 
     companion = free_udp_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "lnn_control.runtime.autopilot_emulator", "--port", "0",
+        [sys.executable, "-m", "lnn_control.runtime.emulators.autopilot", "--port", "0",
          "--remote-port", str(companion), "--heartbeat-hz", "10"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -386,7 +386,7 @@ def test_emulator_process_serves_a_drone(tmp_path):
 
 
 def test_camera_failure_never_engages_offboard(tmp_path, autopilot):
-    from lnn_control.runtime.cameras import VideoFileCamera
+    from lnn_control.runtime.hardware.cameras import VideoFileCamera
 
     config = MavlinkDroneConfig(connection=f"udpin:127.0.0.1:{autopilot.remote[1]}", connect_timeout_s=3.0)
     drone = MavlinkDrone(VideoFileCamera(tmp_path / "missing.avi"), config)

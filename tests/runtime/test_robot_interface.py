@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lnn_control.runtime.robot import LinkLostError, Observation, Robot
+from lnn_control.runtime.core.robot import LinkLostError, Observation, Robot
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 

@@ -18,9 +18,9 @@ from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.bundle import load_policy, save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
-from lnn_control.runtime.cameras import VideoFileCamera
+from lnn_control.runtime.hardware.cameras import VideoFileCamera
 from lnn_control.runtime.launch import LaunchConfig, load_launch, shipped_launch_files
-from lnn_control.runtime.runlog import read_run_log
+from lnn_control.runtime.logs.runlog import read_run_log
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 # "module:id": the clocked simulator process imports the module that registers the test env
@@ -159,7 +159,7 @@ def test_shipped_launch_files_validate() -> None:
 
 @pytest.mark.slow
 def test_runtime_bench_reports_loop_and_engine_timings(tmp_path: Path, bundle: Path, capsys) -> None:
-    from lnn_control.runtime.bench import format_report
+    from lnn_control.bench.runtime import format_report
 
     out = tmp_path / "bench.json"
     assert main([
@@ -216,7 +216,7 @@ def test_shipped_sim_launch_files_run_in_real_time(tmp_path: Path, capsys) -> No
         try:
             resolve_policy_path(config.policy)
         except ConfigError:
-            from lnn_control.runtime.sim_robot import SimRobot
+            from lnn_control.runtime.sim.lockstep import SimRobot
 
             with SimRobot(config.robot.sim.env_id, config.robot.sim.env_kwargs) as probe:
                 specs = probe.observation_spec, probe.action_spec

@@ -22,8 +22,8 @@ from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.bundle import save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
-from lnn_control.runtime.autopilot_emulator import AutopilotConfig, AutopilotEmulator, Px4Mode
-from lnn_control.runtime.runlog import read_run_log
+from lnn_control.runtime.emulators.autopilot import AutopilotConfig, AutopilotEmulator, Px4Mode
+from lnn_control.runtime.logs.runlog import read_run_log
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 pytest.importorskip("pymavlink")

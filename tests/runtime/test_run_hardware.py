@@ -22,7 +22,7 @@ from lnn_control.nn.baselines import BASELINE_CORES
 from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.bundle import save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
-from lnn_control.runtime.runlog import read_run_log
+from lnn_control.runtime.logs.runlog import read_run_log
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 pytest.importorskip("serial")
@@ -77,7 +77,7 @@ def wait_for(condition, process: subprocess.Popen, timeout: float, what: str) ->
 def emulator(tmp_path: Path):
     record = tmp_path / "mcu.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lnn_control.runtime.car_emulator", "--pty", "--record", str(record)],
+        [sys.executable, "-m", "lnn_control.runtime.emulators.car", "--pty", "--record", str(record)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     line = proc.stdout.readline().split()
@@ -164,7 +164,7 @@ def test_stalled_camera_stops_the_car_while_the_link_stays_up(tmp_path: Path, em
 def test_link_loss_stops_and_reports_after_bounded_reconnects(tmp_path: Path) -> None:
     record = tmp_path / "mcu.jsonl"
     mcu = subprocess.Popen(
-        [sys.executable, "-m", "lnn_control.runtime.car_emulator", "--pty", "--record", str(record)],
+        [sys.executable, "-m", "lnn_control.runtime.emulators.car", "--pty", "--record", str(record)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     port = mcu.stdout.readline().split()[1]

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from mcap.reader import NonSeekingReader, make_reader
 
-from lnn_control.runtime.loop import StepRecord
-from lnn_control.runtime.runlog import LogConfig, RunLogWriter, decode_image, read_run_log
-from lnn_control.runtime.safety import SafetyEvent, SafetyEventKind
+from lnn_control.runtime.core.loop import StepRecord
+from lnn_control.runtime.core.safety import SafetyEvent, SafetyEventKind
+from lnn_control.runtime.logs.runlog import LogConfig, RunLogWriter, decode_image, read_run_log
 
 
 def record(step: int, t: float, image: np.ndarray) -> StepRecord:
@@ -97,7 +97,7 @@ import sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[2])
 from test_runlog import record
-from lnn_control.runtime.runlog import LogConfig, RunLogWriter
+from lnn_control.runtime.logs.runlog import LogConfig, RunLogWriter
 log = RunLogWriter(sys.argv[1], ("steering", "throttle"), LogConfig(chunk_size_bytes=4096))
 rng = np.random.default_rng(1)
 k = 0

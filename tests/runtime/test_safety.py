@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lnn_control.runtime.safety import (
+from lnn_control.runtime.core.safety import (
     CommandLimiter,
     EStop,
     EventLog,
@@ -117,7 +117,7 @@ def test_keyboard_estop_on_a_real_terminal() -> None:
     import io
     import pty
 
-    from lnn_control.runtime.safety import KeyboardEStop
+    from lnn_control.runtime.core.safety import KeyboardEStop
 
     master, slave = pty.openpty()
     stream = os.fdopen(slave, "r", buffering=1)

@@ -16,10 +16,9 @@ import serial
 from lnn_hw_testkit import start_car_emulator, video_camera, wait_until
 
 from lnn_control.config import ConfigError
-from lnn_control.runtime.robot import LinkLostError, RobotError
-from lnn_control.runtime.runner import build_hardware_robot
-from lnn_control.runtime.serial_car import CarActions, SerialCar, SerialCarConfig
-from lnn_control.runtime.serial_protocol import (
+from lnn_control.runtime.core.robot import LinkLostError, RobotError
+from lnn_control.runtime.hardware.serial_car import CarActions, SerialCar, SerialCarConfig
+from lnn_control.runtime.hardware.serial_protocol import (
     Ack,
     Drive,
     Error,
@@ -30,6 +29,7 @@ from lnn_control.runtime.serial_protocol import (
     decode,
     encode,
 )
+from lnn_control.runtime.runner import build_hardware_robot
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ def test_sigint_of_the_sender_process_sends_stop(tmp_path, emulator):
         import numpy as np
         from lnn_hw_testkit import video_camera
         from pathlib import Path
-        from lnn_control.runtime.serial_car import SerialCar, SerialCarConfig
+        from lnn_control.runtime.hardware.serial_car import SerialCar, SerialCarConfig
         car = SerialCar(video_camera(Path({str(tmp_path)!r})), SerialCarConfig(port={emulator.port!r}))
         tick = threading.Event()
         with car:
@@ -372,7 +372,7 @@ def test_emulator_serves_an_existing_port_through_pyserial(tmp_path):
     tty.setraw(master)
     path = os.ttyname(slave)
     process = subprocess.Popen(
-        [sys.executable, "-m", "lnn_control.runtime.car_emulator", "--port", path, "--telemetry-hz", "5"],
+        [sys.executable, "-m", "lnn_control.runtime.emulators.car", "--port", path, "--telemetry-hz", "5"],
         stdout=subprocess.PIPE, text=True,
     )
     selector = selectors.DefaultSelector()

@@ -1,6 +1,6 @@
 """The shipped reference sketch (firmware/rc_car.ino) compiled for the host with a tiny Arduino
 shim (stdin/stdout as the UART, a frozen clock) answers the Python side's lines as documented,
-reply for reply the same as the MCU emulator (python -m lnn_control.runtime.car_emulator)."""
+reply for reply the same as the MCU emulator (python -m lnn_control.runtime.emulators.car)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lnn_control.runtime.car_emulator import CarEmulator
-from lnn_control.runtime.serial_protocol import (
+from lnn_control.runtime.emulators.car import CarEmulator
+from lnn_control.runtime.hardware.serial_protocol import (
     Ack,
     Drive,
     Error,
@@ -119,7 +119,7 @@ def sketch(tmp_path_factory):
     if COMPILER is None:
         pytest.skip("needs a host C++ compiler (g++, c++ or clang++) to build the sketch")
     tmp_path = tmp_path_factory.mktemp("sketch")
-    source = (resources.files("lnn_control.runtime") / "firmware" / "rc_car.ino").read_text(encoding="utf-8")
+    source = (resources.files("lnn_control.runtime.hardware") / "firmware" / "rc_car.ino").read_text(encoding="utf-8")
     (tmp_path / "Servo.h").write_text(SHIM)
     (tmp_path / "sketch.cpp").write_text(source)
     (tmp_path / "main.cpp").write_text('#include "sketch.cpp"\nint main() { setup(); for (;;) loop(); }\n')

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lnn_control.runtime.serial_protocol import (
+from lnn_control.runtime.hardware.serial_protocol import (
     MAX_LINE_BYTES,
     PROTOCOL_VERSION,
     Ack,
@@ -168,7 +168,7 @@ def test_protocol_document_ships_and_its_example_decodes():
     import re
     from importlib import resources
 
-    text = (resources.files("lnn_control.runtime") / "SERIAL_PROTOCOL.md").read_text(encoding="utf-8")
+    text = (resources.files("lnn_control.runtime.hardware") / "SERIAL_PROTOCOL.md").read_text(encoding="utf-8")
     assert f"version {PROTOCOL_VERSION}" in text
     example = re.search(r"^\$LNC,1,7,D,[^\n]*$", text, re.MULTILINE).group(0)
     assert decode(example.encode()) == decode(encode(7, Drive(250, -1000)))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from lnn_runtime_testkit import DOT_ENV_ID, H, W, dot_position
 
-from lnn_control.runtime.robot import RobotError
-from lnn_control.runtime.sim_robot import SimRobot
+from lnn_control.runtime.core.robot import RobotError
+from lnn_control.runtime.sim.lockstep import SimRobot
 
 
 def test_read_steps_with_the_held_command_and_stop_is_neutral() -> None:

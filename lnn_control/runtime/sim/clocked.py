@@ -1,12 +1,12 @@
 """``ClockedSimRobot``: the simulator in its own process, stepping on the control loop's clock.
 
-With :class:`~lnn_control.runtime.sim_robot.SimRobot` physics and rendering run inside ``read()``,
+With :class:`~lnn_control.runtime.sim.lockstep.SimRobot` physics and rendering run inside ``read()``,
 so every slow simulator step (PyBullet: median 6–8 ms, 0.1–0.5 % of steps 16–27 ms on a 2-core VM)
 lands inside a control period and can make the loop miss its deadline. A real robot's camera does
 not work that way: the frame is captured elsewhere and ``read()`` only fetches it. This robot
 does the same with the simulator:
 
-- ``connect()`` starts a child interpreter (``python -m lnn_control.runtime.clocked_sim``) that
+- ``connect()`` starts a child interpreter (``python -m lnn_control.runtime.sim.clocked``) that
   makes the env, resets it with ``seed`` and sends the first frame.
 - ``read()`` returns the newest frame the child has sent and tells the child when the next read
   is due: now + the env's step period. If the frame of the step announced at the previous read
@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from lnn_control.runtime.robot import Observation, RobotError
-from lnn_control.runtime.sim_robot import SimulatedRobot
+from lnn_control.runtime.core.robot import Observation, RobotError
+from lnn_control.runtime.sim.lockstep import SimulatedRobot
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 _FRAME_HEADER = struct.Struct("<dddqqqI")  # capture time, step s, lead s, read tag, episode steps, episodes done, extras
@@ -70,7 +70,7 @@ def _json_default(value: Any) -> Any:
 class ClockedSimRobot(SimulatedRobot):
     """A simulated robot whose env runs in a child process; see the module docstring.
 
-    env_id / env_kwargs / seed / neutral_action: see :class:`~lnn_control.runtime.sim_robot.SimulatedRobot`.
+    env_id / env_kwargs / seed / neutral_action: see :class:`~lnn_control.runtime.sim.lockstep.SimulatedRobot`.
     start_timeout_s: how long ``connect()`` waits for the child's first frame.
     max_frame_wait_s: how long ``read()`` waits for a frame that is due but late (default: a
         quarter of the env's step period).
@@ -131,7 +131,7 @@ class ClockedSimRobot(SimulatedRobot):
                  "parent_pid": os.getpid(), "sys_path": sys.path}
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "lnn_control.runtime.clocked_sim", str(child_socket.fileno()), json.dumps(setup)],
+                [sys.executable, "-m", "lnn_control.runtime.sim.clocked", str(child_socket.fileno()), json.dumps(setup)],
                 pass_fds=(child_socket.fileno(),),
             )
         except (OSError, TypeError) as exc:
@@ -303,7 +303,7 @@ def serve(conn: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, parent_
 
 
 def _main(argv: list[str]) -> None:
-    """``python -m lnn_control.runtime.clocked_sim FD SETUP_JSON``, started by :meth:`ClockedSimRobot.connect`."""
+    """``python -m lnn_control.runtime.sim.clocked FD SETUP_JSON``, started by :meth:`ClockedSimRobot.connect`."""
     import sys
     from multiprocessing.connection import Connection
 
@@ -313,7 +313,7 @@ def _main(argv: list[str]) -> None:
 
 
 def _serve(conn: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, parent_pid: int) -> None:
-    from lnn_control.runtime.sim_robot import env_control_period, make_env, specs_from_env
+    from lnn_control.runtime.sim.lockstep import env_control_period, make_env, specs_from_env
 
     env = make_env(env_id, env_kwargs)
     try:

@@ -17,7 +17,6 @@ the report states which. Timing does not depend on the weights.
 
 from __future__ import annotations
 
-import json
 import platform
 import tempfile
 import time
@@ -27,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from lnn_control.runtime.cameras import Camera
+from lnn_control.runtime.core.loop import LoopStats
+from lnn_control.runtime.core.robot import Observation, Robot
+from lnn_control.runtime.hardware.cameras import Camera
 from lnn_control.runtime.launch import (
     LaunchConfig,
     LoopSettings,
@@ -36,8 +37,6 @@ from lnn_control.runtime.launch import (
     SimConfig,
     WatchdogConfig,
 )
-from lnn_control.runtime.loop import LoopStats
-from lnn_control.runtime.robot import Observation, Robot
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 
@@ -189,9 +188,9 @@ def watchdog_stop_delay(rate_hz: float, max_frame_age_s: float, trials: int) -> 
     the time from the frame going stale (last capture + max age) to the stop command's write."""
     import cv2
 
-    from lnn_control.runtime.cameras import VideoFileCamera
-    from lnn_control.runtime.loop import ControlLoop, LoopConfig, StepState
-    from lnn_control.runtime.safety import CommandLimiter, EventLog, Watchdog
+    from lnn_control.runtime.core.loop import ControlLoop, LoopConfig, StepState
+    from lnn_control.runtime.core.safety import CommandLimiter, EventLog, Watchdog
+    from lnn_control.runtime.hardware.cameras import VideoFileCamera
 
     class _Steady:
         observation_spec = ObservationSpec((32, 48, 3))
@@ -255,7 +254,7 @@ def run_runtime_bench(
     import torch
 
     from lnn_control.runtime.runner import load_engine, run_launch
-    from lnn_control.runtime.sim_robot import SimRobot
+    from lnn_control.runtime.sim.lockstep import SimRobot
 
     torch.set_num_threads(1)
     path = Path(policy_path) if policy_path else _shipped_bundle(env_id)
@@ -370,52 +369,3 @@ def format_report(report: dict[str, Any]) -> str:
             f"({w['tripped']}/{w['trials']} trials; target <= {w['target_ms']:.0f} ms)"
         )
     return "\n".join(lines)
-
-
-def add_runtime_bench_parser(bench_subparsers: Any) -> None:
-    """Register ``runtime`` under the ``bench`` command group (called by lnn_control.cli.bench)."""
-    parser = bench_subparsers.add_parser(
-        "runtime", help="control-loop jitter/latency (sim in the loop) and torch vs ONNX policy step latency"
-    )
-    parser.add_argument("--env-id", default="lnn_control/LaneKeeping-v0", help="registered env id")
-    parser.add_argument(
-        "--env-kwargs", default='{"backend": "pybullet", "control_rate_hz": 50, "road_length": 100.0}',
-        metavar="JSON",
-        help="gymnasium.make kwargs; the env's control rate must equal --rate (default: pybullet at 50 Hz on a "
-             "100 m road, so a 60 s run at 1.5 m/s never stops to reset the simulation)",
-    )
-    parser.add_argument("--policy", metavar="P", help="policy bundle (default: the shipped bundle of the env's task)")
-    parser.add_argument("--duration", type=float, default=60.0, metavar="S", help="loop run length (default 60)")
-    parser.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="loop rate (default 50)")
-    parser.add_argument("--compare-duration", type=float, default=10.0, metavar="S",
-                        help="also run S seconds without log, with and without busy-wait (0 = skip; default 10)")
-    parser.add_argument("--engine-steps", type=int, default=300, help="act() calls per engine (default 300)")
-    parser.add_argument("--loop-engine", choices=["torch", "onnx"], default="torch",
-                        help="engine of the policy inside the timed loop (default torch)")
-    parser.add_argument("--sim-pacing", choices=["clocked", "lockstep"], default="clocked",
-                        help="clocked: simulator in its own process, stepped just before each read (default); "
-                             "lockstep: stepped inside read()")
-    parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    parser.set_defaults(func=run_bench_command)
-
-
-def run_bench_command(args: Any) -> int:
-    from lnn_control.atomic import atomic_write_json
-    from lnn_control.cli import CommandError
-
-    try:
-        env_kwargs = json.loads(args.env_kwargs)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"--env-kwargs is not valid JSON: {exc}") from exc
-    if not isinstance(env_kwargs, dict):
-        raise CommandError("--env-kwargs must be a JSON object")
-    if not args.duration > 0 or args.engine_steps < 1:
-        raise CommandError("--duration must be > 0 and --engine-steps >= 1")
-    report = run_runtime_bench(
-        args.env_id, env_kwargs, args.policy, args.duration, args.rate,
-        args.compare_duration or None, args.engine_steps, loop_engine=args.loop_engine, sim_pacing=args.sim_pacing,
-    )
-    print(format_report(report))
-    if args.json:
-        atomic_write_json(args.json, report)
-    return 0

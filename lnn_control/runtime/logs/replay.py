@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lnn_control.runtime.runlog import RunLog, decode_image
+from lnn_control.runtime.logs.runlog import RunLog, decode_image
 
 
 @dataclass

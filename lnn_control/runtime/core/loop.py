@@ -38,8 +38,8 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
-from lnn_control.runtime.robot import LinkLostError, Observation, Robot, RobotError
-from lnn_control.runtime.safety import (
+from lnn_control.runtime.core.robot import LinkLostError, Observation, Robot, RobotError
+from lnn_control.runtime.core.safety import (
     CommandLimiter,
     EStop,
     EventLog,

@@ -51,14 +51,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lnn_control.runtime.cameras import Camera, CameraError
-from lnn_control.runtime.link_robot import (
+from lnn_control.runtime.core.robot import LinkLostError, Observation, Robot, RobotError
+from lnn_control.runtime.hardware.cameras import Camera, CameraError
+from lnn_control.runtime.hardware.link import (
     check_finite_positive,
     check_image_shape,
     fit_image,
     reconnect,
 )
-from lnn_control.runtime.robot import LinkLostError, Observation, Robot, RobotError
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 TYPE_MASK_VELOCITY_YAW_RATE = 1 | 2 | 4 | 64 | 128 | 256 | 1024  # = 1479

@@ -30,15 +30,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lnn_control.runtime.cameras import Camera, CameraError
-from lnn_control.runtime.link_robot import (
+from lnn_control.runtime.core.robot import LinkLostError, Observation, Robot, RobotError
+from lnn_control.runtime.hardware.cameras import Camera, CameraError
+from lnn_control.runtime.hardware.link import (
     check_finite_positive,
     check_image_shape,
     fit_image,
     reconnect,
 )
-from lnn_control.runtime.robot import LinkLostError, Observation, Robot, RobotError
-from lnn_control.runtime.serial_protocol import (
+from lnn_control.runtime.hardware.serial_protocol import (
     Ack,
     Drive,
     Error,

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from lnn_control.runtime.robot import Robot, RobotError
+from lnn_control.runtime.core.robot import Robot, RobotError
 
 
 def check_image_shape(image_shape: object) -> None:

@@ -41,8 +41,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lnn_control.runtime.loop import StepRecord
-from lnn_control.runtime.safety import SafetyEvent
+from lnn_control.runtime.core.loop import StepRecord
+from lnn_control.runtime.core.safety import SafetyEvent
 
 COMPRESSED_IMAGE_SCHEMA = {
     "title": "foxglove.CompressedImage",

@@ -2,9 +2,9 @@
 
 Run it as a process::
 
-    python -m lnn_control.runtime.car_emulator --pty                 # creates a pseudo-terminal pair,
+    python -m lnn_control.runtime.emulators.car --pty                 # creates a pseudo-terminal pair,
                                                                       # prints "READY /dev/pts/N"
-    python -m lnn_control.runtime.car_emulator --port /dev/pts/7     # an existing port (pyserial),
+    python -m lnn_control.runtime.emulators.car --port /dev/pts/7     # an existing port (pyserial),
                                                                       # e.g. one end of a socat pty pair
 
 and point ``SerialCar(port=...)`` at the printed / other end. It behaves like the reference sketch
@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from lnn_control.runtime.serial_protocol import (
+from lnn_control.runtime.hardware.serial_protocol import (
     FLAG_ESTOP,
     FLAG_FAILSAFE,
     Ack,
@@ -274,7 +274,7 @@ class CarEmulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lnn_control.runtime.car_emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lnn_control.runtime.emulators.car", description=__doc__.split("\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--pty", action="store_true", help="create a pseudo-terminal pair and print its path")
     where.add_argument("--port", help="serial device to serve, e.g. /dev/pts/7")

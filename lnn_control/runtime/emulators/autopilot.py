@@ -23,7 +23,7 @@ as strict as the real peer where the companion could get something wrong:
 Use it in a thread (``with AutopilotEmulator(remote=("127.0.0.1", 14540)) as ap: ...``) or as a
 process (prints the companion's connection string)::
 
-    python -m lnn_control.runtime.autopilot_emulator            # PX4 SITL ports: READY udpin:127.0.0.1:14540
+    python -m lnn_control.runtime.emulators.autopilot            # PX4 SITL ports: READY udpin:127.0.0.1:14540
 """
 
 from __future__ import annotations
@@ -327,7 +327,7 @@ class AutopilotEmulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lnn_control.runtime.autopilot_emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lnn_control.runtime.emulators.autopilot", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=14580, help="UDP port it listens on (PX4 SITL: 14580; 0 = any)")
     parser.add_argument(

@@ -1,6 +1,6 @@
 // Reference firmware for the lnn-control RC car: LNC serial line protocol, version 1.
-// Protocol: lnn_control/runtime/SERIAL_PROTOCOL.md. Behaviour matches the emulator
-// (python -m lnn_control.runtime.car_emulator): CRC-8/SMBUS, sequence check, ack per accepted
+// Protocol: lnn_control/runtime/hardware/SERIAL_PROTOCOL.md. Behaviour matches the emulator
+// (python -m lnn_control.runtime.emulators.car): CRC-8/SMBUS, sequence check, ack per accepted
 // line, 20 Hz telemetry, drive expiry after FAILSAFE_MS, latched e-stop button cleared by 'R'.
 //
 // Wiring (adapt to your car): steering servo on pin 9, ESC on pin 10 (both 1000..2000 us pulses,

@@ -1,6 +1,6 @@
 """``SimRobot``: a registered Gymnasium env behind the :class:`Robot` interface ("sim in the loop").
 
-The same :class:`~lnn_control.runtime.loop.ControlLoop` that drives hardware drives the
+The same :class:`~lnn_control.runtime.core.loop.ControlLoop` that drives hardware drives the
 simulator, in real time: the loop's clock paces it. Physics advances in ``read()``:
 
 - ``write(action)`` stores the command (clipped to the action space) and returns it; it holds
@@ -13,7 +13,7 @@ simulator, in real time: the loop's clock paces it. Physics advances in ``read()
   of the new episode is returned and ``episodes_finished`` counts up.
 
 Here a slow simulator step (a render spike) stretches the control period it lands in. For
-timing runs use :class:`~lnn_control.runtime.clocked_sim.ClockedSimRobot` (the launch files'
+timing runs use :class:`~lnn_control.runtime.sim.clocked.ClockedSimRobot` (the launch files'
 default, ``robot.sim.pacing: clocked``), which steps the env in its own process just before each
 read; this class stays for deterministic, single-process runs (``pacing: lockstep``) and tests.
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lnn_control.runtime.robot import Observation, Robot, RobotError
+from lnn_control.runtime.core.robot import Observation, Robot, RobotError
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 

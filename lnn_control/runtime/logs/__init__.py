@@ -1,0 +1,2 @@
+"""Run logs: crash-safe MCAP files Foxglove opens (:mod:`.runlog`) and replaying them through a
+policy (:mod:`.replay`)."""
