@@ -34,8 +34,8 @@ from lnn_control.spec import ActionSpec, ObservationSpec
 # Core type -> (module, class) of a compiled batch-1 stepper for ``act``: ``Class.from_module(core)``,
 # a settable ``state`` [S] and ``step(x[F], dt) -> y[O]``; results agree with ``core.step`` (tested).
 COMPILED_STEPPERS: dict[str, tuple[str, str]] = {
-    "ltc": ("lnn_control.nn.ltc_fast", "LTCStepper"),
-    "cfc": ("lnn_control.nn.cfc_fast", "CfCStepper"),
+    "ltc": ("lnn_control.nn.ltc_stepper", "LTCStepper"),
+    "cfc": ("lnn_control.nn.cfc_stepper", "CfCStepper"),
 }
 
 

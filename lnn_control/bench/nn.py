@@ -66,7 +66,7 @@ def _ltc_ours() -> Any:
 
 
 def _ltc_stepper(core: Any) -> Any:
-    from lnn_control.nn.ltc_fast import LTCStepper
+    from lnn_control.nn.ltc_stepper import LTCStepper
 
     return LTCStepper(core)
 
@@ -87,7 +87,7 @@ def _cfc_ours() -> Any:
 
 
 def _cfc_stepper(core: Any) -> Any:
-    from lnn_control.nn.cfc_fast import CfCStepper
+    from lnn_control.nn.cfc_stepper import CfCStepper
 
     return CfCStepper.from_module(core)
 

@@ -46,7 +46,7 @@ from lnn_control.nn.core import (
     check_step_input,
     expand_dt,
 )
-from lnn_control.nn.ltc_fast import compiled_recurrence
+from lnn_control.nn.ltc_kernels import compiled_recurrence
 from lnn_control.nn.wirings import FullyConnected, Wiring
 
 

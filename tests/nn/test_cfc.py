@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lnn_control.nn.cfc import CfC, CfCMode, WiredCfCCell, closed_form_update
-from lnn_control.nn.cfc_fast import CfCStepper
+from lnn_control.nn.cfc_stepper import CfCStepper
 from lnn_control.nn.cores import build_core
 from lnn_control.nn.wirings import NCP, FullyConnected, Wiring, ncp19_car
 

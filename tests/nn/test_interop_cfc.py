@@ -10,7 +10,7 @@ ncps_torch = pytest.importorskip("ncps.torch")
 ncps_wirings = pytest.importorskip("ncps.wirings")
 
 from lnn_control.nn.cfc import CfC  # noqa: E402
-from lnn_control.nn.cfc_fast import CfCStepper  # noqa: E402
+from lnn_control.nn.cfc_stepper import CfCStepper  # noqa: E402
 from lnn_control.nn.interop import from_ncps  # noqa: E402
 from lnn_control.nn.interop_cfc import state_from_ncps, state_to_ncps, wiring_from_ncps  # noqa: E402
 

@@ -10,7 +10,8 @@ import torch
 
 from lnn_control.nn.cores import build_core
 from lnn_control.nn.ltc import LTC, Positivity
-from lnn_control.nn.ltc_fast import LTCStepper, compiled_recurrence
+from lnn_control.nn.ltc_kernels import compiled_recurrence
+from lnn_control.nn.ltc_stepper import LTCStepper
 from lnn_control.nn.wirings import NCP, AutoNCP, FullyConnected, Wiring, ncp19_car
 
 
@@ -243,10 +244,10 @@ def test_dense_constructor_is_fully_connected():
 
 
 def test_kernels_compile_without_a_writable_cache(monkeypatch):
-    """Numba raises RuntimeError at decoration when no cache folder is writable; _jit then compiles in memory."""
+    """Numba raises RuntimeError at decoration when no cache folder is writable; jit_kernel then compiles in memory."""
     import numba
 
-    from lnn_control.nn import ltc_fast
+    from lnn_control.nn import ltc_kernels
 
     real_njit = numba.njit
 
@@ -255,15 +256,15 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
             raise RuntimeError("cannot cache function: no locator available")
         return real_njit(*args, **kwargs)
 
-    monkeypatch.setattr(ltc_fast.numba, "njit", njit_without_cache)
+    monkeypatch.setattr(ltc_kernels.numba, "njit", njit_without_cache)
 
     def add_one(value):  # noqa: ANN001, ANN202
         return value + 1.0
 
-    compiled = ltc_fast._jit(add_one)
+    compiled = ltc_kernels.jit_kernel(add_one)
     assert compiled(np.float64(1.5)) == 2.5
     assert type(compiled._cache).__name__ == "NullCache"  # compiled in memory, nothing written
-    assert type(ltc_fast._recurrence_forward._cache).__name__ == "FunctionCache"  # the real kernels do cache
+    assert type(ltc_kernels._recurrence_forward._cache).__name__ == "FunctionCache"  # the real kernels do cache
 
 
 def test_other_dtypes_use_the_torch_path():
