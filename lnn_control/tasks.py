@@ -18,8 +18,9 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-HELD_OUT_SEED_START = 1000
-"""Road / forest seeds below this are for training; seeds from here on are held out."""
+from lnn_control.seeds import HELD_OUT_SEED_START, held_out_seed, training_seed
+
+__all__ = ["HELD_OUT_SEED_START", "TASKS", "TaskInfo", "get_task", "held_out_seed", "training_seed"]
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,3 @@ def get_task(name: str) -> TaskInfo:
         return TASKS[name]
     except KeyError:
         raise ValueError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}") from None
-
-
-def training_seed(index: int, base_seed: int) -> int:
-    """The ``index``-th training seed after ``base_seed``, always below HELD_OUT_SEED_START."""
-    return (base_seed + index) % HELD_OUT_SEED_START
-
-
-def held_out_seed(index: int, base_seed: int = HELD_OUT_SEED_START) -> int:
-    """The ``index``-th held-out seed (≥ HELD_OUT_SEED_START)."""
-    if base_seed < HELD_OUT_SEED_START:
-        raise ValueError(f"held-out seeds start at {HELD_OUT_SEED_START}, got base seed {base_seed}")
-    return base_seed + index

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lnn_control.tasks import HELD_OUT_SEED_START
+from lnn_control.seeds import HELD_OUT_SEED_START
 
 __all__ = ["HELD_OUT_SEED_START", "Forest", "ForestConfig", "generate_forest", "plan_path"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lnn_control.tasks import HELD_OUT_SEED_START
+from lnn_control.seeds import HELD_OUT_SEED_START
 
 __all__ = [
     "HELD_OUT_SEED_START",

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lnn_control.tasks import HELD_OUT_SEED_START, get_task
+from lnn_control.seeds import HELD_OUT_SEED_START
+from lnn_control.tasks import get_task
 
 
 @dataclass(frozen=True)

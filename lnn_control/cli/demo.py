@@ -6,7 +6,8 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from lnn_control.tasks import HELD_OUT_SEED_START, TASKS
+    from lnn_control.seeds import HELD_OUT_SEED_START
+    from lnn_control.tasks import TASKS
 
     parser = subparsers.add_parser(
         "demo",

@@ -21,8 +21,9 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from lnn_control.data.episodes import DatasetManifest, EpisodeWriter
+from lnn_control.seeds import training_seed
 from lnn_control.spec import ActionSpec, ObservationSpec
-from lnn_control.tasks import get_task, training_seed
+from lnn_control.tasks import get_task
 
 
 class StreamingPolicy(Protocol):

@@ -24,8 +24,9 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from lnn_control.data.collect import env_specs, make_env
+from lnn_control.seeds import HELD_OUT_SEED_START, held_out_seed
 from lnn_control.spec import check_compatible
-from lnn_control.tasks import HELD_OUT_SEED_START, get_task, held_out_seed
+from lnn_control.tasks import get_task
 
 
 class StreamingPolicy(Protocol):
