@@ -115,3 +115,24 @@ def test_a_killed_worker_loses_only_its_cell_and_a_rerun_finishes_only_the_missi
     changed.write_text((Path(__file__).parents[2] / "launch" / "study_smoke.yaml").read_text().replace("seeds: [0, 1]", "seeds: [0, 2]"))
     result = subprocess.run([*command[:5], str(changed), *command[6:]], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "['seeds']" in result.stderr and "use another --out" in result.stderr
+
+
+def test_per_model_dagger_runs_the_recipes_rounds_on_a_copy_of_the_data(tmp_path: Path) -> None:
+    smoke = (Path(__file__).parents[2] / "launch" / "study_smoke.yaml").read_text()
+    study = tmp_path / "dagger.yaml"
+    study.write_text(
+        smoke.replace("architectures: [ltc_ncp19, lstm_matched]", "architectures: [lstm_matched]")
+        .replace("seeds: [0, 1]", "seeds: [0]")
+        .replace("per_model_dagger: false", "per_model_dagger: true")
+        .replace("    framedrop: [4]\n", "    rain: [3]\n")
+    )
+    out = tmp_path / "out"
+    assert main(["study", "--launch", str(study), "--out", str(out), "--quiet"]) == 0
+    train = json.loads((out / "cells" / "train" / "lstm_matched-s0.json").read_text())
+    results = _results(out)
+    assert train["per_model_dagger"] is True and len(train["val_loss_per_stage"]) == 2  # stage 0 + 1 DAgger round
+    own = list((out / "models" / "lstm_matched-s0" / "data" / "episodes").glob("episode_*.safetensors"))
+    shared = list((out / "data" / "episodes").glob("episode_*.safetensors"))
+    assert len(shared) == 4 and len(own) == 4 + 10  # the lane recipe: one round of 10 learner episodes
+    assert results["training"] == {"per_model_dagger": True, "identical_data": False}
+    assert "per-model DAgger" in (out / "report.md").read_text()
