@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from lnn_control.cli import CommandError
+    from lnn_control.parallel.executor import MissingDependency
     from lnn_control.study.config import load_study
     from lnn_control.study.runner import StudyIncomplete, run_study
 
@@ -37,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
     if args.ray_address and args.executor != "ray":
         raise ValueError("--ray-address needs --executor ray")
     study, path = load_study(args.launch)
+    if args.executor == "ray":  # before any work: a missing extra is an error, not a half-started study
+        from lnn_control.parallel.ray_executor import import_ray
+
+        try:
+            import_ray()
+        except MissingDependency as exc:
+            raise CommandError(str(exc)) from None
     try:
         summary = run_study(
             study, path, args.out, executor=args.executor, workers=args.workers,

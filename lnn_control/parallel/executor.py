@@ -24,6 +24,10 @@ class WorkerDied(RuntimeError):
     """The worker process running a task exited (killed, crashed) before returning a result."""
 
 
+class MissingDependency(RuntimeError):
+    """An optional dependency (an extra) is not installed; the message says what to install."""
+
+
 class TaskError(RuntimeError):
     """A task raised an exception that could not be sent back as itself; the message holds its traceback."""
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from lnn_control.parallel.executor import limit_threads
+from lnn_control.parallel.executor import MissingDependency, limit_threads
 
 #: Environment variables forwarded to the Ray workers (rendering back end, thread limits).
 _FORWARDED = ("MUJOCO_GL", "PYOPENGL_PLATFORM")
@@ -27,7 +27,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError(
+        raise MissingDependency(
             "the Ray executor needs Ray: pip install 'lnn-control[ray]' (or pip install ray), "
             "or use --executor local"
         ) from exc

@@ -11,7 +11,12 @@ from concurrent.futures import wait
 
 import pytest
 
-from lnn_control.parallel.executor import WorkerDied, describe_worker, make_executor
+from lnn_control.parallel.executor import (
+    MissingDependency,
+    WorkerDied,
+    describe_worker,
+    make_executor,
+)
 
 
 def test_local_pool_returns_results_in_submission_order_and_keeps_one_thread_per_worker() -> None:
@@ -57,7 +62,7 @@ def test_bad_worker_counts_and_kinds_are_named() -> None:
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(RuntimeError, match=r"pip install 'lnn-control\[ray\]'"):
+    with pytest.raises(MissingDependency, match=r"pip install 'lnn-control\[ray\]'"):
         make_executor("ray", 1)
 
 

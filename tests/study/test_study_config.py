@@ -74,3 +74,13 @@ def test_resume_needs_a_study_to_resume(tmp_path: Path, capsys) -> None:
     study_file.write_text(yaml.safe_dump(SMOKE))
     assert main(["study", "--launch", str(study_file), "--out", str(tmp_path / "out"), "--resume"]) == 2
     assert "holds no study" in capsys.readouterr().err
+
+
+def test_study_with_ray_missing_names_the_extra_before_any_work(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    out = tmp_path / "out"
+    assert main(["study", "--launch", "study_smoke", "--out", str(out), "--executor", "ray"]) == 2
+    assert "pip install 'lnn-control[ray]'" in capsys.readouterr().err
+    assert not out.exists()
