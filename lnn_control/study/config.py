@@ -83,9 +83,14 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def canonical(self) -> dict[str, Any]:
+        """The study without values equal to their defaults: what a re-run must match (a field
+        added to this class later, with a default, does not orphan an existing study folder)."""
+        return _non_default(self)
+
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON of the study (what a re-run must match)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """SHA-256 of the canonical JSON of the study."""
+        return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()
 
     def condition_specs(self) -> list[str]:
         """``clean`` then every ``name:severity`` in file order."""
@@ -93,6 +98,25 @@ class StudyConfig:
         for name, severities in self.eval.conditions.items():
             specs += [f"{name}:{s}" for s in severities]
         return specs
+
+
+def _non_default(obj: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        if dataclasses.is_dataclass(value):
+            nested = _non_default(value)
+            if nested:
+                out[f.name] = nested
+        elif value != default:
+            out[f.name] = value
+    return out
 
 
 def resolve_study_path(name_or_path: str | Path) -> Path:

@@ -47,7 +47,7 @@ def _check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume
     if state.is_file():
         recorded = json.loads(state.read_text(encoding="utf-8"))
         if recorded.get("digest") != study.digest():
-            old, new = recorded.get("study", {}), study.to_dict()
+            old, new = recorded.get("study", {}), study.canonical()
             differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ConfigError(
                 f"{root} holds the study from {recorded.get('source')}, which differs from {study_path} in "
@@ -59,7 +59,7 @@ def _check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume
     atomic_write_json(state, {
         "digest": study.digest(),
         "source": str(study_path),
-        "study": study.to_dict(),
+        "study": study.canonical(),
         "study_file": study_path.read_text(encoding="utf-8"),
     })
 

@@ -84,3 +84,13 @@ def test_study_with_ray_missing_names_the_extra_before_any_work(tmp_path: Path, 
     assert main(["study", "--launch", "study_smoke", "--out", str(out), "--executor", "ray"]) == 2
     assert "pip install 'lnn-control[ray]'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_values_equal_to_their_defaults_do_not_change_the_study_digest(tmp_path: Path) -> None:
+    plain, explicit = tmp_path / "plain.yaml", tmp_path / "explicit.yaml"
+    plain.write_text(yaml.safe_dump(SMOKE))
+    explicit.write_text(yaml.safe_dump(_edit("train.per_model_dagger", False) | {"env_kwargs": {}}))
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(_edit("eval.episodes", 3)))
+    digests = [load_study(p)[0].digest() for p in (plain, explicit, changed)]
+    assert digests[0] == digests[1] != digests[2]
