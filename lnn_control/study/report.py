@@ -172,9 +172,19 @@ def _verdict(diff: dict, better: str, worse: str) -> str:
         return "not measured"
     if diff["low"] is None:
         return "one seed only: no interval, no verdict"
+    if diff["low"] == diff["high"] == 0.0:
+        return "no difference in any seed"
     if not diff["excludes_zero"]:
         return "no evidence either way (the 95 % interval of the difference includes 0)"
     return better if diff["mean"] > 0 else worse
+
+
+def _diff_text(diff: dict) -> str:
+    if diff["mean"] is None:
+        return "n/a"
+    if diff["low"] is None:
+        return f"{100 * diff['mean']:+.0f} points (one seed, no interval)"
+    return f"{100 * diff['mean']:+.0f} points [{100 * diff['low']:+.0f}, {100 * diff['high']:+.0f}]"
 
 
 def _pct(value: float | None) -> str:
@@ -205,7 +215,8 @@ def _claims(study: StudyConfig, rows: list[dict], architectures: dict, metrics: 
                 "verdict": _verdict(diff, "NCP more successful", "best conventional net more successful"),
                 "text": (
                     f"{backend} {label}: success NCP {_pct(ncp['success']['mean'])} vs {best['arch']} "
-                    f"{_pct(best['success']['mean'])}; {error_label} NCP {_fmt(ncp_error)} vs {_fmt(best_error)}"
+                    f"{_pct(best['success']['mean'])} (difference {_diff_text(diff)}); "
+                    f"{error_label} NCP {_fmt(ncp_error)} vs {_fmt(best_error)}"
                     + (f" ({100 * relative:+.0f} %, the claim is −40 %)" if relative is not None else "")
                 ),
             })
@@ -222,15 +233,20 @@ def _claims(study: StudyConfig, rows: list[dict], architectures: dict, metrics: 
         entries = []
         for arch in sorted(conventional, key=lambda a: architectures[a]["parameters"]["core"]):
             scores = _overall_per_seed(rows, arch, study)
+            core = architectures[arch]["parameters"]["core"]
+            difference = stats.paired_difference(scores, reference)
             entries.append({
-                "arch": arch, "core_parameters": architectures[arch]["parameters"]["core"],
-                "ratio_to_ncp": architectures[arch]["parameters"]["core"] / ref_params,
-                "mean_success": sum(scores.values()) / len(scores),
-                "difference_to_ncp": stats.paired_difference(scores, reference),
+                "arch": arch, "core_parameters": core, "ratio_to_ncp": core / ref_params,
+                "mean_success": sum(scores.values()) / len(scores), "difference_to_ncp": difference,
+                "text": (
+                    f"{arch}: {core} core parameters ({core / ref_params:.1f}× the NCP's), mean success "
+                    f"{_pct(sum(scores.values()) / len(scores))} vs NCP {_pct(ref_mean)}; difference {_diff_text(difference)}"
+                ),
             })
         matching = [e for e in entries if e["mean_success"] >= ref_mean]
         verdict = (
-            "the NCP succeeded in no episode, so no size comparison is possible" if ref_mean == 0 else
+            "neither the NCP nor any conventional net succeeded in any episode: no comparison"
+            if ref_mean == 0 and all(e["mean_success"] == 0 for e in entries) else
             f"smallest conventional net at least as successful (mean over all conditions): {matching[0]['arch']} "
             f"with {matching[0]['core_parameters']} core parameters ({matching[0]['ratio_to_ncp']:.1f}× the NCP's {ref_params})"
             if matching else f"no tested conventional net reached the NCP's mean success ({_pct(ref_mean)})"
@@ -251,6 +267,11 @@ def _claims(study: StudyConfig, rows: list[dict], architectures: dict, metrics: 
             "success_measured_dt": measured["success"]["mean"], "success_nominal_dt": row["success"]["mean"],
             "difference": diff,
             "verdict": _verdict(diff, "the measured dt helps", "the measured dt hurts"),
+            "text": (
+                f"{row['arch']} {row['backend']} {measured['condition']}: success with the measured dt "
+                f"{_pct(measured['success']['mean'])}, told the nominal dt {_pct(row['success']['mean'])}; "
+                f"difference {_diff_text(diff)}"
+            ),
         })
     claims.append({
         "claim": "irregular frame timing: continuous-time cores use the measured dt (LSTM/GRU/MLP ignore dt, so their two numbers must agree)",
@@ -265,6 +286,7 @@ def _claims(study: StudyConfig, rows: list[dict], architectures: dict, metrics: 
         claims.append({
             "claim": WIRING_CLAIM,
             "difference_ltc_minus_ctrnn": diff,
+            "details": [{"text": f"LTC − CT-RNN success, paired by seed: {_diff_text(diff)}"}],
             "verdict": _verdict(diff, "LTC more successful", "CT-RNN more successful")
             + f" (mean success over all conditions: LTC {_pct(sum(ltc.values()) / len(ltc))}, CT-RNN {_pct(sum(ctrnn.values()) / len(ctrnn))})",
         })
@@ -353,26 +375,35 @@ def _plots(root: Path, study: StudyConfig, rows: list[dict]) -> list[str]:
     names = list(study.eval.conditions)
     for backend in study.eval.backends:
         if names:
-            fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.2), squeeze=False)
+            fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names) + 2.2, 3.2), squeeze=False)
             for ax, name in zip(axes[0], names):
                 severities = [0, *study.eval.conditions[name]]
                 for arch in study.architectures:
                     picked = [_find(rows, arch, backend, "clean" if s == 0 else f"{name}:{s}") for s in severities]
                     mean = [r["success"]["mean"] for r in picked]
-                    ax.plot(severities, mean, marker="o", label=arch)
-                    ax.fill_between(severities, [r["success"]["low"] for r in picked], [r["success"]["high"] for r in picked], alpha=0.15)
+                    (line,) = ax.plot(severities, mean, marker="o", label=arch)
+                    ax.fill_between(severities, [r["success"]["low"] for r in picked], [r["success"]["high"] for r in picked],
+                                    alpha=0.15, color=line.get_color())
+                    ablation = [_find(rows, arch, backend, f"{name}:{s}{NOMINAL_DT_SUFFIX}") for s in severities[1:]]
+                    if all(ablation):
+                        ax.plot(severities, [mean[0]] + [r["success"]["mean"] for r in ablation], linestyle="--",
+                                marker="x", color=line.get_color(), label=f"{arch} (nominal dt)")
                 ax.set_title(f"{name} ({backend})")
                 ax.set_xlabel("severity (0 = clean)")
                 ax.set_ylim(-0.02, 1.02)
                 ax.set_xticks(severities)
                 ax.grid(alpha=0.3)
             axes[0][0].set_ylabel("success rate")
-            axes[0][-1].legend(fontsize=7, loc="lower left")
-            fig.tight_layout()
+            legend = {}
+            for ax in axes[0]:
+                for handle, label in zip(*ax.get_legend_handles_labels()):
+                    legend.setdefault(label, handle)
+            fig.legend(list(legend.values()), list(legend), fontsize=7, loc="center right")
+            fig.tight_layout(rect=(0, 0, 0.8, 1))
             written.append(_save(fig, root / f"plots/success_vs_severity_{backend}.png", plt, io, atomic_write_bytes))
         all_labels = labels(study)
         grid = np.array([[_find(rows, a, backend, label)["success"]["mean"] for label in all_labels] for a in study.architectures])
-        fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(all_labels), 0.8 + 0.45 * len(study.architectures)))
+        fig, ax = plt.subplots(figsize=(3.0 + 0.9 * len(all_labels), 2.2 + 0.45 * len(study.architectures)))
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(all_labels)), all_labels, rotation=40, ha="right", fontsize=8)
         ax.set_yticks(range(len(study.architectures)), study.architectures, fontsize=8)
