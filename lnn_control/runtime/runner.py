@@ -263,6 +263,7 @@ def run_launch(
     loop → stop command → disconnect."""
     from lnn_control.runtime.logs.runlog import RunLogWriter
 
+    loop_config = loop_config_of(config, source)  # checked before anything reaches the robot
     if policy is None:
         policy = load_engine(config.policy, config.engine, config.loop.policy_threads)
     warm_up(policy, config.loop.warm_up_steps)
@@ -296,7 +297,7 @@ def run_launch(
             if limiter is None:
                 limiter = preflight(robot, policy, config, source, events)
             try:
-                stats = _run_loop(robot, policy, config, limiter, events, writer, live_stream,
+                stats = _run_loop(robot, policy, config, loop_config, limiter, events, writer, live_stream,
                                   handle_signals, keyboard_estop, duration, max_steps)
             except RobotError as exc:
                 exc.add_note(stop_outcome(events))
@@ -319,24 +320,33 @@ def stop_outcome(events: EventLog) -> str:
     return "no stop command was sent"
 
 
-def _run_loop(
-    robot: Robot, policy: Any, config: LaunchConfig, limiter: CommandLimiter, events: EventLog, writer: Any,
-    live_stream: TextIO | None, handle_signals: bool, keyboard_estop: bool, duration: float | None,
-    max_steps: int | None,
-) -> LoopStats:
-    """Build the loop for a connected robot and run it, with signal and keyboard e-stops."""
-    estop = EStop(events)
+def loop_config_of(config: LaunchConfig, source: str) -> LoopConfig:
+    """The loop's settings from the launch file, validated (a ConfigError names the file)."""
     settings = config.loop
-    loop = ControlLoop(
-        robot,
-        policy,
-        LoopConfig(
+    try:
+        return LoopConfig(
             rate_hz=config.rate_hz,
             busy_wait_s=settings.busy_wait_s,
             max_reconnect_attempts=settings.max_reconnect_attempts,
             reconnect_backoff_s=settings.reconnect_backoff_s,
             live_stats_interval_s=settings.live_stats_interval_s,
-        ),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{source}: loop settings: {exc}; nothing was sent to the robot") from exc
+
+
+def _run_loop(
+    robot: Robot, policy: Any, config: LaunchConfig, loop_config: LoopConfig, limiter: CommandLimiter,
+    events: EventLog, writer: Any,
+    live_stream: TextIO | None, handle_signals: bool, keyboard_estop: bool, duration: float | None,
+    max_steps: int | None,
+) -> LoopStats:
+    """Build the loop for a connected robot and run it, with signal and keyboard e-stops."""
+    estop = EStop(events)
+    loop = ControlLoop(
+        robot,
+        policy,
+        loop_config,
         limiter,
         Watchdog(config.watchdog.max_frame_age_s, events),
         estop=estop,

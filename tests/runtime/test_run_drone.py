@@ -114,11 +114,13 @@ def test_shipped_launch_file_flies_the_shipped_policy_on_px4_sitl_ports(tmp_path
     first, last = steps[0].payload["write_time_s"], steps[-1].payload["write_time_s"]
     flying = np.array([s.t for s in setpoints if first - 0.001 <= s.t < last - 0.001])  # the stop comes after
     gaps = np.diff(flying)
-    assert abs(len(flying) - (len(steps) - 1)) <= 1
-    assert float(np.median(gaps)) == pytest.approx(0.05, abs=0.005) and gaps.min() > 0.03
+    assert abs(len(flying) - (len(steps) - 1)) <= 1  # a keep-alive in between would add set-points
+    assert float(np.median(gaps)) == pytest.approx(0.05, abs=0.005)
 
 
-@pytest.mark.parametrize("problem", ["frameless bundle", "car policy", "keep-alive races the loop", "missing extras"])
+@pytest.mark.parametrize(
+    "problem", ["frameless bundle", "car policy", "keep-alive races the loop", "missing extras", "loop settings"]
+)
 def test_configuration_errors_never_reach_the_vehicle(tmp_path: Path, capsys, problem: str) -> None:
     """With arm: true, a configuration error used to switch to OFFBOARD, arm, fail and leave the vehicle
     armed. Every check that needs no vehicle runs before the first byte."""
@@ -127,7 +129,8 @@ def test_configuration_errors_never_reach_the_vehicle(tmp_path: Path, capsys, pr
     expected = {"frameless bundle": "action frame: the policy states none",
                 "car policy": "actions: policy outputs ('steering',)",
                 "keep-alive races the loop": "keepalive_rate_hz 20 Hz would race",
-                "missing extras": "extras: policy expects ('vx', 'vy', 'vz'), robot gives ()"}[problem]
+                "missing extras": "extras: policy expects ('vx', 'vy', 'vz'), robot gives ()",
+                "loop settings": "loop settings: busy_wait_s must be in [0, period)"}[problem]
     if problem == "frameless bundle":
         data["policy"] = str(drone_policy(tmp_path / "frameless", frame=None, extras=("vx", "vy", "vz")))
     elif problem == "car policy":
@@ -135,8 +138,10 @@ def test_configuration_errors_never_reach_the_vehicle(tmp_path: Path, capsys, pr
         data["limits"]["max_rate_per_s"] = [4.0]
     elif problem == "keep-alive races the loop":
         data["robot"]["settings"]["keepalive_rate_hz"] = 20
-    else:
+    elif problem == "missing extras":
         data["robot"]["settings"]["extras"] = []
+    else:
+        data["loop"] = {"busy_wait_s": 0.06}  # longer than the 50 ms period
     with AutopilotEmulator(AutopilotConfig(heartbeat_hz=20.0)) as autopilot:
         data["robot"]["settings"]["connection"] = f"udpout:127.0.0.1:{autopilot.address[1]}"
         assert main(["run", "--launch", str(write_launch(tmp_path, data)), "--duration", "1", "--quiet"]) == 2
@@ -232,5 +237,5 @@ def test_a_failed_connect_says_the_loop_never_started(tmp_path: Path, capsys) ->
         data["robot"]["settings"]["connection"] = f"udpout:127.0.0.1:{silent.getsockname()[1]}"
         assert main(["run", "--launch", str(write_launch(tmp_path, data)), "--no-log", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "could not connect the robot: no autopilot HEARTBEAT" in err and "the control loop never started" in err
+    assert "could not connect the robot: no PX4 autopilot HEARTBEAT" in err and "the control loop never started" in err
     assert "stop command" not in err

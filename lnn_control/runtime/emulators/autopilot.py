@@ -7,12 +7,16 @@ as strict as the real peer where the companion could get something wrong:
   hears it. Without ``remote`` it answers whoever sent last (a MAVLink router).
 - **MAVLink 2 only**: it speaks MAVLink 2 and drops MAVLink 1 frames (counted in
   ``mavlink1_frames``), like PX4 with ``MAV_PROTO_VER 2``.
-- HEARTBEAT (quadrotor, PX4 custom modes, armed flag) at ``heartbeat_hz``; LOCAL_POSITION_NED and
-  ATTITUDE at their rates while ``estimates`` is True (:meth:`set_estimates` plays an estimator
-  that has no fix, or loses it in flight). OFFBOARD needs a valid estimate (else DENIED) and a live
+- HEARTBEAT (quadrotor, PX4 custom modes, armed flag) at ``heartbeat_hz`` (PX4: 1 Hz, the
+  default here); LOCAL_POSITION_NED and ATTITUDE at their rates while ``estimates`` is True
+  (:meth:`set_estimates` plays an estimator that has no fix, or loses it in flight).
+  MAV_CMD_SET_MESSAGE_INTERVAL changes those rates; MAV_CMD_REQUEST_MESSAGE sends one at once.
+  OFFBOARD and HOLD need a valid estimate (else DENIED; LAND does not); OFFBOARD also needs a live
   set-point stream (≥ ``offboard_min_rate_hz`` in the last second, the newest younger than
   ``offboard_timeout_s``; else TEMPORARILY_REJECTED). Set-points and commands for another
-  system / component are ignored (``ignored``).
+  system / component are ignored (``ignored``); set-points in another frame or with another
+  type_mask than body-frame velocity + yaw rate are counted (``unsupported_setpoints``) and not
+  flown. COMMAND_ACK names the sender as its target, as PX4's does.
 - **The pilot and the failsafe win, and it notices when the companion does not**:
   :meth:`pilot_switch_mode` flips the RC mode switch, :meth:`trigger_failsafe` plays a battery /
   geofence failsafe, and offboard loss (no set-point for ``offboard_timeout_s``) switches to
@@ -44,6 +48,7 @@ from pymavlink.dialects.v20 import common as mavlink2
 MAV = mavlink2
 
 MAVLINK1_MAGIC = 0xFE
+STREAM_OF_MESSAGE = {0: "heartbeat", 30: "attitude", 32: "position"}  # message id -> stream
 
 
 class Px4Mode(enum.Enum):
@@ -146,9 +151,17 @@ class AutopilotEmulator:
         self.mode = Px4Mode.POSCTL
         self.armed = False
         self.estimates = self.config.estimates
+        self.muted = False
         self.ignored = 0  # set-points / commands addressed to another system or component
         self.mavlink1_frames = 0  # dropped: PX4 here speaks MAVLink 2 only
         self.packets_received = 0
+        self.unsupported_setpoints = 0
+        self._periods = {
+            "heartbeat": 1.0 / self.config.heartbeat_hz,
+            "position": 1.0 / self.config.position_hz,
+            "attitude": 1.0 / self.config.attitude_hz,
+        }
+        self._due_now: set[str] = set()
         self.position = [0.0, 0.0, -2.0]  # NED, m (hovering 2 m up)
         self.velocity = [0.0, 0.0, 0.0]  # NED, m/s
         self.yaw = self.config.initial_yaw  # NED, rad
@@ -191,6 +204,11 @@ class AutopilotEmulator:
         with self._lock:
             self._set_mode(mode, "failsafe", time.monotonic())
 
+    def set_muted(self, muted: bool) -> None:
+        """A downlink that fails: while muted nothing is sent, but everything is still received."""
+        with self._lock:
+            self.muted = muted
+
     def set_estimates(self, valid: bool) -> None:
         """Whether the estimator has a fix: without one, no LOCAL_POSITION_NED / ATTITUDE is sent."""
         with self._lock:
@@ -203,7 +221,7 @@ class AutopilotEmulator:
             self.mode_changes.append(ModeChange(now, mode, cause))
 
     def _send(self, message: object) -> None:
-        if self._peer is None:
+        if self._peer is None or self.muted:
             return
         try:
             self._socket.sendto(message.pack(self._mav), self._peer)
@@ -234,6 +252,9 @@ class AutopilotEmulator:
         elif kind in ("SET_POSITION_TARGET_LOCAL_NED", "COMMAND_LONG") and not self._for_us(message):
             return
         elif kind == "SET_POSITION_TARGET_LOCAL_NED":
+            if message.type_mask != 1479 or message.coordinate_frame != MAV.MAV_FRAME_BODY_NED:
+                self.unsupported_setpoints += 1  # this emulator flies body-frame velocity + yaw rate only
+                return
             self.setpoints.append(
                 SetpointRecord(
                     now, message.type_mask, message.coordinate_frame,
@@ -251,7 +272,7 @@ class AutopilotEmulator:
             mode = Px4Mode.from_custom_mode(custom)
             if mode is None or not int(params[0]) & MAV.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED:
                 result = MAV.MAV_RESULT_DENIED
-            elif mode == Px4Mode.OFFBOARD and not self.estimates:
+            elif mode in (Px4Mode.OFFBOARD, Px4Mode.HOLD) and not self.estimates:
                 result = MAV.MAV_RESULT_DENIED  # no valid local position / velocity estimate
             elif mode == Px4Mode.OFFBOARD and not self._stream_present(now):
                 result = MAV.MAV_RESULT_TEMPORARILY_REJECTED
@@ -263,8 +284,17 @@ class AutopilotEmulator:
         elif message.command == MAV.MAV_CMD_COMPONENT_ARM_DISARM:
             self.armed = params[0] >= 0.5
             result = MAV.MAV_RESULT_ACCEPTED
+        elif message.command in (MAV.MAV_CMD_REQUEST_MESSAGE, MAV.MAV_CMD_SET_MESSAGE_INTERVAL):
+            stream = STREAM_OF_MESSAGE.get(int(params[0]))
+            result = MAV.MAV_RESULT_DENIED if stream is None else MAV.MAV_RESULT_ACCEPTED
+            if stream is not None and message.command == MAV.MAV_CMD_REQUEST_MESSAGE:
+                self._due_now.add(stream)
+            elif stream is not None and params[1] > 0:
+                self._periods[stream] = params[1] / 1e6  # interval in microseconds
         self.commands.append(CommandRecord(now, message.command, params, result))
-        self._send(self._mav.command_ack_encode(message.command, result))
+        self._send(self._mav.command_ack_encode(
+            message.command, result, target_system=message.get_srcSystem(), target_component=message.get_srcComponent()
+        ))
 
     def _tick(self, now: float, dt: float) -> None:
         if self.mode == Px4Mode.OFFBOARD:
@@ -290,11 +320,6 @@ class AutopilotEmulator:
     def _serve(self) -> None:
         start = last = time.monotonic()
         due = {"heartbeat": start, "position": start, "attitude": start}
-        periods = {
-            "heartbeat": 1.0 / self.config.heartbeat_hz,
-            "position": 1.0 / self.config.position_hz,
-            "attitude": 1.0 / self.config.attitude_hz,
-        }
         while self._running.is_set():
             try:
                 data, sender = self._socket.recvfrom(4096)
@@ -313,9 +338,10 @@ class AutopilotEmulator:
                 last = now
                 boot_ms = int((now - start) * 1000)
                 for stream, due_time in due.items():
-                    if now < due_time:
+                    if now < due_time and stream not in self._due_now:
                         continue
-                    due[stream] = max(due_time + periods[stream], now)
+                    self._due_now.discard(stream)
+                    due[stream] = max(due_time + self._periods[stream], now)
                     if stream == "heartbeat":
                         self._send(self._heartbeat())
                     elif self.estimates and stream == "position":

@@ -1,225 +1,102 @@
 """MavlinkDrone: a camera plus a PX4 autopilot over MAVLink 2 (pymavlink), flown in OFFBOARD mode.
 
-**Frames, in one place.** The policy acts in :attr:`~lnn_control.spec.ActionFrame.FLU`
-``(vx, vy, vz, yaw_rate)``: m/s and rad/s in the level heading frame, x forward, y LEFT, z UP,
-yaw counter-clockwise-positive (what both simulators fly). MAVLink's BODY_NED set-points are x
-forward, y RIGHT, z DOWN, yaw clockwise-positive. :func:`flu_to_body_ned` is the only conversion
-on the way out, :func:`ned_velocity_to_flu` the only one on the way in (the ``vx, vy, vz``
-observation extras from LOCAL_POSITION_NED rotated by ATTITUDE's yaw). The robot's action spec
-says ``frame: flu``; ``lnn-control run`` refuses a bundle whose spec names another (or no) frame
-before a single byte reaches the vehicle.
+Frames, constants and settings: :mod:`.mavlink_spec` (the policy's FLU actions become
+``MAV_FRAME_BODY_NED`` set-points ``(vx, -vy, -vz, -yaw_rate)`` there and nowhere else; the robot's
+action spec says ``frame: flu`` and ``lnn-control run`` checks it against the bundle before a
+single byte reaches the vehicle).
 
-Set-points are SET_POSITION_TARGET_LOCAL_NED with ``type_mask = 1479`` (ignore position 1|2|4,
-acceleration 64|128|256 and yaw 1024: only vx, vy, vz and yaw_rate are used) in
-``MAV_FRAME_BODY_NED`` (8; PX4 rotates them by the heading only, so "forward" is where the camera
-looks, level with the ground) or ``BODY_OFFSET_NED`` (9, ArduPilot's spelling of the same).
+**Whose vehicle.** The drone binds to the first PX4 autopilot it hears (``HEARTBEAT.autopilot``
+PX4, component 1, ``target_system`` if set) and listens to nothing else: a camera or gimbal on the
+same system id cannot fake a mode change, another vehicle cannot become the target, and a
+reconnect insists on the same system id. Any other autopilot (ArduPilot uses other mode numbers)
+is refused before a command is sent.
 
 **Authority.** The pilot and the autopilot's failsafe always win:
 
 - we request a mode only to enter OFFBOARD (``engage_offboard``) and, in :meth:`stop`, to hand a
-  vehicle that is in OFFBOARD under our control to HOLD / LAND (``stop_action``);
+  vehicle we put in OFFBOARD to HOLD / LAND — and only while the link is up and a heartbeat we
+  asked for *after* deciding (MAV_CMD_REQUEST_MESSAGE; PX4's own heartbeats come at 1 Hz) still
+  shows OFFBOARD. A refused HOLD falls back to LAND; if both are refused :meth:`stop` raises, and
+  the vehicle hovers on the zero-velocity stream until the pilot takes it;
 - when the vehicle leaves OFFBOARD (or disarms) without our asking — a pilot's switch, a failsafe —
-  we stop streaming set-points at once and never request a mode again on this object;
-  :meth:`estop_requested` turns True so the loop latches its e-stop, and ``stop()`` sends nothing;
-- after a stop we requested, the zero-velocity stream goes on only until the heartbeat shows the
-  vehicle out of OFFBOARD (so a lost mode request still leaves it hovering, not in failsafe).
+  we stop streaming set-points at the next heartbeat and never request a mode again on this
+  object; :meth:`estop_requested` turns True, and ``stop()`` sends nothing;
+- after a hand-over we asked for, the zero stream goes on until the heartbeat shows the vehicle out
+  of OFFBOARD (so a lost request still leaves it hovering, not in failsafe);
+- a link that comes back never resumes motion: after a reconnect ``write()`` sends only zero
+  velocity and ``estop_requested()`` stays True for the rest of this object's life.
 
 **One writer, one rate.** ``write()`` sends the loop's set-point. A background keep-alive sends a
 set-point only when none went out for a whole keep-alive period (the loop stalled, or before the
 loop starts), and zero velocity once the last command is older than ``command_timeout_s``: it
-never keeps flying a stale command. Its period must be ≥ 1.5 loop periods (:meth:`preflight`).
+never keeps flying a stale command. Both go through one lock, so a stop's zero is never followed
+by an older command. :meth:`preflight` checks the periods against the loop rate.
 
 **Unknown is unknown.** Extras (altitude, speed, vx, vy, vz) come from LOCAL_POSITION_NED (and
-ATTITUDE for the heading). ``connect()`` waits for them before engaging and fails naming the
-missing message; ``read()`` raises :class:`RobotError` when they are older than
-``estimate_timeout_s`` (the loop then stops and ends the run: with extras, a silent link ends
-the run this way, before ``link_timeout_s``). Nothing is ever reported as 0.0 for lack of data.
+ATTITUDE for the heading), requested at ``estimate_rate_hz`` (MAV_CMD_SET_MESSAGE_INTERVAL: a
+telemetry radio's default rates are too low). ``connect()`` waits for them before engaging and
+fails naming the missing message; ``read()`` raises :class:`RobotError` when they are older than
+``estimate_timeout_s`` (the loop then stops and ends the run: with extras, a silent link ends the
+run this way, before ``link_timeout_s``). Nothing is ever reported as 0.0 for lack of data. PX4
+streams LOCAL_POSITION_NED whether or not its estimate is valid; gating on ESTIMATOR_STATUS is
+not done yet.
 
-Offboard sequence: HEARTBEAT from the autopilot → estimates present → camera open → keep-alive
-stream of zero set-points for ``pre_stream_s`` → MAV_CMD_DO_SET_MODE OFFBOARD (a rejecting
-COMMAND_ACK fails at once) → arm only if ``arm: true``.
+Offboard sequence: PX4 heartbeat → estimate streams requested and present → camera open →
+keep-alive stream of zero set-points for ``pre_stream_s`` → MAV_CMD_DO_SET_MODE OFFBOARD (a
+rejecting COMMAND_ACK fails at once) → a requested heartbeat confirms → arm only if ``arm: true``.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from lnn_control.runtime.core.robot import LinkLostError, Observation, Robot, RobotError
 from lnn_control.runtime.hardware.cameras import Camera, CameraError
-from lnn_control.runtime.hardware.link import (
-    check_finite_positive,
-    check_image_shape,
-    fit_image,
-    reconnect,
+from lnn_control.runtime.hardware.link import fit_image, reconnect
+from lnn_control.runtime.hardware.mavlink_spec import (
+    MAV_AUTOPILOT_INVALID,
+    MAV_AUTOPILOT_NAMES,
+    MAV_AUTOPILOT_PX4,
+    MAV_CMD_COMPONENT_ARM_DISARM,
+    MAV_CMD_DO_SET_MODE,
+    MAV_CMD_REQUEST_MESSAGE,
+    MAV_CMD_SET_MESSAGE_INTERVAL,
+    MAV_COMP_ID_AUTOPILOT1,
+    MAV_RESULT_ACCEPTED,
+    MAV_RESULT_IN_PROGRESS,
+    MAV_RESULT_NAMES,
+    MAV_TYPE_GCS,
+    MAV_TYPE_ONBOARD_CONTROLLER,
+    MSG_ID_ATTITUDE,
+    MSG_ID_HEARTBEAT,
+    MSG_ID_LOCAL_POSITION_NED,
+    PX4_AUTO_SUB_MODE_LAND,
+    PX4_AUTO_SUB_MODE_LOITER,
+    PX4_MAIN_MODE_AUTO,
+    PX4_MAIN_MODE_OFFBOARD,
+    TYPE_MASK_VELOCITY_YAW_RATE,
+    DroneExtra,
+    MavlinkDroneConfig,
+    SetpointFrame,
+    StopAction,
+    flu_to_body_ned,
+    ned_velocity_to_flu,
+    open_mavlink2,
+    px4_mode_name,
 )
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
-TYPE_MASK_VELOCITY_YAW_RATE = 1 | 2 | 4 | 64 | 128 | 256 | 1024  # = 1479
-PX4_MAIN_MODE_AUTO, PX4_MAIN_MODE_OFFBOARD = 4, 6
-PX4_AUTO_SUB_MODE_LOITER, PX4_AUTO_SUB_MODE_LAND = 3, 6
-MAV_TYPE_GCS, MAV_TYPE_ONBOARD_CONTROLLER = 6, 18
-MAV_AUTOPILOT_INVALID = 8  # what gimbals, cameras, OSDs and companions put in HEARTBEAT.autopilot
-MAV_CMD_DO_SET_MODE, MAV_CMD_COMPONENT_ARM_DISARM = 176, 400
-MAV_RESULT_NAMES = {0: "ACCEPTED", 1: "TEMPORARILY_REJECTED", 2: "DENIED", 3: "UNSUPPORTED", 4: "FAILED",
-                    5: "IN_PROGRESS", 6: "CANCELLED"}
-PX4_MODE_NAMES = {(1, 0): "MANUAL", (2, 0): "ALTCTL", (3, 0): "POSCTL", (4, 2): "TAKEOFF", (4, 3): "HOLD",
-                  (4, 4): "MISSION", (4, 5): "RTL", (4, 6): "LAND", (5, 0): "ACRO", (6, 0): "OFFBOARD",
-                  (7, 0): "STABILIZED"}
-
-
-def flu_to_body_ned(action_flu: np.ndarray) -> tuple[float, float, float, float]:
-    """Policy ``(vx, vy, vz, yaw_rate)`` forward-left-up, yaw CCW+ → MAVLink body forward-right-down,
-    yaw CW+ (m/s, rad/s). The only place the drone's outgoing axes change."""
-    vx, vy, vz, yaw_rate = (float(v) for v in action_flu)
-    return vx, -vy, -vz, -yaw_rate
-
-
-def ned_velocity_to_flu(v_north: float, v_east: float, v_down: float, yaw_ned: float) -> tuple[float, float, float]:
-    """Earth NED velocity (m/s) and NED yaw (rad, 0 = north, + clockwise seen from above) → velocity
-    in the level heading frame, forward-left-up (m/s): the env's ``vx, vy, vz`` observation extras."""
-    c, s = math.cos(yaw_ned), math.sin(yaw_ned)
-    forward = c * v_north + s * v_east
-    right = -s * v_north + c * v_east
-    return forward, -right, -v_down
-
-
-class SetpointFrame(str, enum.Enum):
-    """The MAVLink frame of the outgoing velocity set-points (both heading-relative)."""
-
-    BODY_NED = "body_ned"  # MAV_FRAME_BODY_NED = 8 (PX4)
-    BODY_OFFSET_NED = "body_offset_ned"  # MAV_FRAME_BODY_OFFSET_NED = 9 (ArduPilot)
-
-    @property
-    def mav_frame(self) -> int:
-        return {"body_ned": 8, "body_offset_ned": 9}[self.value]
-
-
-class StopAction(str, enum.Enum):
-    """What ``stop()`` asks for after the zero-velocity set-point (only while we hold OFFBOARD)."""
-
-    HOLD = "hold"  # PX4 AUTO.LOITER
-    LAND = "land"  # PX4 AUTO.LAND
-    NONE = "none"  # stay in OFFBOARD, hovering on zero velocity
-
-
-class DroneExtra(str, enum.Enum):
-    """Observation extras from the autopilot's estimate, in the env's units and frame."""
-
-    ALTITUDE = "altitude"  # m above the EKF origin (-z of LOCAL_POSITION_NED)
-    SPEED = "speed"  # m/s, norm of the local velocity
-    VX = "vx"  # m/s forward, level heading frame (FLU)
-    VY = "vy"  # m/s left
-    VZ = "vz"  # m/s up
-
-    @property
-    def needs_heading(self) -> bool:
-        return self in (DroneExtra.VX, DroneExtra.VY)
-
-
-@dataclass(frozen=True)
-class MavlinkDroneConfig:
-    """connection: pymavlink connection string. PX4 SITL's offboard link sends to UDP 14540 and
-    listens on 14580: ``udpin:127.0.0.1:14540`` (the shipped default; ``udpin:0.0.0.0:14540`` when
-    SITL runs in another container or host). A companion UART: ``/dev/ttyAMA0`` + ``baudrate``; a
-    telemetry radio: ``/dev/ttyUSB0`` at 57600; behind mavlink-router: the UDP endpoint it serves.
-    arm: send the arm command after OFFBOARD. engage_offboard: request OFFBOARD in ``connect()``
-    (False: stream zero set-points and let the pilot switch to OFFBOARD). velocity_limits:
-    symmetric bounds of (vx, vy, vz, yaw_rate) in m/s, m/s, m/s, rad/s. extras: see
-    :class:`DroneExtra`. keepalive_rate_hz: the keep-alive's rate, used only to fill gaps (> 2 Hz,
-    PX4's OFFBOARD minimum). link_timeout_s: no message from the autopilot for this long = link
-    lost. estimate_timeout_s: extras older than this are unknown (``read()`` raises).
-    reconnect_timeout_s: how long a re-connect waits for the autopilot (bounds link-loss handling).
-    target_system: the autopilot's MAVLink system id; 0 = the first autopilot heard. Times in s."""
-
-    connection: str
-    baudrate: int = 57600
-    arm: bool = False
-    engage_offboard: bool = True
-    stop_action: StopAction = StopAction.HOLD
-    frame: SetpointFrame = SetpointFrame.BODY_NED
-    velocity_limits: tuple[float, float, float, float] = (2.0, 1.0, 1.0, 1.0)
-    extras: tuple[DroneExtra, ...] = ()
-    image_shape: tuple[int, int] = (64, 128)
-    keepalive_rate_hz: float = 10.0
-    heartbeat_rate_hz: float = 1.0
-    pre_stream_s: float = 1.0
-    pre_stream_setpoints: int = 8
-    command_timeout_s: float = 0.3
-    link_timeout_s: float = 1.5
-    estimate_timeout_s: float = 0.5
-    connect_timeout_s: float = 5.0
-    reconnect_timeout_s: float = 1.0
-    source_system: int = 1
-    source_component: int = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
-    target_system: int = 0
-
-    def __post_init__(self) -> None:
-        if self.frame == "local_ned":
-            raise ValueError(
-                "frame local_ned is not supported: the policy's velocities are relative to the heading "
-                "(forward = where the camera looks); use body_ned (PX4) or body_offset_ned (ArduPilot)"
-            )
-        try:  # plain strings are accepted where enums are expected
-            object.__setattr__(self, "extras", tuple(DroneExtra(e) for e in self.extras))
-            object.__setattr__(self, "frame", SetpointFrame(self.frame))
-            object.__setattr__(self, "stop_action", StopAction(self.stop_action))
-        except ValueError as exc:
-            raise ValueError(
-                f"{exc}; allowed: extras {[e.value for e in DroneExtra]}, frame "
-                f"{[f.value for f in SetpointFrame]}, stop_action {[a.value for a in StopAction]}"
-            ) from exc
-        if not self.connection:
-            raise ValueError("connection must be a pymavlink connection string, e.g. udpin:127.0.0.1:14540")
-        if not 2.0 < self.keepalive_rate_hz <= 100.0:
-            raise ValueError(
-                f"keepalive_rate_hz must be in (2, 100] Hz (PX4 drops OFFBOARD below 2 Hz), got {self.keepalive_rate_hz}"
-            )
-        if len(self.velocity_limits) != 4 or any(not 0 < v < math.inf for v in self.velocity_limits):
-            raise ValueError(
-                f"velocity_limits must be 4 finite values > 0 (vx, vy, vz in m/s, yaw_rate in rad/s), "
-                f"got {self.velocity_limits}"
-            )
-        check_image_shape(self.image_shape)
-        check_finite_positive(self, ("heartbeat_rate_hz",), "Hz")
-        check_finite_positive(
-            self,
-            ("command_timeout_s", "link_timeout_s", "estimate_timeout_s", "connect_timeout_s", "reconnect_timeout_s"),
-            "seconds",
-        )
-        if not 0 <= self.target_system <= 255:
-            raise ValueError(f"target_system must be a MAVLink system id 1..255, or 0 for the first heard, got {self.target_system}")
-        if self.pre_stream_s < 0.5 or self.pre_stream_setpoints < 1:
-            raise ValueError(
-                "pre_stream_s must be >= 0.5 s and pre_stream_setpoints >= 1: PX4 needs a live stream "
-                f"before OFFBOARD (got {self.pre_stream_s} s, {self.pre_stream_setpoints})"
-            )
-
-    @property
-    def keepalive_period_s(self) -> float:
-        return 1.0 / self.keepalive_rate_hz
-
-
-def open_mavlink2(connection: str, baudrate: int, source_system: int, source_component: int) -> object:
-    """A pymavlink connection that speaks MAVLink 2 (PX4's protocol) and parses 1 and 2, without
-    touching pymavlink's process-wide dialect (its auto-switch sets an environment variable)."""
-    from pymavlink import mavutil
-    from pymavlink.dialects.v20 import common as mavlink2
-
-    conn = mavutil.mavlink_connection(
-        connection, baud=baudrate, source_system=source_system, source_component=source_component
-    )
-    conn.mav = mavlink2.MAVLink(conn, srcSystem=source_system, srcComponent=source_component)
-    conn.mav.robust_parsing = True
-    conn.WIRE_PROTOCOL_VERSION = "2.0"
-    conn.first_byte = False  # the protocol is chosen: no auto-switch
-    return conn
+__all__ = [
+    "TYPE_MASK_VELOCITY_YAW_RATE", "DroneExtra", "MavlinkDrone", "MavlinkDroneConfig", "SetpointFrame",
+    "StopAction", "flu_to_body_ned", "ned_velocity_to_flu",
+]
+HANDOVER_RETRY_S = 1.0  # a hand-over that could not be confirmed is tried again after this long
 
 
 class MavlinkDrone(Robot):
@@ -237,16 +114,19 @@ class MavlinkDrone(Robot):
             ("vx", "vy", "vz", "yaw_rate"), tuple(-v for v in limits), limits, ("m/s", "m/s", "m/s", "rad/s"),
             ActionFrame.FLU,
         )
-        self._conn = None
+        self._conn: Any = None
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
-        self._send_lock = threading.Lock()
-        self._state = threading.Condition()
+        self._send_lock = threading.RLock()  # the link's writes and the set-point they carry
+        self._state = threading.Condition()  # everything the autopilot told us
         self._connected = False
         self._ever_connected = False
         self._io_error: str | None = None
-        self._target = (1, 1)
+        self._bound: tuple[int, int] | None = None  # (system, component) of our PX4
+        self._bound_system: int | None = None  # kept across reconnects
+        self._refusal: str | None = None
         self._last_rx = -math.inf
+        self._last_heartbeat_rx = -math.inf
         self._custom_mode: int | None = None
         self._armed = False
         self._acks: dict[int, int] = {}
@@ -258,16 +138,20 @@ class MavlinkDrone(Robot):
         self._setpoint_time = -math.inf
         self._last_setpoint_tx = -math.inf
         self._last_heartbeat_tx = -math.inf
-        self._streaming = False  # the keep-alive may send set-points
+        self._streaming = False  # set-points may go out
+        self._offboard_requested = False  # we asked for OFFBOARD
         self._engaged = False  # the vehicle is in OFFBOARD under our set-points
         self._stop_mode_requested = False  # we handed it to HOLD / LAND
+        self._next_handover_try = -math.inf
+        self._handover_refused = False
         self._authority_lost: str | None = None  # why the pilot / autopilot has it now
+        self._motion_locked: str | None = None  # why write() sends only zero velocity
         self.setpoints_sent = 0
         self.keepalive_setpoints = 0
         self.watchdog_zeroes = 0
 
     # -------------------------------------------------------------- link io
-    def _transmit(self, send: Callable[[object], None]) -> None:
+    def _transmit(self, send: Callable[[Any], None]) -> None:
         with self._send_lock:
             if self._conn is None:
                 raise LinkLostError(f"MAVLink link {self.config.connection} is closed")
@@ -277,12 +161,23 @@ class MavlinkDrone(Robot):
                 self._io_error = f"send failed: {exc}"
                 raise LinkLostError(f"MAVLink link {self.config.connection} lost while sending ({exc})") from exc
 
+    def _target(self) -> tuple[int, int]:
+        return self._bound or (max(self.config.target_system, 1), MAV_COMP_ID_AUTOPILOT1)
+
+    def _command_setpoint(self, action_flu: np.ndarray) -> None:
+        """Make ``action_flu`` the set-point and send it now (under the send lock)."""
+        with self._send_lock:
+            self._setpoint = np.asarray(action_flu, np.float64)
+            self._setpoint_time = time.monotonic()
+            self._send_setpoint(self._setpoint)
+
     def _send_setpoint(self, action_flu: np.ndarray) -> None:
         vx, vy, vz, yaw_rate = flu_to_body_ned(action_flu)
         boot_ms = int(time.monotonic() * 1000) & 0xFFFFFFFF
+        system, component = self._target()
         self._transmit(
             lambda mav: mav.set_position_target_local_ned_send(
-                boot_ms, self._target[0], self._target[1], self.config.frame.mav_frame,
+                boot_ms, system, component, self.config.frame.mav_frame,
                 TYPE_MASK_VELOCITY_YAW_RATE, 0, 0, 0, vx, vy, vz, 0, 0, 0, 0, yaw_rate,
             )
         )
@@ -293,60 +188,79 @@ class MavlinkDrone(Robot):
         p = list(params) + [0.0] * (7 - len(params))
         with self._state:
             self._acks.pop(command, None)
-        self._transmit(lambda mav: mav.command_long_send(self._target[0], self._target[1], command, 0, *p))
+        system, component = self._target()
+        self._transmit(lambda mav: mav.command_long_send(system, component, command, 0, *p))
 
     def _send_heartbeat(self) -> None:
         self._transmit(lambda mav: mav.heartbeat_send(MAV_TYPE_ONBOARD_CONTROLLER, MAV_AUTOPILOT_INVALID, 0, 0, 4))
         self._last_heartbeat_tx = time.monotonic()
 
-    def _handle(self, message: object) -> None:
+    def _handle(self, message: Any) -> None:
         kind = message.get_type()
-        system = message.get_srcSystem()
+        source = (message.get_srcSystem(), message.get_srcComponent())
         now = time.monotonic()
         with self._state:
+            if self._bound is None:
+                if kind != "HEARTBEAT" or not self._bind(message, source):
+                    return
+            elif source != self._bound:
+                return  # another component (camera, gimbal, GCS) or another vehicle
+            self._last_rx = now
             if kind == "HEARTBEAT":
-                if message.autopilot == MAV_AUTOPILOT_INVALID or message.type in (
-                    MAV_TYPE_GCS, MAV_TYPE_ONBOARD_CONTROLLER
-                ):
-                    return  # a gimbal, camera, companion or ground station: not the autopilot
-                if self._custom_mode is None:  # the first autopilot heartbeat since connect()
-                    if self.config.target_system not in (0, system):
-                        return
-                elif system != self._target[0]:
-                    return  # another vehicle's autopilot
-                self._target = (system, message.get_srcComponent())
                 self._custom_mode = int(message.custom_mode)
                 was_armed, self._armed = self._armed, bool(message.base_mode & 128)  # SAFETY_ARMED
+                self._last_heartbeat_rx = now
                 self._track_authority(was_armed)
-            elif self._custom_mode is None or system != self._target[0]:
-                return  # not (yet) from our autopilot
             elif kind == "COMMAND_ACK":
-                self._acks[int(message.command)] = int(message.result)
+                ours = (self.config.source_system, self.config.source_component)
+                if getattr(message, "target_system", 0) in (0, ours[0]) and getattr(message, "target_component", 0) in (0, ours[1]):
+                    self._acks[int(message.command)] = int(message.result)
             elif kind == "LOCAL_POSITION_NED":
                 self._position = (message.x, message.y, message.z, message.vx, message.vy, message.vz)
                 self._position_time = now
             elif kind == "ATTITUDE":
                 self._yaw = float(message.yaw)
                 self._attitude_time = now
-            self._last_rx = now
             self._state.notify_all()
+
+    def _bind(self, heartbeat: Any, source: tuple[int, int]) -> bool:
+        """Bind to this heartbeat's sender if it is the PX4 we want (under ``_state``)."""
+        if heartbeat.type in (MAV_TYPE_GCS, MAV_TYPE_ONBOARD_CONTROLLER) or heartbeat.autopilot == MAV_AUTOPILOT_INVALID:
+            return False  # a ground station, companion, gimbal or camera
+        if source[1] != MAV_COMP_ID_AUTOPILOT1:
+            return False
+        wanted = self._bound_system or self.config.target_system
+        if wanted not in (0, source[0]):
+            return False
+        if heartbeat.autopilot != MAV_AUTOPILOT_PX4:
+            name = MAV_AUTOPILOT_NAMES.get(heartbeat.autopilot, f"autopilot type {heartbeat.autopilot}")
+            self._refusal = (
+                f"the autopilot of system {source[0]} is {name}, not PX4: MavlinkDrone flies PX4's OFFBOARD "
+                "mode only (other autopilots number their modes differently); nothing but heartbeats was sent"
+            )
+            self._state.notify_all()
+            return False
+        self._bound, self._bound_system = source, source[0]
+        return True
 
     def _track_authority(self, was_armed: bool) -> None:
         """Called with each heartbeat of our autopilot (under ``_state``)."""
-        offboard = self.in_offboard
         if self._authority_lost is not None:
             return
+        offboard = self.in_offboard
         if self._stop_mode_requested:
             if not offboard:
                 self._streaming = False  # the vehicle took our HOLD / LAND: nothing more to send
             return
         if not self._engaged:
-            if offboard and self._streaming and not self.config.engage_offboard:
-                self._engaged = True  # the pilot switched to OFFBOARD on our stream
+            if offboard and self._streaming and (self._offboard_requested or not self.config.engage_offboard):
+                self._engaged = True  # our request, or the pilot switched to OFFBOARD on our stream
             return
         if not offboard:
-            name = PX4_MODE_NAMES.get(self.px4_mode, str(self.px4_mode))
-            self._lose_authority(f"the vehicle left OFFBOARD for {name} without our request (pilot or autopilot failsafe)")
+            self._lose_authority(
+                f"the vehicle left OFFBOARD for {px4_mode_name(self.px4_mode)} without our request "
+                "(pilot or autopilot failsafe)"
+            )
         elif was_armed and not self._armed:
             self._lose_authority("the vehicle disarmed while we flew it (kill switch, land detector or pilot)")
 
@@ -374,18 +288,24 @@ class MavlinkDrone(Robot):
                 return
             if message is not None:
                 self._handle(message)
-            now = time.monotonic()
             try:
-                if now - self._last_heartbeat_tx >= heartbeat_period:
+                if time.monotonic() - self._last_heartbeat_tx >= heartbeat_period:
                     self._send_heartbeat()
-                if self._streaming and now - self._last_setpoint_tx >= keepalive:
-                    if now - self._setpoint_time > self.config.command_timeout_s and np.any(self._setpoint):
-                        self._setpoint = np.zeros(4)  # stale command: hover, never repeat it
-                        self.watchdog_zeroes += 1
-                    self._send_setpoint(self._setpoint)
-                    self.keepalive_setpoints += 1
+                self._keep_alive(keepalive)
             except LinkLostError:  # _io_error says why; link_ok() turns False at once
                 return
+
+    def _keep_alive(self, period: float) -> None:
+        """Fill a gap in the set-point stream: the current command while fresh, else zero velocity."""
+        with self._send_lock:
+            now = time.monotonic()
+            if not self._streaming or now - self._last_setpoint_tx < period:
+                return
+            if now - self._setpoint_time > self.config.command_timeout_s and np.any(self._setpoint):
+                self._setpoint = np.zeros(4)  # stale command: hover, never repeat it
+                self.watchdog_zeroes += 1
+            self._send_setpoint(self._setpoint)
+            self.keepalive_setpoints += 1
 
     # -------------------------------------------------------------- status
     @property
@@ -418,20 +338,16 @@ class MavlinkDrone(Robot):
         )
 
     def estop_requested(self) -> bool:
-        """The vehicle left OFFBOARD (or disarmed) while we flew it, without our asking."""
-        return self._authority_lost is not None
+        """The pilot or a failsafe took the vehicle, or the link came back after a loss."""
+        return self._authority_lost is not None or self._motion_locked is not None
 
     def estop_detail(self) -> str:
-        return f"autopilot: {self._authority_lost}" if self._authority_lost else "no robot-side e-stop"
+        why = self._authority_lost or self._motion_locked
+        return f"autopilot: {why}" if why else "no robot-side e-stop"
 
     def preflight(self, rate_hz: float) -> None:
-        """The keep-alive must only fill gaps: its period must be at least 1.5 loop periods."""
-        if self.config.keepalive_period_s < 1.5 / rate_hz:
-            raise ValueError(
-                f"robot.settings.keepalive_rate_hz {self.config.keepalive_rate_hz:g} Hz would race the "
-                f"loop's own set-points at rate_hz {rate_hz:g}: set it at most {rate_hz / 1.5:.3g} Hz "
-                "(and above 2 Hz)"
-            )
+        """The keep-alive must only fill gaps, and a command must outlive a loop period."""
+        self.config.check_loop_rate(rate_hz)
 
     def _check_link(self) -> None:
         if not self._connected:
@@ -449,6 +365,21 @@ class MavlinkDrone(Robot):
                     return False
                 self._state.wait(min(remaining, 0.05))
         return True
+
+    def _command_result(self, command: int, timeout_s: float, done: Callable[[], bool] = lambda: False) -> int | None:
+        """Wait for ``done()`` (-> ACCEPTED) or a final COMMAND_ACK of ``command``; None if neither came."""
+        def finished() -> bool:
+            return done() or self._acks.get(command, MAV_RESULT_IN_PROGRESS) != MAV_RESULT_IN_PROGRESS
+
+        if not self._wait(finished, timeout_s):
+            return None
+        return MAV_RESULT_ACCEPTED if done() else self._acks[command]
+
+    def _fresh_heartbeat(self) -> bool:
+        """Ask the autopilot for a heartbeat now; True once one arrived after the request."""
+        asked = time.monotonic()
+        self._send_command(MAV_CMD_REQUEST_MESSAGE, MSG_ID_HEARTBEAT)
+        return self._wait(lambda: self._last_heartbeat_rx > asked, self.config.command_ack_timeout_s)
 
     def _estimates_missing(self, now: float) -> list[str]:
         """The estimate messages the configured extras need that are absent or stale."""
@@ -475,29 +406,36 @@ class MavlinkDrone(Robot):
                 f"cannot open MAVLink connection {self.config.connection!r} ({exc}); check the connection "
                 "string (udpin:HOST:PORT, udpout:HOST:PORT or a serial device) and the device"
             ) from exc
-        self._io_error = None
-        self._last_rx = self._position_time = self._attitude_time = -math.inf
+        self._io_error = self._refusal = None
+        self._bound = None
+        self._last_rx = self._last_heartbeat_rx = self._position_time = self._attitude_time = -math.inf
         self._custom_mode = None
-        self._setpoint = np.zeros(4)
-        self._setpoint_time = time.monotonic()
-        self._streaming = False
+        self._acks = {}
+        with self._send_lock:
+            self._setpoint = np.zeros(4)
+            self._setpoint_time = time.monotonic()
+            self._streaming = False
         self._running.set()
         try:
             self._send_heartbeat()  # lets a udpout peer learn where we are
             self._thread = threading.Thread(target=self._io_loop, name="mavlink-drone-io", daemon=True)
             self._thread.start()
-            if not self._wait(lambda: self._custom_mode is not None, timeout):
+            self._wait(lambda: self._custom_mode is not None or self._refusal is not None, timeout)
+            if self._refusal is not None:
+                raise RobotError(self._refusal)
+            if self._custom_mode is None:
                 raise RobotError(
-                    f"no autopilot HEARTBEAT on {self.config.connection} within {timeout} s"
+                    f"no PX4 autopilot HEARTBEAT on {self.config.connection} within {timeout} s"
                     f"{' (' + self._io_error + ')' if self._io_error else ''}; check the connection string "
                     "(PX4 SITL: udpin:127.0.0.1:14540), that the autopilot is powered and that its MAVLink "
-                    "stream targets this port"
+                    "stream targets this port" + (f" (system {self._bound_system}, as before)" if reconnecting else "")
                 )
             self._connected = True
             if reconnecting:
                 self._resume_after_reconnect()
                 self.camera.open()
             else:
+                self._request_estimates()
                 self._wait_for_estimates(timeout)
                 self.camera.open()  # before OFFBOARD: a camera failure must not leave it in offboard
                 if self.config.engage_offboard:
@@ -506,9 +444,9 @@ class MavlinkDrone(Robot):
                     self._streaming = True  # the pilot may switch to OFFBOARD on this stream
             self._ever_connected = True
         except BaseException as exc:  # never leave the I/O thread, socket or camera behind
-            if self._engaged:
+            if self._streaming and self._offboard_requested:
                 try:
-                    self.stop()  # we put it in OFFBOARD: hand it to HOLD / LAND before leaving
+                    self.stop()  # we asked for OFFBOARD: hand it to HOLD / LAND before leaving
                 except RobotError:
                     pass
             self._connected = False
@@ -518,6 +456,22 @@ class MavlinkDrone(Robot):
                 raise RobotError(f"MavlinkDrone camera: {exc}") from exc
             raise
 
+    def _request_estimates(self) -> None:
+        """Ask for the estimate streams the extras need at ``estimate_rate_hz``; a refusal is an error."""
+        if not self.config.extras:
+            return
+        messages = [MSG_ID_LOCAL_POSITION_NED]
+        if any(e.needs_heading for e in self.config.extras):
+            messages.append(MSG_ID_ATTITUDE)
+        for message in messages:
+            self._send_command(MAV_CMD_SET_MESSAGE_INTERVAL, message, 1e6 / self.config.estimate_rate_hz)
+            result = self._command_result(MAV_CMD_SET_MESSAGE_INTERVAL, self.config.command_ack_timeout_s)
+            if result not in (None, MAV_RESULT_ACCEPTED):  # no answer: older firmware; the wait below decides
+                raise RobotError(
+                    f"the autopilot refused to stream message {message} at {self.config.estimate_rate_hz:g} Hz "
+                    f"({MAV_RESULT_NAMES.get(result, result)}); nothing was engaged"
+                )
+
     def _wait_for_estimates(self, timeout_s: float) -> None:
         if not self.config.extras:
             return
@@ -526,40 +480,34 @@ class MavlinkDrone(Robot):
             raise RobotError(
                 f"the policy needs extras {[e.value for e in self.config.extras]} but no {' / '.join(missing)} "
                 f"came from the autopilot within {timeout_s} s: check the estimator has a velocity estimate "
-                "and the link streams these messages (PX4: the onboard MAVLink mode sends both; or "
-                "'mavlink stream -d <dev> -s LOCAL_POSITION_NED -r 30'); nothing was engaged"
+                "and the link carries these messages; nothing was engaged"
             )
 
     def _resume_after_reconnect(self) -> None:
-        """After a link loss: keep control only if the vehicle is still in OFFBOARD on our stream."""
+        """After a link loss: motion stays locked; keep streaming zero only if the vehicle is still in
+        the OFFBOARD we asked for (so our stop can hand it over)."""
         with self._state:
-            if self._authority_lost is not None or self._stop_mode_requested:
+            if self._authority_lost is not None:
                 return
-            if self._engaged and self.in_offboard:
-                self._streaming = True  # zero velocity until the loop decides
-            elif self._engaged:
-                name = PX4_MODE_NAMES.get(self.px4_mode, str(self.px4_mode))
-                self._lose_authority(f"after the link loss the vehicle is in {name}, not OFFBOARD (its failsafe took over)")
-
-    def _await_ack(self, command: int, done: Callable[[], bool], timeout_s: float) -> int | None:
-        """Wait until ``done()`` or a COMMAND_ACK of ``command`` that is not ACCEPTED / IN_PROGRESS;
-        returns that rejecting result, or None when ``done()`` came true. RobotError on timeout."""
-        def finished() -> bool:
-            return done() or self._acks.get(command, 0) not in (0, 5)
-
-        if not self._wait(finished, timeout_s):
-            raise RobotError(f"no answer to MAVLink command {command} within {timeout_s} s ({self._io_error or 'silent'})")
-        return None if done() else self._acks[command]
+            self._motion_locked = "the link came back after a loss: this run only stops; start a new run to fly again"
+            if not (self._engaged or self._offboard_requested):
+                return
+            if self.in_offboard:
+                self._streaming = True  # zero velocity, the loop's stop decides the rest
+            elif not self._stop_mode_requested:
+                self._lose_authority(
+                    f"after the link loss the vehicle is in {px4_mode_name(self.px4_mode)}, not OFFBOARD "
+                    "(its failsafe took over)"
+                )
 
     def _set_mode(self, main_mode: int, sub_mode: int = 0) -> None:
         self._send_command(MAV_CMD_DO_SET_MODE, 1, main_mode, sub_mode)  # CUSTOM_MODE_ENABLED
 
     def engage(self) -> None:
         """Stream zero set-points, switch to OFFBOARD, arm if configured. Raises RobotError."""
-        if self._authority_lost is not None:
-            raise RobotError(f"will not re-engage: {self._authority_lost}; start a new run to fly again")
-        self._setpoint = np.zeros(4)
-        self._setpoint_time = time.monotonic()
+        if self._authority_lost is not None or self._motion_locked is not None:
+            raise RobotError(f"will not re-engage: {self._authority_lost or self._motion_locked}; start a new run to fly again")
+        self._command_zero_quietly()
         self._stop_mode_requested = False
         self._streaming = True
         start_count, start = self.setpoints_sent, time.monotonic()
@@ -570,23 +518,35 @@ class MavlinkDrone(Robot):
         )
         if not streamed:
             raise RobotError(f"could not stream set-points on {self.config.connection}: {self._io_error}")
+        self._offboard_requested = True
         self._set_mode(PX4_MAIN_MODE_OFFBOARD)
-        rejected = self._await_ack(MAV_CMD_DO_SET_MODE, lambda: self.in_offboard, self.config.connect_timeout_s)
-        if rejected is not None:
-            self._streaming = False
+        result = self._command_result(MAV_CMD_DO_SET_MODE, self.config.connect_timeout_s, lambda: self.in_offboard)
+        if result not in (None, MAV_RESULT_ACCEPTED):
+            self._streaming = self._offboard_requested = False
             raise RobotError(
-                f"autopilot refused OFFBOARD ({MAV_RESULT_NAMES.get(rejected, rejected)}); check that no RC "
+                f"autopilot refused OFFBOARD ({MAV_RESULT_NAMES.get(result, result)}); check that no RC "
                 "override or pre-flight check blocks it (PX4: a valid local position estimate, COM_RCL_EXCEPT)"
             )
-        self._engaged = True
+        self._fresh_heartbeat()  # PX4 beats at 1 Hz: ask for the one that shows the switch
+        if not self._wait(lambda: self._engaged, self.config.connect_timeout_s):
+            raise RobotError(f"the autopilot did not enter OFFBOARD (it shows {px4_mode_name(self.px4_mode)})")
         if self.config.arm:
             self._send_command(MAV_CMD_COMPONENT_ARM_DISARM, 1)
-            rejected = self._await_ack(MAV_CMD_COMPONENT_ARM_DISARM, lambda: self._armed, self.config.connect_timeout_s)
-            if rejected is not None:
+            result = self._command_result(MAV_CMD_COMPONENT_ARM_DISARM, self.config.connect_timeout_s, lambda: self._armed)
+            if result == MAV_RESULT_ACCEPTED and not self._armed:
+                self._fresh_heartbeat()  # the ACK came first: wait for the heartbeat that shows it
+                if not self._wait(lambda: self._armed, self.config.connect_timeout_s):
+                    result = None
+            if result != MAV_RESULT_ACCEPTED:
                 raise RobotError(
-                    f"autopilot refused to arm ({MAV_RESULT_NAMES.get(rejected, rejected)}); check pre-arm "
+                    f"autopilot refused to arm ({MAV_RESULT_NAMES.get(result, 'no answer')}); check pre-arm "
                     "checks in the ground station"
                 )
+
+    def _command_zero_quietly(self) -> None:
+        with self._send_lock:
+            self._setpoint = np.zeros(4)
+            self._setpoint_time = time.monotonic()
 
     def _close_link(self) -> None:
         self._running.clear()
@@ -653,36 +613,62 @@ class MavlinkDrone(Robot):
     def write(self, action: np.ndarray) -> np.ndarray:
         """Clamp the FLU action to the velocity limits and send it now (the keep-alive repeats it only
         to fill a gap, and only while younger than ``command_timeout_s``). Returns the set-point sent,
-        in the policy's frame. After a hand-over to HOLD / LAND or a pilot / failsafe take-over
-        nothing is sent and zero velocity is returned."""
+        in the policy's frame. After a hand-over, a pilot / failsafe take-over or a reconnect nothing
+        is sent and zero velocity is returned."""
         self._check_link()
         values = np.asarray(action, dtype=np.float64).reshape(-1)
         if values.shape != (4,):
             raise ValueError(f"action must have shape (4,) (vx, vy, vz, yaw_rate), got {values.shape}")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"action must be finite, got {values.tolist()}; nothing was sent")
-        if self._stop_mode_requested or not self._streaming:
+        if self._stop_mode_requested or not self._streaming or self._motion_locked is not None:
             return np.zeros(4, np.float32)
         values = np.clip(values, self.action_spec.low, self.action_spec.high)
-        self._setpoint = values
-        self._setpoint_time = time.monotonic()
-        self._send_setpoint(values)
+        self._command_setpoint(values)
         return values.astype(np.float32)
 
     def stop(self) -> None:
-        """Zero velocity now, then (once) HOLD or LAND per ``stop_action`` — only while we fly the
-        vehicle in OFFBOARD. After a pilot / failsafe take-over it sends nothing at all."""
+        """Zero velocity now; then, once, hand a vehicle we put in OFFBOARD to HOLD (LAND if refused) or
+        LAND per ``stop_action`` — only over a live link and after a fresh heartbeat still shows OFFBOARD.
+        Sends nothing after a pilot / failsafe take-over. Raises RobotError if PX4 refuses every mode."""
         if not self._streaming:
             return
-        self._setpoint = np.zeros(4)
-        self._setpoint_time = time.monotonic()
-        self._send_setpoint(self._setpoint)
-        if self.config.stop_action == StopAction.NONE or self._stop_mode_requested:
+        self._command_setpoint(np.zeros(4))
+        if self.config.stop_action == StopAction.NONE:
             return
-        if not (self._engaged and self.in_offboard):
-            return  # not ours to hand over: the pilot has not given us OFFBOARD
-        self._stop_mode_requested = True
-        if self.config.stop_action == StopAction.HOLD:
-            self._set_mode(PX4_MAIN_MODE_AUTO, PX4_AUTO_SUB_MODE_LOITER)
-        else:
-            self._set_mode(PX4_MAIN_MODE_AUTO, PX4_AUTO_SUB_MODE_LAND)
+        with self._state:
+            eligible = (
+                (self._engaged or self._offboard_requested)
+                and self._authority_lost is None
+                and not self._stop_mode_requested
+                and not self._handover_refused
+                and time.monotonic() >= self._next_handover_try
+            )
+            if eligible:
+                self._next_handover_try = time.monotonic() + HANDOVER_RETRY_S
+        if eligible:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if not self.link_ok() or not self._fresh_heartbeat():
+            return  # unconfirmed: keep hovering on zero velocity, try again later
+        modes = [("HOLD", PX4_AUTO_SUB_MODE_LOITER)] if self.config.stop_action == StopAction.HOLD else []
+        modes.append(("LAND", PX4_AUTO_SUB_MODE_LAND))
+        refusals = []
+        for name, sub_mode in modes:
+            with self._state:
+                if self._authority_lost is not None or not self.in_offboard:
+                    return  # the pilot or a failsafe has it: not ours to hand over
+                self._stop_mode_requested = True  # the switch we ask for is not a take-over
+            self._set_mode(PX4_MAIN_MODE_AUTO, sub_mode)
+            result = self._command_result(MAV_CMD_DO_SET_MODE, self.config.command_ack_timeout_s)
+            if result == MAV_RESULT_ACCEPTED:
+                return
+            refusals.append(f"{name} ({MAV_RESULT_NAMES.get(result, 'no answer')})")
+        with self._state:
+            self._stop_mode_requested = False
+            self._handover_refused = True
+        raise RobotError(
+            f"the autopilot refused {' and '.join(refusals)}: the vehicle hovers in OFFBOARD on zero velocity "
+            "(PX4's offboard-loss failsafe takes it when this run ends); take over with the RC"
+        )

@@ -152,6 +152,8 @@ class SerialCar(Robot):
         self._errors: dict[int, Error] = {}
         self._telemetry: Telemetry | None = None
         self._connected = False
+        self._ever_connected = False
+        self._motion_locked: str | None = None  # why write() drives no more (a link that came back)
 
     # ----------------------------------------------------------------- link
     def _send(self, message: Message, even_if_link_down: bool = False) -> int:
@@ -298,6 +300,9 @@ class SerialCar(Robot):
                 raise RobotError(f"SerialCar camera: {exc}") from exc
             raise
         self._connected = True
+        if self._ever_connected:  # a reconnect: the link is back, the car does not drive by itself
+            self._motion_locked = "the link came back after a loss: call resume() (an operator's decision) to drive again"
+        self._ever_connected = True
 
     def _handshake(self) -> None:
         """Heartbeat until the MCU acks one; resynchronise the sequence if it asks for it."""
@@ -376,7 +381,7 @@ class SerialCar(Robot):
             raise ValueError(f"action must have shape ({self.action_spec.size},) {self.action_spec.names}, got {values.shape}")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"action must be finite, got {values.tolist()}; the car was not commanded")
-        if self.estop_requested():
+        if self.estop_requested():  # MCU e-stop latched, or motion locked after a reconnect
             return np.zeros(self.action_spec.size, np.float32)
         values = np.clip(values, -1.0, 1.0)
         throttle = values[1] if values.size == 2 else self.config.cruise_throttle
@@ -399,12 +404,20 @@ class SerialCar(Robot):
         return self._telemetry
 
     def estop_requested(self) -> bool:
-        """True while the MCU reports its e-stop latched (button pressed, not yet reset)."""
+        """True while the MCU reports its e-stop latched (button pressed, not yet reset), and after
+        a reconnect until :meth:`resume`."""
         telemetry = self._telemetry
-        return telemetry is not None and telemetry.estop
+        return self._motion_locked is not None or (telemetry is not None and telemetry.estop)
 
     def estop_detail(self) -> str:
+        if self._motion_locked is not None:
+            return f"car: {self._motion_locked}"
         return "MCU: the car's e-stop button is latched"
+
+    def resume(self) -> None:
+        """An operator's explicit decision to drive again after a reconnect (the control loop never
+        calls this: ``lnn-control run`` stays stopped until a new run)."""
+        self._motion_locked = None
 
     def reset_estop(self, timeout_s: float = 1.0) -> None:
         """Ask the MCU to clear its latched e-stop; raises RobotError if it does not confirm."""
