@@ -161,7 +161,7 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
     write its bundle, then its cell file. A re-run after a kill starts the model from scratch."""
     from lnn_control.data.collect import env_specs, make_env
     from lnn_control.data.episodes import EpisodeDataset
-    from lnn_control.policies.bundle import save_policy
+    from lnn_control.policies.bundle import read_bundle_config, save_policy
     from lnn_control.study.architectures import build_architecture, parameter_counts
     from lnn_control.study.latency import policy_step_latency_ms
     from lnn_control.train.bc import init_output_layer, train_behaviour_cloning
@@ -193,8 +193,11 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
             extra_stages, extra_steps = _per_model_dagger(root, study, launch, policy, train_config, folder)
             stages += extra_stages
             steps += extra_steps
+        from lnn_control.train.pipeline import git_commit
+
         provenance = {
             "command": f"lnn-control study (cell {cell.id})",
+            "git_commit": git_commit(),
             "study": study.name,
             "seed": cell.seed,
             "dataset_hash": data_hash,
@@ -202,13 +205,12 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
             "metrics": {"val_loss_per_stage": [s.best_val_loss for s in stages]},
         }
         save_policy(policy, folder / "policy", provenance, overwrite=True)
-        from lnn_control.policies.bundle import read_bundle_config
-
         result = {
             "cell": cell.id,
             "arch": cell.arch,
             "seed": cell.seed,
             "dataset_hash": data_hash,
+            "git_commit": provenance["git_commit"],
             "per_model_dagger": study.train.per_model_dagger,
             "epochs": train_config.epochs,
             "gradient_steps": steps,
