@@ -1,0 +1,95 @@
+"""Saliency, neuron states and time constants / gates along a :class:`~.recording.Recording`.
+
+The policy is re-run open-loop on the recorded frames with the recorded extras and dt, from a reset
+state - the same inputs it had in the run, so its states and actions match the run's (tested). Per
+step: SmoothGrad through the whole policy from the current state, the core's new state, and (LTC) the
+effective time constants at the state before the step or (CfC) the gate values of the step.
+VisualBackProp is batched over all frames (it reads the CNN only). With clean twins, the same is
+done on them from their own state trajectory (the counterfactual "what if the camera were clean").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lnn_control.explain.internals import cfc_gates, is_cfc, is_ltc, ltc_time_constants
+from lnn_control.explain.recording import Recording
+from lnn_control.explain.saliency import SmoothGradConfig, normalize_map, smoothgrad_step, visual_backprop
+
+METHODS = ("visualbackprop", "smoothgrad")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """smoothgrad: SmoothGrad settings; progress: show a progress bar."""
+
+    smoothgrad: SmoothGradConfig = field(default_factory=SmoothGradConfig)
+    progress: bool = False
+
+
+@dataclass
+class Analysis:
+    """maps / clean_maps: method -> ``[T,H,W]`` float32 in [0, 1] (clean_maps None without clean twins);
+    states: ``[T,S]`` core state after each step; actions: ``[T,A]`` replayed actions (action units);
+    internals: None, or ``(kind, values [T,N])`` with kind ``"tau_s"`` (LTC effective time constant,
+    seconds, at the state before the step), ``"gate"`` (CfC time gate) or ``"cfc_tau_s"`` (pure CfC
+    decay time constant, seconds)."""
+
+    maps: dict[str, np.ndarray]
+    clean_maps: dict[str, np.ndarray] | None
+    states: np.ndarray
+    actions: np.ndarray
+    internals: tuple[str, np.ndarray] | None
+
+
+def _run(policy: Any, frames: np.ndarray, recording: Recording, config: AnalysisConfig,
+         with_internals: bool, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, str]:
+    core = policy.core
+    rate = float(policy.config.control_rate_hz)
+    generator = torch.Generator().manual_seed(int(config.smoothgrad.seed))
+    state = core.initial_state(1)
+    saliency, states, actions, internals = [], [], [], []
+    kind = ""
+    steps = range(recording.steps)
+    if config.progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc=f"explain {label}", unit="frame", leave=False)
+    for t in steps:
+        result = smoothgrad_step(policy, frames[t], recording.extras[t], state, float(recording.dt[t]),
+                                 config.smoothgrad, generator)
+        if with_internals and is_ltc(core):
+            tau, _ = ltc_time_constants(core, result.x.unsqueeze(0), state)
+            internals.append(tau[0].numpy() / rate)
+            kind = "tau_s"
+        elif with_internals and is_cfc(core):
+            gate = cfc_gates(core, result.x.unsqueeze(0), state, result.state, float(recording.dt[t]) * rate)
+            kind = "cfc_tau_s" if core.cell.mode.value == "pure" else "gate"
+            internals.append(gate[0].numpy() / (rate if kind == "cfc_tau_s" else 1.0))
+        saliency.append(normalize_map(result.saliency))
+        states.append(result.state[0].numpy())
+        actions.append(result.action)
+        state = result.state
+    values = np.asarray(internals, np.float32) if internals else None
+    return np.stack(saliency), np.asarray(states, np.float32), np.asarray(actions, np.float32), values, kind
+
+
+def analyse(policy: Any, recording: Recording, config: AnalysisConfig | None = None) -> Analysis:
+    """Run the analysis (see the module docstring); the policy is only read."""
+    config = config or AnalysisConfig()
+    training = policy.training
+    policy.eval()
+    try:
+        smooth, states, actions, internals, kind = _run(policy, recording.frames, recording, config, True, "frames")
+        maps = {"visualbackprop": visual_backprop(policy, recording.frames), "smoothgrad": smooth}
+        clean_maps = None
+        if recording.clean_frames is not None:
+            clean_smooth, *_ = _run(policy, recording.clean_frames, recording, config, False, "clean twins")
+            clean_maps = {"visualbackprop": visual_backprop(policy, recording.clean_frames), "smoothgrad": clean_smooth}
+    finally:
+        policy.train(training)
+    return Analysis(maps, clean_maps, states, actions, (kind, internals) if internals is not None else None)
