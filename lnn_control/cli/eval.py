@@ -50,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
         dt_mode="nominal" if args.nominal_dt else "measured",
     )
     if args.workers > 1:
+        from lnn_control.extras import require
         from lnn_control.parallel.executor import make_executor
+
+        require("gymnasium", "lnn-control eval")  # checked here: the workers would fail one by one
 
         reference = "expert"
         if args.policy != "expert":

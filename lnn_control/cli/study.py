@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be ≥ 1, got {args.workers}")
     if args.ray_address and args.executor != "ray":
         raise ValueError("--ray-address needs --executor ray")
+    from lnn_control.extras import require
+
+    for package in ("torch", "gymnasium", "pybullet", "mujoco"):  # the cells train and simulate in workers
+        require(package, "lnn-control study")
     study, path = load_study(args.launch)
     if args.executor == "ray":  # before any work: a missing extra is an error, not a half-started study
         from lnn_control.parallel.ray_executor import import_ray
