@@ -31,13 +31,13 @@ from lnn_control.envs.drone_forest.controller import (
 )
 from lnn_control.envs.drone_forest.expert import DroneExpert, ExpertConfig
 from lnn_control.envs.drone_forest.forest import (
-    HELD_OUT_SEED_START,
     Forest,
     ForestConfig,
     generate_forest,
 )
 from lnn_control.envs.drone_forest.quad import QuadParams, motor_response
 from lnn_control.envs.drone_forest.task import DroneTask, DroneTaskConfig
+from lnn_control.seeds import VALIDATION_SEED_START
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 VELOCITY_LIMIT = 5.0
@@ -192,7 +192,7 @@ class DroneForestEnv(gym.Env):
             raise ValueError(f"unknown reset option(s) {unknown}; allowed: ['forest_seed']")
         raw = options.get("forest_seed", seed)
         if raw is None:
-            forest_seed = int(self.np_random.integers(0, HELD_OUT_SEED_START))
+            forest_seed = int(self.np_random.integers(0, VALIDATION_SEED_START))
         else:
             if isinstance(raw, bool) or not isinstance(raw, (int, np.integer)) or raw < 0:
                 raise ValueError(f"forest seed must be an int ≥ 0, got {raw!r}")

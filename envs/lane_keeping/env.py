@@ -25,6 +25,7 @@ from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.expert import PurePursuitConfig, expert_action
 from lnn_control.envs.lane_keeping.road import HELD_OUT_SEED_START, Road, RoadConfig, generate_road
 from lnn_control.envs.lane_keeping.task import LaneTask, TaskConfig
+from lnn_control.seeds import VALIDATION_SEED_START
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 _REAL = (int, float, np.integer, np.floating)  # plain and NumPy numbers (bool excluded where used)
@@ -172,7 +173,7 @@ class LaneKeepingEnv(gym.Env):
         elif seed is not None:
             road_seed = seed
         else:
-            road_seed = int(self.np_random.integers(0, HELD_OUT_SEED_START))
+            road_seed = int(self.np_random.integers(0, VALIDATION_SEED_START))
         if isinstance(road_seed, bool) or not isinstance(road_seed, (int, np.integer)) or road_seed < 0:
             raise ValueError(
                 f"road seed must be an integer ≥ 0 (< {HELD_OUT_SEED_START} training, ≥ {HELD_OUT_SEED_START} "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lnn_control.seeds import HELD_OUT_SEED_START
+from lnn_control.seeds import HELD_OUT_SEED_START, VALIDATION_SEED_START
 
 __all__ = [
     "HELD_OUT_SEED_START",
@@ -42,10 +42,13 @@ def is_held_out(seed: int) -> bool:
 
 
 def training_seeds(count: int, start: int = 0) -> list[int]:
-    """``count`` consecutive training seeds from ``start``; raises if they would reach 1000."""
-    if start < 0 or start + count > HELD_OUT_SEED_START:
+    """``count`` consecutive training seeds from ``start``; raises if they would reach the
+    validation seeds (900)."""
+    if start < 0 or start + count > VALIDATION_SEED_START:
         raise ValueError(
-            f"training seeds must lie in [0, {HELD_OUT_SEED_START}); got start={start}, count={count}"
+            f"training seeds must lie in [0, {VALIDATION_SEED_START}) ({VALIDATION_SEED_START}-"
+            f"{HELD_OUT_SEED_START - 1} select models, ≥ {HELD_OUT_SEED_START} are held out); "
+            f"got start={start}, count={count}"
         )
     return list(range(start, start + count))
 

@@ -24,7 +24,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from lnn_control.data.collect import env_specs, make_env
-from lnn_control.seeds import HELD_OUT_SEED_START, held_out_seed
+from lnn_control.seeds import (
+    HELD_OUT_SEED_START,
+    VALIDATION_SEED_START,
+    held_out_seed,
+    validation_seed,
+)
 from lnn_control.spec import check_compatible
 from lnn_control.tasks import get_task
 
@@ -42,9 +47,16 @@ DtMode = Literal["measured", "nominal"]
 DT_MODES: tuple[str, ...] = ("measured", "nominal")
 
 
+Split = Literal["test", "validation"]
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """What to evaluate: task, backend, conditions (spec strings), episodes per condition, base seed ≥ 1000."""
+    """What to evaluate: task, backend, conditions (spec strings), episodes per condition, base seed.
+
+    split ``test`` (default): held-out seeds from ``seed`` ≥ 1000. ``validation``: the model
+    selection seeds 900 + i (``seed`` is ignored; at most 100 episodes), never trained on and
+    never reported as test results."""
 
     task: str = "lane-keeping"
     backend: Literal["mujoco", "pybullet"] = "pybullet"
@@ -53,6 +65,7 @@ class EvalConfig:
     seed: int = HELD_OUT_SEED_START
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     dt_mode: DtMode = "measured"
+    split: Split = "test"
 
     def __post_init__(self) -> None:
         get_task(self.task)
@@ -60,10 +73,18 @@ class EvalConfig:
             raise ValueError(f"dt_mode must be one of {list(DT_MODES)}, got {self.dt_mode!r}")
         if self.episodes < 1:
             raise ValueError(f"episodes must be ≥ 1, got {self.episodes}")
-        if self.seed < HELD_OUT_SEED_START:
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"split must be 'test' or 'validation', got {self.split!r}")
+        if self.split == "validation" and self.episodes > HELD_OUT_SEED_START - VALIDATION_SEED_START:
+            raise ValueError(f"the validation split has {HELD_OUT_SEED_START - VALIDATION_SEED_START} seeds, asked for {self.episodes}")
+        if self.split == "test" and self.seed < HELD_OUT_SEED_START:
             raise ValueError(
                 f"evaluation seed {self.seed} is a training seed; held-out seeds start at {HELD_OUT_SEED_START}"
             )
+
+    def episode_seed(self, index: int) -> int:
+        """The road / forest seed of episode ``index``."""
+        return validation_seed(index) if self.split == "validation" else held_out_seed(index, self.seed)
         if not self.conditions:
             raise ValueError("conditions must name at least one condition, e.g. 'clean'")
 
@@ -152,7 +173,7 @@ def _episode_in_env(
     reset: Callable[[], None] | None,
     policy: StreamingPolicy | None,
 ) -> dict[str, Any]:
-    seed = held_out_seed(index, config.seed)
+    seed = config.episode_seed(index)
     env = make_env(config.task, config.backend, condition, seed, **config.env_kwargs)
     try:
         if policy is not None:
@@ -178,6 +199,7 @@ def _assemble(config: EvalConfig, results: dict[str, list[dict[str, Any]]]) -> d
             "episodes": config.episodes,
             "seed": config.seed,
             "dt_mode": config.dt_mode,
+            "split": config.split,
         },
         "conditions": {
             condition: {"aggregate": metrics.aggregate(summaries), "episodes": summaries}

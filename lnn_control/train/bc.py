@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from lnn_control.data.episodes import Episode, EpisodeDataset
 from lnn_control.spec import ActionSpec
 from lnn_control.train.augment import AugmentConfig, augment_windows
 from lnn_control.train.checkpoint import load_checkpoint, save_checkpoint
+from lnn_control.train.selection import Score, SelectSection
 from lnn_control.train.windows import Window, assemble_batch, make_windows, split_episodes
 
 LABEL_SCALINGS = ("dataset_std", "range")
@@ -81,6 +82,8 @@ class TrainConfig:
     threads: torch intra-op threads (2 on the project's reference machine).
     label_scaling / min_label_std: loss scaling per action component (see the module docstring);
     the floor is in normalised units ([-1, 1] = the action range).
+    lr_schedule / warmup_steps: the learning rate rises linearly from 0 over ``warmup_steps``
+    optimizer steps, then stays (``constant``) or follows a cosine to 0 at the last step (``cosine``).
     """
 
     epochs: int = 20
@@ -95,6 +98,8 @@ class TrainConfig:
     threads: int = 2
     label_scaling: str = "dataset_std"
     min_label_std: float = 0.05
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -107,15 +112,32 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.label_scaling must be one of {LABEL_SCALINGS}, got {self.label_scaling!r}")
         if not 0 < self.min_label_std <= 1:
             raise ValueError(f"TrainConfig.min_label_std must be in (0, 1] (normalised units), got {self.min_label_std}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be ≥ 0, got {self.warmup_steps}")
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """Multiplier of ``lr`` at optimizer step ``step`` (0-based) of ``total_steps``."""
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.lr_schedule == "constant":
+            return warm
+        progress = min(1.0, step / max(1, total_steps - 1))
+        return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
 class TrainResult:
-    """Outcome of a training run: best validation loss, its epoch, per-epoch history."""
+    """Outcome of a training run: the kept checkpoint's epoch and validation loss, its closed-loop
+    score (with a validator), the label scale used (pass it to later stages to keep one scale),
+    whether patience stopped the run, and the per-epoch history."""
 
     best_val_loss: float
     best_epoch: int
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
+    best_score: dict[str, float] | None = None
+    label_std: list[float] | None = None
+    stopped_early: bool = False
 
 
 def train_behaviour_cloning(
@@ -125,8 +147,19 @@ def train_behaviour_cloning(
     out_dir: str | Path,
     resume: bool = False,
     progress: bool = True,
+    validator: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
+    select: SelectSection | None = None,
+    label_std: Iterable[float] | None = None,
 ) -> TrainResult:
-    """Train ``policy`` in place; the best-validation weights are loaded into it on return."""
+    """Train ``policy`` in place; the kept checkpoint's weights are loaded into it on return.
+
+    Without ``validator`` the kept checkpoint is the one with the lowest validation loss. With one
+    (and ``select``), ``validator(policy)`` drives the policy every ``select.every_epochs`` epochs
+    and the kept checkpoint is the best :class:`~lnn_control.train.selection.Score`; ``patience``
+    stops early. ``label_std`` fixes the per-component label scale (else: from this dataset's
+    training split), so DAgger stages keep the first stage's loss units."""
+    if validator is not None and select is None:
+        raise ValueError("a closed-loop validator needs its SelectSection (every_epochs, patience)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -143,18 +176,32 @@ def train_behaviour_cloning(
     low = torch.tensor(spec.low, dtype=torch.float32)
     high = torch.tensor(spec.high, dtype=torch.float32)
     scale = (high - low) / 2  # error unit per action component, action units
-    if config.label_scaling == "dataset_std":
+    if label_std is None:
         label_std = normalised_labels((episodes[i] for i in train_ids), spec).std(axis=0)
+    label_std = [float(v) for v in label_std]
+    if len(label_std) != spec.size:
+        raise ValueError(f"label_std has {len(label_std)} entries, the action spec {spec.size}")
+    if config.label_scaling == "dataset_std":
         scale = scale * torch.tensor(np.maximum(label_std, config.min_label_std), dtype=torch.float32)
     nominal_dt = 1.0 / float(policy.config.control_rate_hz)
 
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    batches_per_epoch = math.ceil(len(train_windows) / config.batch_size)
+    total_steps = max(1, batches_per_epoch * config.epochs)
     start_epoch, best_val, best_epoch, history = 0, math.inf, -1, []
+    best_key: list[float] | None = None  # the kept checkpoint's Score.key() (closed-loop selection)
+    best_score: dict[str, float] | None = None
+    since_best, global_step, stopped_early = 0, 0, False
     best_state: dict[str, torch.Tensor] | None = None
     if resume:
         saved = load_checkpoint(out / "checkpoint", policy, optimizer)
         start_epoch = saved["epoch"] + 1
         best_val, best_epoch, history = saved["best_val_loss"], saved["best_epoch"], saved["history"]
+        best_key, best_score = saved.get("best_key"), saved.get("best_score")
+        since_best, global_step = saved.get("since_best", 0), saved.get("global_step", 0)
+        stopped_early = saved.get("stopped_early", False)
+        if stopped_early:
+            start_epoch = config.epochs  # patience had ended the run: nothing left to train
         rng.bit_generator.state = saved["numpy_rng"]
         torch.set_rng_state(torch.tensor(saved["torch_rng"], dtype=torch.uint8))
         if (out / "best.safetensors").is_file():
@@ -177,13 +224,31 @@ def train_behaviour_cloning(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * config.lr_factor(global_step, total_steps)
             optimizer.step()
+            global_step += 1
             losses.append(float(loss.detach()))
         train_loss = float(np.mean(losses))
         val_loss = evaluate_loss(policy, episodes, val_windows, config.batch_size, nominal_dt, scale) if val_windows else train_loss
-        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": time.perf_counter() - started}
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                                  "lr": optimizer.param_groups[0]["lr"]}
+        if validator is None:
+            improved = val_loss < best_val
+        elif (epoch + 1) % select.every_epochs == 0 or epoch == config.epochs - 1:
+            closed_loop = validator(policy)
+            score = Score(closed_loop["success_rate"], val_loss)
+            record["closed_loop"] = closed_loop
+            improved = best_key is None or list(score.key()) > best_key
+            if improved:
+                best_key, best_score, since_best = list(score.key()), score.to_dict(), 0
+            else:
+                since_best += 1
+        else:
+            improved = False
+        record["seconds"] = time.perf_counter() - started
         history.append(record)
-        if val_loss < best_val:
+        if improved:
             best_val, best_epoch = val_loss, epoch
             best_state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
             from safetensors.torch import save_file
@@ -195,6 +260,8 @@ def train_behaviour_cloning(
             writer.add_scalar("loss/train", train_loss, epoch)
             writer.add_scalar("loss/val", val_loss, epoch)
             writer.flush()
+        if validator is not None and select.patience and since_best >= select.patience:
+            stopped_early = True
         save_checkpoint(
             out / "checkpoint",
             policy,
@@ -203,19 +270,28 @@ def train_behaviour_cloning(
                 "epoch": epoch,
                 "best_val_loss": best_val,
                 "best_epoch": best_epoch,
+                "best_key": best_key,
+                "best_score": best_score,
+                "since_best": since_best,
+                "global_step": global_step,
+                "stopped_early": stopped_early,
                 "history": history,
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state().tolist(),
             },
         )
         if progress:
-            print(f"epoch {epoch + 1}/{config.epochs}: train {train_loss:.4f}  val {val_loss:.4f}  ({record['seconds']:.1f} s)")
+            extra = f"  closed-loop success {record['closed_loop']['success_rate']:.0%}" if "closed_loop" in record else ""
+            print(f"epoch {epoch + 1}/{config.epochs}: train {train_loss:.4f}  val {val_loss:.4f}{extra}  ({record['seconds']:.1f} s)")
+        if stopped_early:
+            break
     if writer is not None:
         writer.close()
     if best_state is not None:
         policy.load_state_dict(best_state)
     policy.eval()
-    return TrainResult(best_val_loss=best_val, best_epoch=best_epoch, history=history)
+    return TrainResult(best_val_loss=best_val, best_epoch=best_epoch, history=history, best_score=best_score,
+                       label_std=label_std, stopped_early=stopped_early)
 
 
 def evaluate_loss(

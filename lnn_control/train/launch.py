@@ -11,6 +11,7 @@ from typing import Literal
 
 from lnn_control.config import ConfigError, load_yaml_dataclass
 from lnn_control.train.bc import TrainConfig
+from lnn_control.train.selection import SelectSection
 
 CoreType = Literal["ltc", "cfc", "wired_ctrnn", "lstm", "gru", "ctrnn", "feedforward"]
 
@@ -27,7 +28,10 @@ class CollectSection:
 
 @dataclass(frozen=True)
 class DaggerSection:
-    """DAgger rounds after the first training: collect with the learner, label with the expert, fine-tune."""
+    """DAgger rounds after the first training: collect with the learner, label with the expert,
+    fine-tune from the kept checkpoint on all data so far in the first stage's label units. With
+    closed-loop selection a round whose best score is below the policy it started from is rejected:
+    its weights are dropped (its episodes stay in the dataset), and the bundle records it."""
 
     rounds: int = 1
     episodes: int = 20
@@ -58,6 +62,7 @@ class TrainLaunch:
     dagger: DaggerSection = field(default_factory=DaggerSection)
     policy: PolicySection = field(default_factory=PolicySection)
     train: TrainConfig = field(default_factory=TrainConfig)
+    select: SelectSection = field(default_factory=SelectSection)
 
 
 def load_train_launch(name_or_path: str | Path) -> tuple[TrainLaunch, str]:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
-from lnn_control.train.bc import init_output_layer, train_behaviour_cloning
+from lnn_control.train.bc import TrainResult, init_output_layer, train_behaviour_cloning
 from lnn_control.train.launch import TrainLaunch
+from lnn_control.train.selection import ClosedLoopValidator, Score
 
 
 def git_commit() -> str:
@@ -73,11 +74,20 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
         hidden_size=launch.policy.hidden_size,
     )
 
-    stage_results = []
+    validator = None
+    if launch.select.metric == "closed_loop":
+        validator = ClosedLoopValidator(launch.task, launch.backend, launch.env_kwargs, launch.select, out / "validation")
+    selection = dict(select=launch.select, validator=validator)
+
+    stage_results: list[TrainResult] = []
+    stages: list[dict] = []
     if not (resume and (out / "train" / "stage0" / "checkpoint").is_dir()):
         init_output_layer(policy, EpisodeDataset(data_dir), launch.train.min_label_std)
-    result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), launch.train, out / "train" / "stage0", resume=resume, progress=progress)
+    result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), launch.train, out / "train" / "stage0",
+                                     resume=resume, progress=progress, **selection)
     stage_results.append(result)
+    stages.append(_stage_record("stage0", result, accepted=True))
+    kept, kept_result = _copy_weights(policy), result
     for round_index in range(launch.dagger.rounds):
         dagger_cfg = dataclasses.replace(
             collect_cfg,
@@ -90,8 +100,19 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
             policy.eval()
             collect(dagger_cfg, data_dir, learner=policy, progress=progress)
         fine_tune = dataclasses.replace(launch.train, epochs=launch.dagger.epochs, seed=launch.train.seed + round_index + 1)
-        result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), fine_tune, stage_dir, resume=resume and (stage_dir / "checkpoint").is_dir(), progress=progress)
+        result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), fine_tune, stage_dir,
+                                         resume=resume and (stage_dir / "checkpoint").is_dir(), progress=progress,
+                                         label_std=stage_results[0].label_std, **selection)
         stage_results.append(result)
+        accepted = validator is None or _score_key(result) >= _score_key(kept_result)
+        stages.append(_stage_record(f"dagger{round_index + 1}", result, accepted))
+        if accepted:
+            kept, kept_result = _copy_weights(policy), result
+        else:  # this round made closed-loop validation worse: keep the policy it started from
+            policy.load_state_dict(kept)
+            if progress:
+                print(f"DAgger round {round_index + 1} rejected: validation success {result.best_score['success_rate']:.0%} "
+                      f"< {kept_result.best_score['success_rate']:.0%} before it")
 
     dataset = EpisodeDataset(data_dir)
     provenance = {
@@ -105,7 +126,39 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
             "val_loss_per_stage": [r.best_val_loss for r in stage_results],
             "wall_clock_s": round(time.time() - started, 1),
         },
+        "selection": {
+            "metric": launch.select.metric,
+            "validation": None if validator is None else {
+                "seeds": f"{validator.config.episode_seed(0)}-{validator.config.episode_seed(launch.select.episodes - 1)}",
+                "conditions": list(launch.select.conditions),
+                "every_epochs": launch.select.every_epochs,
+                "patience": launch.select.patience,
+            },
+            "label_std": stage_results[0].label_std,
+            "stages": stages,
+            "kept": next(s for s in reversed(stages) if s["accepted"]),
+        },
     }
     bundle = out / "policy"
     save_policy(policy, bundle, provenance, overwrite=True)
     return bundle
+
+
+def _score_key(result: TrainResult) -> tuple[float, float]:
+    return Score(**result.best_score).key() if result.best_score else (-1.0, 0.0)
+
+
+def _copy_weights(policy: object) -> dict:
+    return {k: v.detach().clone() for k, v in policy.state_dict().items()}
+
+
+def _stage_record(name: str, result: TrainResult, accepted: bool) -> dict:
+    """What the bundle records per stage: the kept epoch, why (its score or loss), and the verdict."""
+    return {
+        "stage": name,
+        "kept_epoch": result.best_epoch,
+        "val_loss": result.best_val_loss,
+        "closed_loop": result.best_score,
+        "stopped_early": result.stopped_early,
+        "accepted": accepted,
+    }

@@ -75,10 +75,10 @@ def test_same_seed_same_road_and_different_seeds_differ():
 def test_seed_split_helpers():
     assert HELD_OUT_SEED_START == 1000
     assert not is_held_out(999) and is_held_out(1000)
-    assert training_seeds(3, start=997) == [997, 998, 999]
+    assert training_seeds(3, start=897) == [897, 898, 899]
     assert held_out_seeds(2) == [1000, 1001]
-    with pytest.raises(ValueError, match="training seeds"):
-        training_seeds(5, start=998)
+    with pytest.raises(ValueError, match=r"training seeds must lie in \[0, 900\) \(900-999 select models"):
+        training_seeds(5, start=898)
     with pytest.raises(ValueError, match="held-out seeds start at 1000"):
         held_out_seeds(2, start=5)
     with pytest.raises(ValueError, match="≥ 0"):

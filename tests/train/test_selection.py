@@ -1,0 +1,227 @@
+"""Model selection and the training schedule: closed-loop scores decide the kept checkpoint, patience
+stops a run, a DAgger round that drives worse is rejected, the learning rate warms up, and a killed
+training run resumes to the very same bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lnn_control.data.episodes import DatasetManifest, EpisodeDataset, EpisodeWriter
+from lnn_control.evaluate.runner import EvalConfig, evaluate, policy_controller
+from lnn_control.policies.presets import build_policy
+from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
+from lnn_control.train.bc import TrainConfig, train_behaviour_cloning
+from lnn_control.train.selection import ClosedLoopValidator, Score, SelectSection
+
+SPEC = ActionSpec(("steering",), (-1.0,), (1.0,), ("normalized",), ActionFrame.FLU)
+OBS = ObservationSpec((64, 128, 3))
+
+
+def _dataset(root: Path, episodes: int = 4, steps: int = 24) -> EpisodeDataset:
+    """Steering that follows the brightness of the left half of the image: learnable, on disk."""
+    writer = EpisodeWriter(root, DatasetManifest(observation_spec=OBS, action_spec=SPEC, created_by="test"))
+    rng = np.random.default_rng(0)
+    for _ in range(episodes):
+        writer.begin_episode()
+        for t in range(steps):
+            level = int(rng.integers(0, 256))
+            image = np.zeros((64, 128, 3), np.uint8)
+            image[:, :64] = level
+            label = np.array([level / 127.5 - 1.0], np.float32)
+            writer.add_step({"image": image}, label, label, timestamp=0.05 * t)
+        writer.end_episode({})
+    return EpisodeDataset(root)
+
+
+def _policy():
+    return build_policy("ncp19_car", core="cfc", seed=0, observation_spec=OBS, action_spec=SPEC, control_rate_hz=20.0)
+
+
+class ScriptedScores:
+    """Stands in for driving: returns the given success rates in turn and remembers the weights it saw."""
+
+    def __init__(self, rates: list[float]) -> None:
+        self.rates = list(rates)
+        self.seen: list[dict[str, torch.Tensor]] = []
+
+    def __call__(self, policy) -> dict:
+        self.seen.append({k: v.detach().clone() for k, v in policy.state_dict().items()})
+        rate = self.rates[len(self.seen) - 1]
+        return {"success_rate": rate, "per_condition": {"clean": rate}}
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_learning_rate_warms_up_then_follows_a_cosine():
+    config = TrainConfig(lr=0.01, lr_schedule="cosine", warmup_steps=4)
+    factors = [config.lr_factor(step, 10) for step in range(10)]
+    assert factors[:4] == pytest.approx([0.25 * 0.5 * (1 + np.cos(np.pi * s / 9)) * (s + 1) for s in range(4)])
+    assert factors[9] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:]))  # decays after the warm-up
+    assert TrainConfig(lr=0.01).lr_factor(5, 10) == 1.0  # the default: constant, no warm-up
+    with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'cosine'"):
+        TrainConfig(lr_schedule="step")
+
+
+def test_closed_loop_selection_keeps_the_best_driving_epoch_not_the_lowest_loss(tmp_path):
+    dataset = _dataset(tmp_path / "data")
+    policy = _policy()
+    scores = ScriptedScores([0.2, 0.9, 0.5])
+    select = SelectSection(metric="closed_loop", every_epochs=2, episodes=2)
+    config = TrainConfig(epochs=6, batch_size=4, seq_len=8, stride=8, val_fraction=0.25, threads=1, lr=0.01)
+    result = train_behaviour_cloning(policy, dataset, config, tmp_path / "train", progress=False,
+                                     validator=scores, select=select)
+    assert len(scores.seen) == 3  # after epochs 2, 4, 6
+    assert result.best_epoch == 3 and result.best_score["success_rate"] == 0.9  # epoch 4 (0-based 3)
+    assert _same_weights(policy.state_dict(), scores.seen[1])  # the weights that drove best
+    history = [json.loads(line) for line in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [h.get("closed_loop", {}).get("success_rate") for h in history] == [None, 0.2, None, 0.9, None, 0.5]
+    losses = [h["val_loss"] for h in history]
+    assert result.best_val_loss == losses[3]
+
+
+def test_patience_stops_the_run_and_a_resume_does_not_train_past_it(tmp_path):
+    dataset = _dataset(tmp_path / "data")
+    policy = _policy()
+    select = SelectSection(metric="closed_loop", every_epochs=1, episodes=2, patience=2)
+    config = TrainConfig(epochs=8, batch_size=4, seq_len=8, stride=8, val_fraction=0.25, threads=1)
+    scores = ScriptedScores([0.6, 0.5, 0.4, 0.9, 0.9])
+    result = train_behaviour_cloning(policy, dataset, config, tmp_path / "train", progress=False,
+                                     validator=scores, select=select)
+    assert result.stopped_early and len(scores.seen) == 3 and result.best_epoch == 0
+    again = ScriptedScores([1.0])
+    resumed = train_behaviour_cloning(_policy(), dataset, config, tmp_path / "train", resume=True, progress=False,
+                                      validator=again, select=select)
+    assert resumed.stopped_early and again.seen == [] and resumed.best_epoch == 0
+
+
+def test_a_fixed_label_scale_is_used_as_given(tmp_path):
+    dataset = _dataset(tmp_path / "data")
+    config = TrainConfig(epochs=1, batch_size=4, seq_len=8, stride=8, val_fraction=0.25, threads=1)
+    result = train_behaviour_cloning(_policy(), dataset, config, tmp_path / "a", progress=False, label_std=[0.25])
+    assert result.label_std == [0.25]
+    computed = train_behaviour_cloning(_policy(), dataset, config, tmp_path / "b", progress=False)
+    assert computed.label_std != [0.25] and 0.3 < computed.label_std[0] < 0.8  # uniform levels: std ~0.58
+    with pytest.raises(ValueError, match="a closed-loop validator needs its SelectSection"):
+        train_behaviour_cloning(_policy(), dataset, config, tmp_path / "c", progress=False, validator=lambda p: {})
+
+
+def test_scores_order_by_success_then_lower_loss():
+    assert Score(0.8, 0.5).key() > Score(0.6, 0.1).key()
+    assert Score(0.8, 0.1).key() > Score(0.8, 0.2).key()
+
+
+def test_the_validation_split_drives_seeds_900_up_and_never_the_test_seeds(tmp_path):
+    from lnn_control.policies.bundle import load_policy
+    from lnn_control.runtime.launch import resolve_policy_path
+
+    config = EvalConfig(task="lane-keeping", episodes=2, env_kwargs={"road_length": 6.0}, split="validation")
+    assert [config.episode_seed(i) for i in range(2)] == [900, 901]
+    policy = load_policy(resolve_policy_path("lane_keeping_ncp19"))
+    result = evaluate(config, policy_controller(policy), policy.reset, policy, progress=False)
+    assert [e["seed"] for e in result["conditions"]["clean"]["episodes"]] == [900, 901]
+    assert result["config"]["split"] == "validation"
+    validator = ClosedLoopValidator("lane-keeping", "pybullet", {"road_length": 6.0},
+                                    SelectSection(metric="closed_loop", episodes=2), tmp_path)
+    policy.train()
+    scored = validator(policy)
+    assert scored == {"success_rate": result["conditions"]["clean"]["aggregate"]["success_rate"],
+                      "per_condition": {"clean": scored["success_rate"]}}
+    assert policy.training  # handed back as it came
+    with pytest.raises(ValueError, match="validation split has 100 seeds"):
+        EvalConfig(episodes=101, split="validation")
+    with pytest.raises(ValueError, match="select.episodes must be ≤ 100"):
+        SelectSection(episodes=101)
+
+
+def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
+    """Stage 0 validates at 0.8, the DAgger round at best 0.4: the bundle keeps stage 0's weights and
+    records the rejected round; its episodes stay in the dataset."""
+    from lnn_control.policies.bundle import load_policy
+    from lnn_control.train import pipeline
+    from lnn_control.train.launch import CollectSection, DaggerSection, PolicySection, TrainLaunch
+
+    rates = iter([0.8, 0.4])
+    seen: list[dict] = []
+
+    class Scripted:
+        def __init__(self, *args, **kwargs) -> None:
+            self.config = EvalConfig(split="validation", episodes=2)
+
+        def __call__(self, policy) -> dict:
+            seen.append({k: v.detach().clone() for k, v in policy.state_dict().items()})
+            rate = next(rates)
+            return {"success_rate": rate, "per_condition": {"clean": rate}}
+
+    monkeypatch.setattr(pipeline, "ClosedLoopValidator", Scripted)
+    launch = TrainLaunch(
+        task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
+        collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
+        dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
+        policy=PolicySection(core="cfc", preset="ncp19_car"),
+        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
+        select=SelectSection(metric="closed_loop", every_epochs=1, episodes=2),
+    )
+    bundle = pipeline.run_pipeline(launch, "# launch", tmp_path / "run", progress=False)
+    selection = json.loads((bundle / "config.json").read_text())["provenance"]["selection"]
+    assert [(s["stage"], s["accepted"]) for s in selection["stages"]] == [("stage0", True), ("dagger1", False)]
+    assert selection["kept"]["stage"] == "stage0" and selection["kept"]["closed_loop"]["success_rate"] == 0.8
+    assert _same_weights(load_policy(bundle).state_dict(), seen[0])
+    assert len(EpisodeDataset(tmp_path / "run" / "data")) == 3
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_a_killed_training_run_resumes_to_the_same_bundle(tmp_path):
+    """SIGKILL after the second epoch's checkpoint, then --resume: the policy weights are byte for byte
+    those of an uninterrupted run (same seed, same schedule, same closed-loop selection)."""
+    launch = {
+        "task": "lane-keeping", "backend": "pybullet", "seed": 4, "env_kwargs": {"road_length": 6.0},
+        "collect": {"episodes": 2, "noise_std": 0.1, "conditions": ["clean"]},
+        "dagger": {"rounds": 0},
+        "policy": {"core": "ltc", "preset": "ncp19_car"},
+        "train": {"epochs": 4, "batch_size": 8, "seq_len": 8, "stride": 8, "val_fraction": 0.34, "threads": 1,
+                  "lr_schedule": "cosine", "warmup_steps": 2},
+        "select": {"metric": "closed_loop", "every_epochs": 1, "episodes": 1},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(launch))
+    command = [sys.executable, "-m", "lnn_control", "train", "--launch", str(path)]
+    subprocess.run([*command, "--out", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    metrics = killed / "train" / "stage0" / "metrics.jsonl"
+    try:
+        while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+            try:
+                process.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(f"the run ended before it could be killed: {process.stderr.read()}")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stderr.close()
+    assert not (killed / "policy").exists()
+    subprocess.run([*command, "--out", str(killed), "--resume"], check=True, capture_output=True, timeout=600)
+    assert _sha(killed / "policy" / "model.safetensors") == _sha(tmp_path / "whole" / "policy" / "model.safetensors")
+    kept = json.loads((killed / "policy" / "config.json").read_text())["provenance"]["selection"]["kept"]
+    assert kept == json.loads((tmp_path / "whole" / "policy" / "config.json").read_text())["provenance"]["selection"]["kept"]
