@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.eval",
     "lnn_control.cli.study",
     "lnn_control.cli.demo",
+    "lnn_control.cli.explain",
     "lnn_control.cli.conditions",
     "lnn_control.cli.export",
     "lnn_control.cli.run",

@@ -18,7 +18,12 @@ import torch
 
 from lnn_control.explain.internals import cfc_gates, is_cfc, is_ltc, ltc_time_constants
 from lnn_control.explain.recording import Recording
-from lnn_control.explain.saliency import SmoothGradConfig, normalize_map, smoothgrad_step, visual_backprop
+from lnn_control.explain.saliency import (
+    SmoothGradConfig,
+    normalize_map,
+    smoothgrad_step,
+    visual_backprop,
+)
 
 METHODS = ("visualbackprop", "smoothgrad")
 
