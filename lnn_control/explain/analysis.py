@@ -2,7 +2,7 @@
 
 The policy is re-run open-loop on the recorded frames with the recorded extras and dt, from a reset
 state - the same inputs it had in the run, so its states and actions match the run's (tested). Per
-step: SmoothGrad through the whole policy from the current state, the core's new state, and (LTC) the
+step: SmoothGrad through the whole policy from the current state (over the next ``horizon`` steps), the core's new state, and (LTC) the
 effective time constants at the state before the step or (CfC) the gate values of the step.
 VisualBackProp is batched over all frames (it reads the CNN only). With clean twins, the same is
 done on them from their own state trajectory (the counterfactual "what if the camera were clean").
@@ -20,6 +20,7 @@ from lnn_control.explain.internals import cfc_gates, is_cfc, is_ltc, ltc_time_co
 from lnn_control.explain.recording import Recording
 from lnn_control.explain.saliency import (
     SmoothGradConfig,
+    core_inputs,
     normalize_map,
     smoothgrad_step,
     visual_backprop,
@@ -57,6 +58,8 @@ def _run(policy: Any, frames: np.ndarray, recording: Recording, config: Analysis
     rate = float(policy.config.control_rate_hz)
     generator = torch.Generator().manual_seed(int(config.smoothgrad.seed))
     state = core.initial_state(1)
+    inputs = core_inputs(policy, frames, recording.extras)
+    horizon = config.smoothgrad.horizon
     saliency, states, actions, internals = [], [], [], []
     kind = ""
     steps = range(recording.steps)
@@ -65,8 +68,9 @@ def _run(policy: Any, frames: np.ndarray, recording: Recording, config: Analysis
 
         steps = tqdm(steps, desc=f"explain {label}", unit="frame", leave=False)
     for t in steps:
+        future = [(inputs[k], float(recording.dt[k])) for k in range(t + 1, min(t + horizon, recording.steps))]
         result = smoothgrad_step(policy, frames[t], recording.extras[t], state, float(recording.dt[t]),
-                                 config.smoothgrad, generator)
+                                 config.smoothgrad, generator, future)
         if with_internals and is_ltc(core):
             tau, _ = ltc_time_constants(core, result.x.unsqueeze(0), state)
             internals.append(tau[0].numpy() / rate)

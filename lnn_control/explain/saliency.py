@@ -6,8 +6,11 @@
   point-wise with that layer's mean map; the last deconvolution reaches the input size. It reads the
   CNN only (the core does not enter), so it is the same for every core type.
 - **SmoothGrad** (Smilkov et al. 2017): mean over ``samples`` noisy copies of the frame (Gaussian,
-  ``noise`` × 255 grey levels) of ``|∂ action / ∂ pixel|`` summed over colour channels, through the
-  whole policy - CNN, extras, one step of the core from its current state, output squash. Each action
+  ``noise`` × 255 grey levels) of ``|∂ response / ∂ pixel|`` summed over colour channels, through the
+  whole policy - CNN, extras, the core from its current state, output squash. The response is the sum
+  of the actions of this step and the next ``horizon - 1`` steps (later frames held at their recorded
+  values): a frame acts on the motor neurons over a few steps in some cores (a wired CT-RNN needs one
+  step per layer, inter -> command -> motor), so a one-step gradient would miss it. Each action
   component is taken in normalised units (``(a - mid) / half range``) and the components' maps are
   summed, so a 4-D drone action weighs each component alike.
 
@@ -17,6 +20,7 @@ for display and for the attention numbers (an all-zero map stays zero).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +35,12 @@ from lnn_control.explain.grad import action_scale, encode, frames_to_float, poli
 @dataclass(frozen=True)
 class SmoothGradConfig:
     """samples: noisy copies per frame (≥ 1); noise: Gaussian std as a fraction of the 0..255 pixel
-    range (0 = plain gradient); seed: the noise generator's seed (same seed ⇒ same maps)."""
+    range (0 = plain gradient); horizon: control steps whose actions make the response (≥ 1, see the
+    module docstring); seed: the noise generator's seed (same seed ⇒ same maps)."""
 
     samples: int = 8
     noise: float = 0.15
+    horizon: int = 3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -42,6 +48,8 @@ class SmoothGradConfig:
             raise ValueError(f"smoothgrad samples must be an integer ≥ 1, got {self.samples!r}")
         if not (isinstance(self.noise, (int, float)) and 0.0 <= float(self.noise) <= 1.0):
             raise ValueError(f"smoothgrad noise must be a fraction of the pixel range in [0, 1], got {self.noise!r}")
+        if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or not 1 <= self.horizon <= 20:
+            raise ValueError(f"smoothgrad horizon must be an integer in 1..20 control steps, got {self.horizon!r}")
 
 
 def normalize_map(saliency: np.ndarray, percentile: float = 99.5) -> np.ndarray:
@@ -108,6 +116,17 @@ def visual_backprop(policy: Any, frames: np.ndarray, chunk: int = 64) -> np.ndar
 
 
 # ---------------------------------------------------------------------------------- SmoothGrad
+@torch.no_grad()
+def core_inputs(policy: Any, frames: np.ndarray, extras: np.ndarray, chunk: int = 64) -> torch.Tensor:
+    """The core inputs ``x [T,F+E]`` (CNN features, scaled extras) of uint8 frames ``[T,H,W,3]`` and extras ``[T,E]``."""
+    parts = []
+    for start in range(0, frames.shape[0], chunk):
+        features = encode(policy, frames_to_float(frames[start:start + chunk]))
+        scaled = torch.as_tensor(np.asarray(extras[start:start + chunk], np.float32)) * policy.extras_scale
+        parts.append(torch.cat([features, scaled], dim=1))
+    return torch.cat(parts, dim=0)
+
+
 @dataclass
 class GradStep:
     """One control step analysed: ``saliency [H,W]`` (raw SmoothGrad, not normalised), the noise-free
@@ -127,11 +146,13 @@ def smoothgrad_step(
     dt_seconds: float,
     config: SmoothGradConfig,
     generator: torch.Generator,
+    future: Sequence[tuple[torch.Tensor, float]] = (),
 ) -> GradStep:
     """SmoothGrad of one frame ``[H,W,3]`` uint8 with ``extras [E]`` from core ``state [1,S]``.
 
-    The noise-free frame rides in the same batch (row 0): its outputs give the action and the next
-    state, so an episode is analysed in one pass per frame.
+    future: ``(core input x [F+E], dt_seconds)`` of the following steps (up to ``horizon - 1`` are
+    used; fewer at the end of an episode). The noise-free frame rides in the same batch (row 0): its
+    outputs give the action and the next state, so an episode is analysed in one pass per frame.
     """
     clean = frames_to_float(frame)
     noise = torch.randn((config.samples, *clean.shape[1:]), generator=generator) * (float(config.noise) * 255.0)
@@ -142,6 +163,10 @@ def smoothgrad_step(
         actions, x, new_state = policy_step(policy, images, extras_t, state.expand(rows, -1), dt_seconds)
         mid, half = action_scale(policy)
         normalised = (actions - mid) / half
+        later = new_state
+        for x_next, dt_next in list(future)[: config.horizon - 1]:
+            y, later = policy.core.step(x_next.reshape(1, -1).expand(rows, -1), later, policy._core_dt(float(dt_next)))
+            normalised = normalised + (policy.squash(y) - mid) / half
         total = torch.zeros(images.shape[1:3])
         components = normalised.shape[1]
         for k in range(components):
