@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="FILE.mp4", help="write a video (default: demo_<task>.mp4 unless --gui)")
     parser.add_argument("--gui", action="store_true", help="open the simulator's own viewer instead of a video")
     parser.add_argument("--max-steps", type=int, help="stop after this many control steps")
+    parser.add_argument("--saliency", action="store_true",
+                        help="blend the policy's VisualBackProp saliency over the onboard camera inset (video)")
     parser.set_defaults(func=run)
 
 
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
             out=out,
             gui=args.gui,
             max_steps=args.max_steps,
+            saliency=args.saliency,
         )
     )
     print(summary)

@@ -25,6 +25,7 @@ class DemoConfig:
     gui: bool = False
     max_steps: int | None = None
     scene_size: tuple[int, int] = (360, 480)
+    saliency: bool = False  # blend the VisualBackProp saliency over the onboard camera inset
 
 
 def neuron_groups(policy: Any) -> NeuronGroups | None:
@@ -84,7 +85,13 @@ def run_demo(config: DemoConfig) -> str:
                 lines = [f"{task.name} | {config.backend} | {config.condition}"]
                 lines += [f"{name} {value:+.2f}" for name, value in zip(policy.action_spec.names, action)]
                 lines += [f"{key} {float(info[key]):+.2f} {unit}" for key, unit in task.overlay if key in info]
-                video.write(compose_frame(scene, obs["image"], lines, policy.neuron_activity(), groups))
+                onboard = obs["image"]
+                if config.saliency:
+                    from lnn_control.explain.inset import saliency_inset
+
+                    onboard = saliency_inset(policy, onboard)
+                    lines.append("camera: VisualBackProp saliency")
+                video.write(compose_frame(scene, onboard, lines, policy.neuron_activity(), groups))
             if config.max_steps is not None and steps >= config.max_steps:
                 break
         if video is not None:
