@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -q
+
+# the quick tier for a change in progress: everything not marked slow (the full suite is `make test`)
+test-fast: $(STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -q -m "not slow" -x
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -180,6 +180,8 @@ def test_host_watchdog_stops_before_the_mcu_failsafe(tmp_path):
             assert time.monotonic() - written >= 0.1  # not before command_timeout_s
             stop = wait_until(lambda: emu.events("stop"), what="the stop at the MCU")
             assert stop[0]["t"] >= emu.events("drive")[-1]["t"]  # after the drive it ends
+            # counted right after the write, which the MCU may answer first
+            wait_until(lambda: car.stats.sent.get("S") == 1, what="the stop counted")
             assert car.stats.sent["S"] == 1  # only the watchdog stopped it, once
             assert not failsafe_modes(emu)  # long before the MCU's 2 s failsafe
     finally:
