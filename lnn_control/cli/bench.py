@@ -1,4 +1,5 @@
-"""``lnn-control bench nn|env|runtime``: speed of the networks, the envs and the real-time loop (table + JSON)."""
+"""``lnn-control bench nn|env|runtime|explain``: speed of the networks, the envs, the real-time loop and
+``explain`` (table + JSON)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     env_parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON (atomic)")
     env_parser.set_defaults(func=run_env)
     add_runtime_bench_parser(targets)
+    explain_parser = targets.add_parser("explain", help="wall time of 'lnn-control explain' on a 30 s lane episode")
+    explain_parser.add_argument("--duration", type=float, default=30.0, metavar="S", help="seconds of driving (default 30)")
+    explain_parser.add_argument("--no-video", action="store_true", help="leave the video out")
+    explain_parser.add_argument("--json", metavar="FILE", help="also write the report as JSON (atomic)")
+    explain_parser.set_defaults(func=run_explain_bench_command)
+
+
+def run_explain_bench_command(args: argparse.Namespace) -> int:
+    from lnn_control.atomic import atomic_write_json
+    from lnn_control.bench.explain import (
+        ExplainBenchSettings,
+        format_explain_report,
+        run_explain_bench,
+    )
+
+    if not args.duration > 0:
+        raise CommandError(f"--duration must be > 0 s, got {args.duration}")
+    report = run_explain_bench(ExplainBenchSettings(duration_s=args.duration, video=not args.no_video))
+    print(format_explain_report(report))
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
 
 
 def run_nn(args: argparse.Namespace) -> int:
