@@ -200,6 +200,7 @@ class ControlLoop:
         events: EventLog | None = None,
         live_stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.robot = robot
         self.policy = policy
@@ -214,6 +215,9 @@ class ControlLoop:
         self.period = 1.0 / config.rate_hz
         self.stats = LoopStats(config.rate_hz)
         self._stop_requested = threading.Event()
+        # waiting: by default on the stop event (a signal handler wakes it at once); tests pass a
+        # fake clock's sleep, which advances that clock instead (with busy_wait_s 0: nothing spins)
+        self._sleep = sleep if sleep is not None else self._stop_requested.wait
         self._stop_reason = ""
         if sink is not None:
             self.events.subscribe(sink.write_event)
@@ -228,8 +232,7 @@ class ControlLoop:
         spin_from = deadline - self.config.busy_wait_s
         now = self.clock()
         if now < spin_from:
-            # wake early for the stop flag only through the event (signal handlers set it)
-            self._stop_requested.wait(spin_from - now)
+            self._sleep(spin_from - now)
         now = self.clock()
         while now < deadline and not self._stop_requested.is_set():
             now = self.clock()
@@ -417,7 +420,8 @@ class ControlLoop:
         self._send_stop("link loss")
         failures: list[str] = []
         for attempt in range(1, self.config.max_reconnect_attempts + 1):
-            if self._stop_requested.wait(self.config.reconnect_backoff_s):
+            self._sleep(self.config.reconnect_backoff_s)
+            if self._stop_requested.is_set():
                 return
             try:
                 self.robot.disconnect()
