@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -41,15 +42,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="Liquid neural network control: simulate, train, evaluate, drive robots.",
     )
     parser.add_argument("--version", action="version", version=f"lnn-control {__version__}")
+    parser.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG,
+                        default=logging.INFO, help="debug messages too")
+    parser.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=logging.WARNING,
+                        help="warnings and errors only")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
+def configure_logging(level: int) -> None:
+    """The library logs through ``logging`` (module loggers under ``lnn_control``); the CLI shows
+    them on stderr: plain messages at INFO, with the level named from WARNING up."""
+
+    class _Format(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            message = record.getMessage()
+            return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Format())
+    package = logging.getLogger("lnn_control")
+    package.handlers[:] = [handler]
+    package.setLevel(level)
+    package.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.log_level)
     try:
         result = args.func(args)
     except CommandError as exc:

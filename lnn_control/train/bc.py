@@ -21,6 +21,7 @@ standard deviation (same measurement; why the gain matters: its docstring).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,8 @@ from lnn_control.train.augment import AugmentConfig, augment_windows
 from lnn_control.train.checkpoint import load_checkpoint, save_checkpoint
 from lnn_control.train.selection import Score, SelectSection
 from lnn_control.train.windows import Window, assemble_batch, make_windows, split_episodes
+
+logger = logging.getLogger(__name__)
 
 LABEL_SCALINGS = ("dataset_std", "range")
 """``range``: errors in units of half the action range; ``dataset_std``: additionally divided by
@@ -282,7 +285,8 @@ def train_behaviour_cloning(
         )
         if progress:
             extra = f"  closed-loop success {record['closed_loop']['success_rate']:.0%}" if "closed_loop" in record else ""
-            print(f"epoch {epoch + 1}/{config.epochs}: train {train_loss:.4f}  val {val_loss:.4f}{extra}  ({record['seconds']:.1f} s)")
+            logger.info("epoch %d/%d: train %.4f  val %.4f%s  (%.1f s)", epoch + 1, config.epochs, train_loss, val_loss,
+                        extra, record["seconds"])
         if stopped_early:
             break
     if writer is not None:

@@ -12,6 +12,7 @@ Re-running with ``resume=True`` reuses collected episodes and the training check
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shlex
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from lnn_control.data.episodes import EpisodeDataset
 from lnn_control.train.bc import TrainResult, init_output_layer, train_behaviour_cloning
 from lnn_control.train.launch import TrainLaunch
 from lnn_control.train.selection import ClosedLoopValidator, Score
+
+logger = logging.getLogger(__name__)
 
 
 def git_commit() -> str:
@@ -110,9 +113,8 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
             kept, kept_result = _copy_weights(policy), result
         else:  # this round made closed-loop validation worse: keep the policy it started from
             policy.load_state_dict(kept)
-            if progress:
-                print(f"DAgger round {round_index + 1} rejected: validation success {result.best_score['success_rate']:.0%} "
-                      f"< {kept_result.best_score['success_rate']:.0%} before it")
+            logger.warning("DAgger round %d rejected: validation success %.0f %% < %.0f %% before it", round_index + 1,
+                           100 * result.best_score["success_rate"], 100 * kept_result.best_score["success_rate"])
 
     dataset = EpisodeDataset(data_dir)
     provenance = {
