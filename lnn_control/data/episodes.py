@@ -212,6 +212,17 @@ class EpisodeDataset:
     def __getitem__(self, index: int) -> Episode:
         return load_episode(self.paths[index], self.manifest)
 
+    def metadata(self, index: int) -> dict[str, Any]:
+        """Episode ``index``'s metadata (mode, seed, condition, ...) from its file header only."""
+        path = self.paths[index]
+        try:
+            with path.open("rb") as handle:
+                header_len = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(header_len))
+            return json.loads((header.get("__metadata__") or {}).get("metadata", "{}"))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: unreadable episode header: {exc}") from exc
+
     def content_hash(self) -> str:
         """SHA-256 over the manifest and every episode file, in order (for provenance)."""
         digest = hashlib.sha256((self.root / MANIFEST).read_bytes())

@@ -123,6 +123,9 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
         "seed": launch.seed,
         "dataset_hash": dataset.content_hash(),
         "dataset_episodes": len(dataset),
+        # what the policy saw in training (condition specs of the episodes); evaluations under any
+        # other condition test shift it never saw
+        "training_conditions": sorted({str(dataset.metadata(i).get("condition", "clean")) for i in range(len(dataset))}),
         "git_commit": git_commit(),
         "metrics": {
             "val_loss_per_stage": [r.best_val_loss for r in stage_results],

@@ -129,3 +129,12 @@ def test_atomic_writes_get_normal_file_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+
+def test_metadata_comes_from_the_header_alone(tmp_path: Path) -> None:
+    """``EpisodeDataset.metadata(i)`` equals the loaded episode's metadata without reading its arrays."""
+    writer = EpisodeWriter(tmp_path, MANIFEST)
+    _write_episode(writer, 3, seed=7)
+    dataset = EpisodeDataset(tmp_path)
+    assert dataset.metadata(0) == dataset[0].metadata == {"seed": 7}

@@ -180,6 +180,8 @@ def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
     assert selection["kept"]["stage"] == "stage0" and selection["kept"]["closed_loop"]["success_rate"] == 0.8
     assert _same_weights(load_policy(bundle).state_dict(), seen[0])
     assert len(EpisodeDataset(tmp_path / "run" / "data")) == 3
+    provenance = json.loads((bundle / "config.json").read_text())["provenance"]
+    assert provenance["training_conditions"] == ["clean"]
 
 
 def _sha(path: Path) -> str:
