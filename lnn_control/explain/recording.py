@@ -133,8 +133,10 @@ def record_episode(
     duration_s: float | None = None,
     onset_s: float = 0.0,
     with_masks: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Recording:
-    """Drive ``policy`` for one episode (or ``duration_s`` of it) and record it (see the module docstring)."""
+    """Drive ``policy`` for one episode (or ``duration_s`` of it) and record it (see the module docstring).
+    ``env_kwargs``: keyword arguments of the env (e.g. ``road_length``)."""
     import gymnasium as gym
 
     import lnn_control.envs  # noqa: F401  (registers the env ids)
@@ -145,7 +147,8 @@ def record_episode(
 
     conditions = parse_conditions(condition)  # a bad spec fails here, naming what is allowed
     has_images = any(c.is_image for c in conditions)
-    tap = _tap_class()(gym.make(get_task(task).env_id, backend=backend), mask_function(task) if with_masks else None)
+    base = gym.make(get_task(task).env_id, backend=backend, **dict(env_kwargs or {}))
+    tap = _tap_class()(base, mask_function(task) if with_masks else None)
     env = apply_conditions(tap, conditions, seed=seed)
     frames, clean, extras, dts, times, actions, masks = [], [], [], [], [], [], []
     signals: dict[str, list[float]] = {}

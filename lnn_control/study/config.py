@@ -60,6 +60,17 @@ class EvalSection:
 
 
 @dataclass(frozen=True)
+class AttentionSection:
+    """Optional attention numbers (:mod:`lnn_control.study.attention`): with ``enabled: true`` every
+    (model, backend, condition) also gets ``lnn-control explain``'s SSIM and saliency-mass numbers
+    on the first ``seconds`` of held-out episode ``eval.seed``; ``samples``: SmoothGrad copies per frame."""
+
+    enabled: bool = False
+    seconds: float = 10.0
+    samples: int = 4
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A study (see ``launch/study_*.yaml``).
 
@@ -79,6 +90,7 @@ class StudyConfig:
     data: DataSection = field(default_factory=DataSection)
     train: TrainSection = field(default_factory=TrainSection)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    attention: AttentionSection = field(default_factory=AttentionSection)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -194,6 +206,10 @@ def validate_study(study: StudyConfig, source: str) -> None:
         raise ConfigError(f"{source}: 'data.episodes' must be ≥ 1 (or null), got {study.data.episodes}")
     if study.train.epochs is not None and study.train.epochs < 1:
         raise ConfigError(f"{source}: 'train.epochs' must be ≥ 1 (or null), got {study.train.epochs}")
+    if not study.attention.seconds > 0:
+        raise ConfigError(f"{source}: 'attention.seconds' must be > 0, got {study.attention.seconds}")
+    if study.attention.samples < 1:
+        raise ConfigError(f"{source}: 'attention.samples' must be ≥ 1, got {study.attention.samples}")
 
 
 def _nonempty_unique(values: list[Any], key: str, source: str) -> None:

@@ -99,6 +99,13 @@ def build_report(out: str | Path, study: StudyConfig) -> dict[str, Any]:
         },
         "workers": sorted({f"{c['worker']['host']}:{c['worker']['pid']}" for c in [data, *trains.values(), *evals.values()]}),
     }
+    if study.attention.enabled:
+        from lnn_control.study.attention import attention_cells, attention_rows
+
+        attention = {c.id: _read(cell_file(root, c.id)) for c in attention_cells(study)}
+        results["attention"] = {"seconds": study.attention.seconds, "episode_seed": study.eval.seed,
+                                "rows": attention_rows(study, attention)}
+        timing["cell_seconds"]["attention"] = sum(a["seconds"] for a in attention.values())
     report = {"study": study.to_dict(), "results": results, "timing": timing}
     atomic_write_json(root / "report.json", report)
     plots = _plots(root, study, rows)
@@ -349,6 +356,10 @@ def _markdown(study: StudyConfig, results: dict, timing: dict, plots: list[str],
             values = [_fmt(row["metrics"][key]["mean"]) for key, _, _ in metrics]
             lines.append(f"| {row['arch']} | {row['condition']} | " + " | ".join(values) + f" | {_fmt(row['relative_to_clean'], 2)} |")
         lines.append("")
+    if "attention" in results:
+        from lnn_control.study.attention import attention_markdown
+
+        lines += attention_markdown(results["attention"]["rows"], results["attention"]["seconds"])
     lines += ["## Claims and measured verdicts", ""]
     for index, claim in enumerate(results["claims"], start=1):
         lines.append(f"{index}. **{claim['claim']}** — {claim['verdict']}")

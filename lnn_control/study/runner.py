@@ -23,6 +23,7 @@ from lnn_control.atomic import atomic_write_json
 from lnn_control.config import ConfigError
 from lnn_control.parallel.executor import make_executor
 from lnn_control.study import cells as cellmod
+from lnn_control.study.attention import AttentionCell, attention_cells, run_attention_cell
 from lnn_control.study.config import StudyConfig
 from lnn_control.study.report import build_report, eval_cells, train_cells
 
@@ -88,12 +89,13 @@ def run_study(
         return cellmod.cell_file(root, cell_id).is_file()
 
     trains = [c for c in train_cells(study) if not done(c.id)]
-    evals_by_model: dict[str, list[cellmod.EvalCell]] = {}
-    for cell in eval_cells(study):
+    evals_by_model: dict[str, list[Any]] = {}
+    after_training = [*eval_cells(study), *attention_cells(study)]  # attention: only if the study enables it
+    for cell in after_training:
         if not done(cell.id):
             evals_by_model.setdefault(cell.model, []).append(cell)
     pending_total = int(not done(cellmod.DATA_CELL)) + len(trains) + sum(len(v) for v in evals_by_model.values())
-    summary = RunSummary(skipped=1 + len(train_cells(study)) + len(eval_cells(study)) - pending_total)
+    summary = RunSummary(skipped=1 + len(train_cells(study)) + len(after_training) - pending_total)
     started = time.perf_counter()
     bar = _progress(pending_total, study.name, progress)
     ray_temp = tempfile.mkdtemp(prefix="lnnray", dir="/tmp") if executor == "ray" and ray_address is None else None
@@ -108,7 +110,8 @@ def run_study(
 
         def submit_evals(model: str) -> None:
             for cell in evals_by_model.pop(model, []):
-                running[pool.submit(cellmod.run_eval_cell, str(root), study, launch, cell)] = ("eval", cell)
+                task = run_attention_cell if isinstance(cell, AttentionCell) else cellmod.run_eval_cell
+                running[pool.submit(task, str(root), study, launch, cell)] = ("eval", cell)
 
         for cell in trains:
             running[pool.submit(cellmod.run_train_cell, str(root), study, launch, cell, data_hash)] = ("train", cell)
