@@ -22,7 +22,13 @@ from typing import Any, TextIO
 import numpy as np
 
 from lnn_control.config import ConfigError
-from lnn_control.runtime.core.loop import ControlLoop, LoopConfig, LoopStats, install_stop_signals
+from lnn_control.runtime.core.loop import (
+    ControlLoop,
+    LoopConfig,
+    LoopStats,
+    PolicyLike,
+    install_stop_signals,
+)
 from lnn_control.runtime.core.robot import Robot, RobotError
 from lnn_control.runtime.core.safety import (
     CommandLimiter,
@@ -68,7 +74,7 @@ def load_engine(policy: str | Path, engine: Engine, threads: int = 1) -> Any:
     return load_policy(path)
 
 
-def warm_up(policy: Any, steps: int) -> None:
+def warm_up(policy: PolicyLike, steps: int) -> None:
     """Run ``steps`` policy steps on a blank observation, then ``reset()`` (first calls are slow)."""
     if steps <= 0:
         return
@@ -144,7 +150,7 @@ def build_hardware_robot(robot_class: type, settings: dict[str, Any], camera: An
         raise ConfigError(f"{source}: robot.settings do not fit {robot_class.__name__}: {exc}") from exc
 
 
-def check_robot_matches_policy(robot: Robot, policy: Any, strict: bool = True) -> None:
+def check_robot_matches_policy(robot: Robot, policy: PolicyLike, strict: bool = True) -> None:
     """Image size, extras and actions must agree; raises ValueError saying what differs and what
     to do. ``strict`` (every hardware robot): extra units and the action names, units and frame
     too — the robot converts from exactly that frame. Simulators (``strict=False``) may be generic
@@ -186,7 +192,7 @@ class RobotConnectError(RobotError):
     """``connect()`` failed: the loop never ran and no policy command was sent."""
 
 
-def preflight(robot: Robot, policy: Any, config: LaunchConfig, source: str, events: EventLog) -> CommandLimiter:
+def preflight(robot: Robot, policy: PolicyLike, config: LaunchConfig, source: str, events: EventLog) -> CommandLimiter:
     """Every check that needs no link: specs and frames, the robot's own settings against the rate,
     the command limits; returns the limiter. For hardware it runs before ``connect()``, so a
     configuration error never reaches the vehicle. Simulators state their specs only once
@@ -218,7 +224,7 @@ def _policy_reference(policy: str) -> str:
 
 def check_sim_runs_in_real_time(robot: Robot, rate_hz: float, source: str) -> None:
     """A SimRobot advances one env step per control period: both must last equally long."""
-    sim_period = getattr(robot, "control_period_s", None)
+    sim_period = robot.control_period_s
     if sim_period is None:
         return
     if abs(sim_period - 1.0 / rate_hz) > 1e-9:
@@ -250,7 +256,7 @@ def run_launch(
     duration_s: float | None = None,
     log_path: Path | None = None,
     live_stream: TextIO | None = None,
-    policy: Any = None,
+    policy: PolicyLike | None = None,
     handle_signals: bool = True,
     keyboard_estop: bool = True,
     max_steps: int | None = None,
@@ -305,8 +311,8 @@ def run_launch(
     finally:
         if writer is not None:
             writer.close()
-    step_durations = getattr(robot, "step_durations", None)
-    return RunResult(stats, log_path, events, getattr(robot, "episodes_finished", None),
+    step_durations = robot.step_durations
+    return RunResult(stats, log_path, events, robot.episodes_finished,
                      None if step_durations is None else list(step_durations))
 
 
@@ -336,7 +342,7 @@ def loop_config_of(config: LaunchConfig, source: str) -> LoopConfig:
 
 
 def _run_loop(
-    robot: Robot, policy: Any, config: LaunchConfig, loop_config: LoopConfig, limiter: CommandLimiter,
+    robot: Robot, policy: PolicyLike, config: LaunchConfig, loop_config: LoopConfig, limiter: CommandLimiter,
     events: EventLog, writer: Any,
     live_stream: TextIO | None, handle_signals: bool, keyboard_estop: bool, duration: float | None,
     max_steps: int | None,

@@ -49,6 +49,13 @@ from lnn_control.runtime.core.safety import (
 
 
 class PolicyLike(Protocol):
+    """What the loop drives a robot with: a torch :class:`~lnn_control.policies.policy.Policy` or an
+    exported :class:`~lnn_control.export.onnx_policy.OnnxPolicy`. A policy that also has
+    ``neuron_activity() -> np.ndarray`` gets its neurons logged every step."""
+
+    observation_spec: Any
+    action_spec: Any
+
     def reset(self) -> None: ...
 
     def act(self, observation: dict[str, np.ndarray], dt: float) -> np.ndarray: ...
@@ -340,7 +347,7 @@ class ControlLoop:
         obs = robot.read()
         now = self.clock()
         fresh = self.watchdog.check(obs.timestamp, now)
-        frame_index = getattr(obs, "frame_index", None)
+        frame_index = obs.frame_index
         command = sent = applied = neurons = None
         dt: float | None = None
         if self.estop.is_set:
@@ -409,9 +416,8 @@ class ControlLoop:
         """LinkLostError, or any RobotError while the robot reports ``link_ok() == False``."""
         if isinstance(error, LinkLostError):
             return True
-        link_ok = getattr(self.robot, "link_ok", None)
         try:
-            return callable(link_ok) and not link_ok()
+            return not self.robot.link_ok()
         except Exception:  # noqa: BLE001 - a robot that cannot even answer has lost its link
             return True
 

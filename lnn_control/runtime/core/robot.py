@@ -9,6 +9,7 @@ exception instead of replacing it).
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -24,11 +25,13 @@ class Observation:
     image: uint8 RGB frame, shape (H, W, 3).
     timestamp: capture time of ``image`` in seconds on ``time.monotonic()``'s clock.
     extras: named scalar measurements in the units of the robot's ObservationSpec.
+    frame_index: which frame this is, counted by robots that know (simulators), else None.
     """
 
     image: np.ndarray
     timestamp: float
     extras: dict[str, float] = field(default_factory=dict)
+    frame_index: int | None = None
 
 
 class RobotError(RuntimeError):
@@ -49,6 +52,10 @@ class Robot(abc.ABC):
     #: What ``read()`` returns and what ``write()`` accepts.
     observation_spec: ObservationSpec
     action_spec: ActionSpec
+    #: Simulated robots: episodes that ended and were reset (each a pause in a run); else None.
+    episodes_finished: int | None = None
+    #: Simulated robots stepped in their own process: seconds per simulator step; else None.
+    step_durations: Sequence[float] | None = None
 
     @abc.abstractmethod
     def connect(self) -> None:
@@ -75,6 +82,17 @@ class Robot(abc.ABC):
         kill switch, an autopilot failsafe). The loop polls this every period and latches its
         e-stop when it turns True. Robots without such a trigger keep this default."""
         return False
+
+    def link_ok(self) -> bool:
+        """Whether the link to the robot is up. The loop treats a RobotError while this is False as
+        link loss (stop, then bounded reconnects). Robots without a link keep this default."""
+        return True
+
+    @property
+    def control_period_s(self) -> float | None:
+        """Simulated seconds each ``read()`` advances (simulators: must equal the loop's period);
+        None for a physical robot, whose time passes by itself."""
+        return None
 
     def estop_detail(self) -> str:
         """Why :meth:`estop_requested` is True, in words for the run log and summary."""

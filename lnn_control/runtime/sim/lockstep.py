@@ -218,8 +218,8 @@ class SimRobot(SimulatedRobot):
 
     def _publish(self, obs: dict[str, np.ndarray]) -> Observation:
         extras = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in obs.items() if k != "image"}
-        self._latest = Observation(np.asarray(obs["image"]), time.monotonic(), extras)
         self._frame_index += 1
+        self._latest = Observation(np.asarray(obs["image"]), time.monotonic(), extras, self._frame_index)
         return self._latest
 
     def read(self) -> Observation:
