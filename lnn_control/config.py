@@ -28,7 +28,7 @@ def load_dataclass(cls: type[T], data: Any, source: str = "<config>", path: str 
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at {where}, got {type(data).__name__}")
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]  # checked by callers
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -76,7 +76,7 @@ def _coerce(hint: Any, value: Any, source: str, key_path: str) -> Any:
                 f"{source}: '{key_path}' is {value!r}; allowed values: {list(args)}"
             )
         return value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return load_dataclass(hint, value, source, key_path)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         try:

@@ -107,8 +107,9 @@ class ObservationSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ObservationSpec:
+        height, width, channels = (int(v) for v in data["image_shape"])
         return cls(
-            image_shape=tuple(int(v) for v in data["image_shape"]),
+            image_shape=(height, width, channels),
             extras=tuple(data.get("extras", ())),
             extra_units=tuple(data.get("extra_units", ())),
         )

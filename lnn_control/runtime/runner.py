@@ -95,6 +95,7 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
 
         require("gymnasium", "robot.kind sim")  # else the simulator process would fail on its own
         sim = robot_config.sim
+        assert sim is not None  # RobotConfig requires it for kind sim
         if sim.pacing == "clocked":
             from lnn_control.runtime.sim.clocked import ClockedSimRobot
 
@@ -110,6 +111,7 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
             f"{source}: robot.kind {robot_config.kind} needs {module_name}.{class_name}, which this "
             f"installation lacks ({exc})"
         ) from exc
+    assert robot_config.camera is not None  # RobotConfig requires it for hardware robots
     camera = make_camera(robot_config.camera, image_shape)
     return build_hardware_robot(robot_class, dict(robot_config.settings), camera, source)
 
@@ -126,15 +128,16 @@ def build_hardware_robot(robot_class: type, settings: dict[str, Any], camera: An
 
     if hasattr(robot_class, "from_launch"):
         return robot_class.from_launch(settings, camera, source)
-    parameters = inspect.signature(robot_class.__init__).parameters
+    constructor = robot_class.__init__  # type: ignore[misc]  # the class's own constructor is what we fill
+    parameters = inspect.signature(constructor).parameters
     try:
-        config_hint = typing.get_type_hints(robot_class.__init__).get("config")
+        config_hint = typing.get_type_hints(constructor).get("config")
     except (NameError, TypeError):  # unresolvable annotations: use what is there
         config_hint = getattr(parameters.get("config"), "annotation", None)
     kwargs: dict[str, Any] = {}
     if "camera" in parameters:
         kwargs["camera"] = camera
-    if config_hint is not None and dataclasses.is_dataclass(config_hint):
+    if isinstance(config_hint, type) and dataclasses.is_dataclass(config_hint):
         kwargs["config"] = load_dataclass(config_hint, settings, source, "robot.settings")
     else:
         unknown = sorted(set(settings) - set(parameters))
@@ -207,7 +210,11 @@ def preflight(robot: Robot, policy: PolicyLike, config: LaunchConfig, source: st
         check_sim_runs_in_real_time(robot, config.rate_hz, source)
     limits = config.limits
     if limits.neutral is None and simulated:
-        limits = replace(limits, neutral=tuple(float(v) for v in robot.held_action))
+        from lnn_control.runtime.sim.lockstep import SimulatedRobot
+
+        held = robot.held_action if isinstance(robot, SimulatedRobot) else None  # known once connected
+        if held is not None:
+            limits = replace(limits, neutral=tuple(float(v) for v in held))
     try:
         return CommandLimiter(robot.action_spec, limits, events)
     except ValueError as exc:

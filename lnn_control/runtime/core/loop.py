@@ -273,7 +273,7 @@ class ControlLoop:
         self._last_frame_ts: float | None = None
         self._estop_step: int | None = None
         self._last_sent: np.ndarray | None = None
-        self._last_write = None
+        self._last_write: float | None = None
         t0 = self.clock()
         end = None if duration_s is None else t0 + duration_s
         next_live = t0 + self.config.live_stats_interval_s

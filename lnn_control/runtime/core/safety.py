@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -212,7 +212,7 @@ class EStop:
         self.events = events or EventLog()
         self._set = threading.Event()
         self.reason: str | None = None
-        self._previous_handlers: dict[int, object] = {}
+        self._previous_handlers: dict[int, Any] = {}
 
     @property
     def is_set(self) -> bool:
@@ -255,7 +255,7 @@ class KeyboardEStop:
         self.estop = estop
         self.stream = stream or sys.stdin
         self._thread: threading.Thread | None = None
-        self._old_attrs = None
+        self._old_attrs: list[Any] | None = None
 
     def start(self) -> bool:
         try:

@@ -42,6 +42,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from pymavlink.dialects.v20 import common as mavlink2
 
@@ -220,7 +221,7 @@ class AutopilotEmulator:
             self.mode = mode
             self.mode_changes.append(ModeChange(now, mode, cause))
 
-    def _send(self, message: object) -> None:
+    def _send(self, message: Any) -> None:
         if self._peer is None or self.muted:
             return
         try:
@@ -235,14 +236,14 @@ class AutopilotEmulator:
             and now - recent[-1].t < self.config.offboard_timeout_s
         )
 
-    def _for_us(self, message: object) -> bool:
+    def _for_us(self, message: Any) -> bool:
         """Like PX4: commands and set-points addressed to another system or component are ignored."""
         if message.target_system == self.config.system_id and message.target_component in (0, 1):
             return True
         self.ignored += 1
         return False
 
-    def _handle(self, message: object, now: float) -> None:
+    def _handle(self, message: Any, now: float) -> None:
         if message.get_msgbuf()[0] == MAVLINK1_MAGIC:
             self.mavlink1_frames += 1
             return
@@ -264,7 +265,7 @@ class AutopilotEmulator:
         elif kind == "COMMAND_LONG":
             self._command(message, now)
 
-    def _command(self, message: object, now: float) -> None:
+    def _command(self, message: Any, now: float) -> None:
         params = (message.param1, message.param2, message.param3, message.param4)
         result = MAV.MAV_RESULT_UNSUPPORTED
         if message.command == MAV.MAV_CMD_DO_SET_MODE:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -160,7 +160,7 @@ class OpenCVCamera(Camera):
         self.output_shape = _check_output_shape(output_shape)
         self.first_frame_timeout_s = float(first_frame_timeout_s)
         self.failure_timeout_s = float(failure_timeout_s)
-        self._capture = None
+        self._capture: Any = None  # cv2.VideoCapture once open
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
         self._new_frame = threading.Condition()
@@ -295,14 +295,14 @@ class VideoFileCamera(Camera):
         self._fps_override = fps
         self.fps: float = 0.0
         self.frame_count = 0
-        self._capture = None
+        self._capture: Any = None  # cv2.VideoCapture once open
         self._start = 0.0
         self._decoded = -1  # file-relative index of the frame in self._latest
         self._delivered = -1
         self._latest: Frame | None = None
         self._finished = False
         self._pass_start = 0  # source index at which the current pass through the file began
-        self._bgr: np.ndarray | None = None
+        self._bgr: Any = None  # the last decoded BGR frame
         self._lock = threading.Lock()
 
     @property
@@ -370,7 +370,7 @@ class VideoFileCamera(Camera):
                 due = int((now - self._start) * self.fps)  # source index of the newest due frame
             else:
                 due = self._delivered + 1
-            if self._finished or (self._latest is not None and due <= self._delivered):
+            if self._latest is not None and (self._finished or due <= self._delivered):
                 return self._latest
             file_target = due - self._pass_start
             if self.loop and self.frame_count > 0 and file_target >= self.frame_count:

@@ -539,7 +539,7 @@ class MavlinkDrone(Robot):
                     result = None
             if result != MAV_RESULT_ACCEPTED:
                 raise RobotError(
-                    f"autopilot refused to arm ({MAV_RESULT_NAMES.get(result, 'no answer')}); check pre-arm "
+                    f"autopilot refused to arm ({'no answer' if result is None else MAV_RESULT_NAMES.get(result, result)}); check pre-arm "
                     "checks in the ground station"
                 )
 
@@ -599,7 +599,10 @@ class MavlinkDrone(Robot):
                 + f" (limit estimate_timeout_s {self.config.estimate_timeout_s} s); the policy needs "
                 f"{[e.value for e in self.config.extras]} and gets no made-up values"
             )
-        x, y, z, v_north, v_east, v_down = self._position
+        position = self._position
+        if position is None:  # unreachable: _estimates_missing names LOCAL_POSITION_NED until one came
+            raise RobotError("no LOCAL_POSITION_NED from the autopilot yet")
+        x, y, z, v_north, v_east, v_down = position
         flu = ned_velocity_to_flu(v_north, v_east, v_down, self._yaw or 0.0)
         values = {
             DroneExtra.ALTITUDE: -float(z),
@@ -664,7 +667,7 @@ class MavlinkDrone(Robot):
             result = self._command_result(MAV_CMD_DO_SET_MODE, self.config.command_ack_timeout_s)
             if result == MAV_RESULT_ACCEPTED:
                 return
-            refusals.append(f"{name} ({MAV_RESULT_NAMES.get(result, 'no answer')})")
+            refusals.append(f"{name} ({'no answer' if result is None else MAV_RESULT_NAMES.get(result, result)})")
         with self._state:
             self._stop_mode_requested = False
             self._handover_refused = True

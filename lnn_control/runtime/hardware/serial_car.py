@@ -27,6 +27,7 @@ import enum
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +138,7 @@ class SerialCar(Robot):
         n = len(names)
         self.action_spec = ActionSpec(names, (-1.0,) * n, (1.0,) * n, ("normalized",) * n, ActionFrame.FLU)
         self.stats = LinkStats()
-        self._serial = None
+        self._serial: Any = None  # serial.Serial while connected
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
         self._lock = threading.Lock()  # guards writes to the port and the sequence counter

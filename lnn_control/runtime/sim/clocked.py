@@ -145,7 +145,7 @@ class ClockedSimRobot(SimulatedRobot):
             self._set_specs((ObservationSpec.from_dict(ready["observation_spec"]),
                              ActionSpec.from_dict(ready["action_spec"])))
             self._period = ready["control_period_s"]
-            self._send(_COMMAND + self._neutral.astype("<f8").tobytes())
+            self._send(_COMMAND + self._require_neutral().astype("<f8").tobytes())
             self._latest, self._latest_tag, self._announced = None, -1, -1
             deadline = time.monotonic() + self.start_timeout_s
             while self._latest is None:  # the reset frame
@@ -214,6 +214,8 @@ class ClockedSimRobot(SimulatedRobot):
             self._await_frame(self.max_frame_wait_s, required=False)
         period = self._period if self._period is not None else 0.05
         self._announce(time.monotonic() + period)
+        if self._latest is None:
+            raise RobotError("the simulator process has sent no frame yet")
         return self._latest
 
     def _announce(self, due: float) -> None:
@@ -251,8 +253,9 @@ class ClockedSimRobot(SimulatedRobot):
             values = np.frombuffer(body, "<f8", extras_count, offset)
             offset += 8 * extras_count
             # a writable copy of its own (frombuffer views of bytes are read-only; consumers keep frames)
-            image = np.frombuffer(body, np.uint8, offset=offset).reshape(self._specs[0].image_shape).copy()
-            names = self._specs[0].extras
+            obs_spec = self._require_specs()[0]
+            image = np.frombuffer(body, np.uint8, offset=offset).reshape(obs_spec.image_shape).copy()
+            names = obs_spec.extras
             self._latest = Observation(image, stamp, {name: float(v) for name, v in zip(names, values)})
             self.episode_steps, self.episodes_finished, self._latest_tag = int(steps), int(finished), int(tag)
             if step_s > 0:

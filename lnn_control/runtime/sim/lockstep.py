@@ -43,7 +43,8 @@ def specs_from_env(env: Any) -> tuple[ObservationSpec, ActionSpec]:
             f"has {obs_space}"
         )
     image = obs_space.spaces["image"]
-    if len(image.shape) != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+    shape = tuple(int(v) for v in (image.shape or ()))
+    if len(shape) != 3 or shape[2] != 3 or image.dtype != np.uint8:
         raise RobotError(f"observation 'image' must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     extras = tuple(k for k in obs_space.spaces if k != "image")
     for name in extras:
@@ -54,7 +55,7 @@ def specs_from_env(env: Any) -> tuple[ObservationSpec, ActionSpec]:
     if isinstance(provided_obs, ObservationSpec):
         obs_spec = provided_obs
     else:
-        obs_spec = ObservationSpec(tuple(int(v) for v in image.shape), extras, tuple("" for _ in extras))
+        obs_spec = ObservationSpec((shape[0], shape[1], shape[2]), extras, tuple("" for _ in extras))
     provided_act = getattr(unwrapped, "action_spec", None)
     if isinstance(provided_act, ActionSpec):
         act_spec = provided_act
@@ -108,6 +109,8 @@ class SimulatedRobot(Robot):
     neutral_action: the stop command (default: 0 clipped into the action bounds).
     """
 
+    episodes_finished: int
+
     def __init__(
         self,
         env_id: str,
@@ -155,13 +158,21 @@ class SimulatedRobot(Robot):
         self._low, self._high, self._neutral = low, high, neutral
         self._held = neutral.copy()
 
+    def _require_neutral(self) -> np.ndarray:
+        if self._neutral is None:
+            raise RobotError(f"{type(self).__name__} has no action spec yet; call connect() first")
+        return self._neutral
+
     def _hold(self, action: np.ndarray) -> np.ndarray:
         """Validate ``action``, clip it into the bounds and make it the held command (returned)."""
         if not self.is_connected:
             raise RobotError(f"{type(self).__name__} is not connected; call connect() first")
+        held = self._held
+        if held is None:
+            raise RobotError(f"{type(self).__name__} has no action spec yet; call connect() first")
         command = np.asarray(action, np.float32).reshape(-1)
-        if command.shape != self._held.shape:
-            raise ValueError(f"action has shape {np.shape(action)}; expected {self._held.shape}")
+        if command.shape != held.shape:
+            raise ValueError(f"action has shape {np.shape(action)}; expected {held.shape}")
         if not np.all(np.isfinite(command)):
             raise ValueError(f"action must be finite, got {command.tolist()}")
         self._held = np.clip(command, self._low, self._high)
@@ -211,10 +222,10 @@ class SimRobot(SimulatedRobot):
         self.episodes_finished = 0
         self._reset_episode()
 
-    def _reset_episode(self) -> None:
+    def _reset_episode(self) -> Observation:
         obs, _ = self.env.reset(seed=self.seed + self.episodes_finished)
         self.episode_steps = 0
-        self._publish(obs)
+        return self._publish(obs)
 
     def _publish(self, obs: dict[str, np.ndarray]) -> Observation:
         extras = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in obs.items() if k != "image"}
@@ -231,8 +242,7 @@ class SimRobot(SimulatedRobot):
             self.last_episode_info = dict(info)
             self.last_episode_info.update(steps=self.episode_steps, terminated=bool(terminated))
             self.episodes_finished += 1
-            self._reset_episode()
-            return self._latest
+            return self._reset_episode()
         return self._publish(obs)
 
     def write(self, action: np.ndarray) -> np.ndarray:
