@@ -77,16 +77,19 @@ class EvalConfig:
             raise ValueError(f"split must be 'test' or 'validation', got {self.split!r}")
         if self.split == "validation" and self.episodes > HELD_OUT_SEED_START - VALIDATION_SEED_START:
             raise ValueError(f"the validation split has {HELD_OUT_SEED_START - VALIDATION_SEED_START} seeds, asked for {self.episodes}")
+        if self.split == "validation" and self.seed != HELD_OUT_SEED_START:
+            raise ValueError(f"the validation split always uses seeds {VALIDATION_SEED_START}+; leave seed at its default")
         if self.split == "test" and self.seed < HELD_OUT_SEED_START:
             raise ValueError(
                 f"evaluation seed {self.seed} is a training seed; held-out seeds start at {HELD_OUT_SEED_START}"
             )
 
+        if not self.conditions:
+            raise ValueError("conditions must name at least one condition, e.g. 'clean'")
+
     def episode_seed(self, index: int) -> int:
         """The road / forest seed of episode ``index``."""
         return validation_seed(index) if self.split == "validation" else held_out_seed(index, self.seed)
-        if not self.conditions:
-            raise ValueError("conditions must name at least one condition, e.g. 'clean'")
 
 
 Controller = Callable[[Any, dict[str, np.ndarray], float], np.ndarray]

@@ -32,10 +32,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from lnn_control.atomic import atomic_write_bytes
 from lnn_control.data.episodes import Episode, EpisodeDataset
 from lnn_control.spec import ActionSpec
 from lnn_control.train.augment import AugmentConfig, augment_windows
-from lnn_control.train.checkpoint import load_checkpoint, save_checkpoint
+from lnn_control.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lnn_control.train.selection import Score, SelectSection
 from lnn_control.train.windows import Window, assemble_batch, make_windows, split_episodes
 
@@ -178,15 +179,8 @@ def train_behaviour_cloning(
     spec = dataset.manifest.action_spec
     low = torch.tensor(spec.low, dtype=torch.float32)
     high = torch.tensor(spec.high, dtype=torch.float32)
-    scale = (high - low) / 2  # error unit per action component, action units
-    if label_std is None:
-        label_std = normalised_labels((episodes[i] for i in train_ids), spec).std(axis=0)
-    label_std = [float(v) for v in label_std]
-    if len(label_std) != spec.size:
-        raise ValueError(f"label_std has {len(label_std)} entries, the action spec {spec.size}")
-    if config.label_scaling == "dataset_std":
-        scale = scale * torch.tensor(np.maximum(label_std, config.min_label_std), dtype=torch.float32)
     nominal_dt = 1.0 / float(policy.config.control_rate_hz)
+    fingerprint = _settings_fingerprint(config, select, validator is not None)
 
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batches_per_epoch = math.ceil(len(train_windows) / config.batch_size)
@@ -198,6 +192,12 @@ def train_behaviour_cloning(
     best_state: dict[str, torch.Tensor] | None = None
     if resume:
         saved = load_checkpoint(out / "checkpoint", policy, optimizer)
+        if saved.get("settings", fingerprint) != fingerprint:
+            raise CheckpointError(
+                f"{out / 'checkpoint'} was written with other training settings ({saved['settings']}); resume with "
+                "the same launch file and overrides, or train into a new --out folder"
+            )
+        label_std = saved.get("label_std", label_std)  # the run's one label scale, whatever the data now
         start_epoch = saved["epoch"] + 1
         best_val, best_epoch, history = saved["best_val_loss"], saved["best_epoch"], saved["history"]
         best_key, best_score = saved.get("best_key"), saved.get("best_score")
@@ -211,6 +211,16 @@ def train_behaviour_cloning(
             from safetensors.torch import load_file
 
             best_state = load_file(out / "best.safetensors")
+        # epochs after the checkpoint (a kill between the metrics line and the checkpoint) run again
+        atomic_write_bytes(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+    if label_std is None:
+        label_std = normalised_labels((episodes[i] for i in train_ids), spec).std(axis=0)
+    label_std = [float(v) for v in label_std]
+    if len(label_std) != spec.size:
+        raise ValueError(f"label_std has {len(label_std)} entries, the action spec {spec.size}")
+    scale = (high - low) / 2  # error unit per action component, action units
+    if config.label_scaling == "dataset_std":
+        scale = scale * torch.tensor(np.maximum(label_std, config.min_label_std), dtype=torch.float32)
 
     writer = _tensorboard_writer(out / "tensorboard")
     for epoch in range(start_epoch, config.epochs):
@@ -278,6 +288,8 @@ def train_behaviour_cloning(
                 "since_best": since_best,
                 "global_step": global_step,
                 "stopped_early": stopped_early,
+                "label_std": label_std,
+                "settings": fingerprint,
                 "history": history,
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state().tolist(),
@@ -337,6 +349,17 @@ def _progress(iterable: Any, enabled: bool, description: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(iterable, desc=description, leave=False, unit="batch")
+
+
+def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, closed_loop: bool) -> str:
+    """What a resumed run must share with the one it continues (epochs, schedule, selection...)."""
+    import dataclasses
+    import hashlib
+
+    settings = {"train": dataclasses.asdict(config), "select": dataclasses.asdict(select) if select else None,
+                "closed_loop": closed_loop}
+    settings["train"].pop("threads", None)  # threads change speed, not the result
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
 from lnn_control.train.bc import TrainResult, init_output_layer, train_behaviour_cloning
 from lnn_control.train.launch import TrainLaunch
-from lnn_control.train.selection import ClosedLoopValidator, Score
+from lnn_control.train.selection import ClosedLoopValidator
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,11 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
 
     stage_results: list[TrainResult] = []
     stages: list[dict] = []
-    if not (resume and (out / "train" / "stage0" / "checkpoint").is_dir()):
+    stage0_saved = resume and (out / "train" / "stage0" / "checkpoint").is_dir()
+    if not stage0_saved:  # a kill before the first checkpoint: this stage starts afresh
         init_output_layer(policy, EpisodeDataset(data_dir), launch.train.min_label_std)
     result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), launch.train, out / "train" / "stage0",
-                                     resume=resume, progress=progress, **selection)
+                                     resume=stage0_saved, progress=progress, **selection)
     stage_results.append(result)
     stages.append(_stage_record("stage0", result, accepted=True))
     kept, kept_result = _copy_weights(policy), result
@@ -99,15 +100,22 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
             learner_mix=launch.dagger.learner_mix,
         )
         stage_dir = out / "train" / f"dagger{round_index + 1}"
-        if not (resume and (stage_dir / "checkpoint").is_dir()):
+        # the dataset itself says what this round still needs (a kill between its collection and its
+        # first checkpoint must not collect it twice)
+        wanted = collect_cfg.episodes + (round_index + 1) * launch.dagger.episodes
+        have = len(EpisodeDataset(data_dir))
+        if have < wanted:
             policy.eval()
-            collect(dagger_cfg, data_dir, learner=policy, progress=progress)
+            done = have - (wanted - launch.dagger.episodes)
+            collect(dataclasses.replace(dagger_cfg, episodes=wanted - have, seed=dagger_cfg.seed + done), data_dir,
+                    learner=policy, progress=progress)
         fine_tune = dataclasses.replace(launch.train, epochs=launch.dagger.epochs, seed=launch.train.seed + round_index + 1)
         result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), fine_tune, stage_dir,
                                          resume=resume and (stage_dir / "checkpoint").is_dir(), progress=progress,
                                          label_std=stage_results[0].label_std, **selection)
         stage_results.append(result)
-        accepted = validator is None or _score_key(result) >= _score_key(kept_result)
+        # success rates only: the stages' BC losses come from different validation windows
+        accepted = validator is None or _success(result) >= _success(kept_result)
         stages.append(_stage_record(f"dagger{round_index + 1}", result, accepted))
         if accepted:
             kept, kept_result = _copy_weights(policy), result
@@ -149,8 +157,8 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
     return bundle
 
 
-def _score_key(result: TrainResult) -> tuple[float, float]:
-    return Score(**result.best_score).key() if result.best_score else (-1.0, 0.0)
+def _success(result: TrainResult) -> float:
+    return result.best_score["success_rate"] if result.best_score else -1.0
 
 
 def _copy_weights(policy: object) -> dict:

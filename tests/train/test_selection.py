@@ -142,6 +142,10 @@ def test_the_validation_split_drives_seeds_900_up_and_never_the_test_seeds(tmp_p
     assert policy.training  # handed back as it came
     with pytest.raises(ValueError, match="validation split has 100 seeds"):
         EvalConfig(episodes=101, split="validation")
+    with pytest.raises(ValueError, match="always uses seeds 900"):
+        EvalConfig(seed=1005, split="validation")
+    with pytest.raises(ValueError, match="conditions must name at least one condition"):
+        EvalConfig(conditions=[])
     with pytest.raises(ValueError, match="select.episodes must be ≤ 100"):
         SelectSection(episodes=101)
 
@@ -189,30 +193,33 @@ def _sha(path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_a_killed_training_run_resumes_to_the_same_bundle(tmp_path):
-    """SIGKILL after the second epoch's checkpoint, then --resume: the policy weights are byte for byte
-    those of an uninterrupted run (same seed, same schedule, same closed-loop selection)."""
+def test_a_killed_training_run_resumes_to_the_same_weights(tmp_path):
+    """SIGKILL inside the DAgger round (after its first checkpoint), then --resume: the weights are byte
+    for byte those of an uninterrupted run (same label scale, schedule, selection and data). A run
+    whose round was collected but never checkpointed does not collect it twice."""
     launch = {
         "task": "lane-keeping", "backend": "pybullet", "seed": 4, "env_kwargs": {"road_length": 6.0},
         "collect": {"episodes": 2, "noise_std": 0.1, "conditions": ["clean"]},
-        "dagger": {"rounds": 0},
+        "dagger": {"rounds": 1, "episodes": 1, "learner_mix": 0.5, "epochs": 3},
         "policy": {"core": "ltc", "preset": "ncp19_car"},
-        "train": {"epochs": 4, "batch_size": 8, "seq_len": 8, "stride": 8, "val_fraction": 0.34, "threads": 1,
+        "train": {"epochs": 2, "batch_size": 8, "seq_len": 8, "stride": 8, "val_fraction": 0.34, "threads": 1,
                   "lr_schedule": "cosine", "warmup_steps": 2},
         "select": {"metric": "closed_loop", "every_epochs": 1, "episodes": 1},
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(launch))
     command = [sys.executable, "-m", "lnn_control", "train", "--launch", str(path)]
-    subprocess.run([*command, "--out", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
+    whole = tmp_path / "whole"
+    subprocess.run([*command, "--out", str(whole)], check=True, capture_output=True, timeout=600)
+    reference = _sha(whole / "policy" / "model.safetensors")
 
     killed = tmp_path / "killed"
     process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    metrics = killed / "train" / "stage0" / "metrics.jsonl"
+    checkpoint = killed / "train" / "dagger1" / "checkpoint" / "trainer.json"
     try:
-        while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+        while not checkpoint.is_file():
             try:
-                process.wait(timeout=0.05)
+                process.wait(timeout=0.02)
             except subprocess.TimeoutExpired:
                 continue
             raise AssertionError(f"the run ended before it could be killed: {process.stderr.read()}")
@@ -224,6 +231,24 @@ def test_a_killed_training_run_resumes_to_the_same_bundle(tmp_path):
         process.stderr.close()
     assert not (killed / "policy").exists()
     subprocess.run([*command, "--out", str(killed), "--resume"], check=True, capture_output=True, timeout=600)
-    assert _sha(killed / "policy" / "model.safetensors") == _sha(tmp_path / "whole" / "policy" / "model.safetensors")
-    kept = json.loads((killed / "policy" / "config.json").read_text())["provenance"]["selection"]["kept"]
-    assert kept == json.loads((tmp_path / "whole" / "policy" / "config.json").read_text())["provenance"]["selection"]["kept"]
+    assert _sha(killed / "policy" / "model.safetensors") == reference
+    selection = [json.loads((d / "policy" / "config.json").read_text())["provenance"]["selection"] for d in (whole, killed)]
+    assert selection[0]["kept"] == selection[1]["kept"] and selection[0]["label_std"] == selection[1]["label_std"]
+
+    # the state a kill leaves between the round's collection and its first checkpoint
+    import shutil
+
+    shutil.rmtree(whole / "train" / "dagger1")
+    shutil.rmtree(whole / "policy")
+    subprocess.run([*command, "--out", str(whole), "--resume"], check=True, capture_output=True, timeout=600)
+    assert len(EpisodeDataset(whole / "data")) == 3  # 2 expert + 1 DAgger episode, not 4
+    assert _sha(whole / "policy" / "model.safetensors") == reference
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    dataset = _dataset(tmp_path / "data")
+    config = TrainConfig(epochs=1, batch_size=4, seq_len=8, stride=8, val_fraction=0.25, threads=1)
+    train_behaviour_cloning(_policy(), dataset, config, tmp_path / "train", progress=False)
+    other = TrainConfig(epochs=3, batch_size=4, seq_len=8, stride=8, val_fraction=0.25, threads=1)
+    with pytest.raises(ValueError, match="written with other training settings"):
+        train_behaviour_cloning(_policy(), dataset, other, tmp_path / "train", resume=True, progress=False)
