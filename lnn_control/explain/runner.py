@@ -77,9 +77,11 @@ class ExplainConfig:
 
 
 def _round(values: np.ndarray, digits: int = 5) -> Any:
+    """A 1-D (or nested 2-D) array as JSON lists, rounded, NaN/inf as null."""
     array = np.asarray(values, np.float64)
-    return [None if not math.isfinite(v) else round(v, digits) for v in array.reshape(-1)] if array.ndim <= 1 else \
-        [_round(row, digits) for row in array]
+    if array.ndim > 1:
+        return [_round(row, digits) for row in array]
+    return [None if not math.isfinite(v) else round(v, digits) for v in array.reshape(-1)]
 
 
 def run_explain(config: ExplainConfig) -> dict[str, Any]:
@@ -135,8 +137,8 @@ def run_explain(config: ExplainConfig) -> dict[str, Any]:
                        recording.onsets, title)
     low, high = analysis.states.min(axis=0), analysis.states.max(axis=0)
     view = WiringView(policy.core, low, high, width=440, height=480)
-    mid, half = (np.asarray(policy.action_spec.low) + np.asarray(policy.action_spec.high)) / 2, \
-        (np.asarray(policy.action_spec.high) - np.asarray(policy.action_spec.low)) / 2
+    low_a, high_a = np.asarray(policy.action_spec.low), np.asarray(policy.action_spec.high)
+    mid, half = (low_a + high_a) / 2, (high_a - low_a) / 2
     still = int(np.argmax(np.abs((analysis.actions - mid) / half).max(axis=1)))
     write_png(out / files["wiring"], view.draw(analysis.states[still], f"t={recording.times[still]:.2f}s"))
     lap("figures_s")
