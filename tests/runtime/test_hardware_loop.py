@@ -123,6 +123,8 @@ def test_stalled_camera_makes_the_loop_stop_the_drone_then_sigint_ends_it(tmp_pa
             os.kill(process.pid, signal.SIGINT)
             out, err = process.communicate(timeout=20)
             assert process.returncode == 0, err
+            # the watchdog's stop handed the vehicle over: the run latched its e-stop and says why
+            assert "e-stop latched at step" in out and "handed the vehicle to LAND" in out
         finally:
             end(process)
         offboard = next(m for m in autopilot.mode_changes if m.mode == Px4Mode.OFFBOARD)

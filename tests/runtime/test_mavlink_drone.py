@@ -198,7 +198,8 @@ def test_our_stop_in_offboard_is_zero_velocity_then_hold_or_land_then_silence(tm
         assert zero.t <= change.t and change.cause == "command"
         assert len([c for c in autopilot.commands if c.command == SET_MODE]) == 2  # OFFBOARD, then stop mode
         wait_until(lambda: not drone.streaming, what="the stream ending once the vehicle took HOLD / LAND")
-        assert not drone.estop_requested()
+        # a confirmed hand-over ends this run's flying: the loop latches its e-stop and says why
+        assert drone.estop_requested() and f"handed the vehicle to {mode.name}" in drone.estop_detail()
         quiet_from = time.monotonic()
         assert drone.write(np.array([1.0, 0.0, 0.0, 0.0])).tolist() == [0.0, 0.0, 0.0, 0.0]
         drone.stop()
@@ -565,3 +566,18 @@ def test_only_a_px4_autopilot_is_flown(tmp_path):
         stop.set()
         sender.join(timeout=5)
     assert set(received) <= {"HEARTBEAT"}
+
+
+def test_the_hand_over_waits_for_a_periodic_heartbeat_when_the_firmware_ignores_requests(tmp_path):
+    """Firmware without MAV_CMD_REQUEST_MESSAGE: the stop waits (up to one PX4 heartbeat period plus
+    the ACK timeout) for the regular 1 Hz heartbeat instead, then hands over."""
+    autopilot = start_autopilot(heartbeat_hz=1.0, answer_requests=False)
+    try:
+        with make_drone(tmp_path, autopilot, link_timeout_s=3.0) as drone:
+            drone.write(np.array([0.5, 0.0, 0.0, 0.0]))
+            drone.stop()
+            assert autopilot.mode == Px4Mode.HOLD or wait_until(lambda: autopilot.mode == Px4Mode.HOLD, what="HOLD")
+            assert drone.estop_requested() and "handed the vehicle to HOLD" in drone.estop_detail()
+        assert autopilot.overrides == [] and {c.result for c in autopilot.commands if c.command == 512} == {3}
+    finally:
+        autopilot.close()

@@ -330,9 +330,17 @@ class ControlLoop:
             raise
         finally:
             gc.unfreeze()
+        self._poll_robot_estop()  # a hand-over in the last step shows in the summary too
         self.stats.stop_reason = self._with_estop(self.stats.stop_reason)
         self._send_stop("shutdown")
         return self.stats
+
+    def _poll_robot_estop(self) -> None:
+        """Latch the e-stop when the robot side asks for it (button, pilot, failsafe, hand-over)."""
+        if self.robot.estop_requested():
+            self.estop.trigger(self.robot.estop_detail())
+            if self._estop_step is None:
+                self._estop_step = self.stats.steps
 
     def _with_estop(self, reason: str) -> str:
         """The run's end reason, led by the e-stop when one was latched (it decided the run)."""
@@ -342,8 +350,7 @@ class ControlLoop:
 
     def _step(self, step_slot: int, slot_time: float, wake: float) -> None:
         robot = self.robot
-        if robot.estop_requested():
-            self.estop.trigger(robot.estop_detail())
+        self._poll_robot_estop()
         obs = robot.read()
         now = self.clock()
         fresh = self.watchdog.check(obs.timestamp, now)

@@ -89,6 +89,7 @@ class AutopilotConfig:
     system_id: int = 1
     initial_yaw: float = 0.0
     estimates: bool = True
+    answer_requests: bool = True  # False: firmware without MAV_CMD_REQUEST_MESSAGE (UNSUPPORTED)
 
     def __post_init__(self) -> None:
         rates = (self.heartbeat_hz, self.position_hz, self.attitude_hz, self.offboard_timeout_s, self.offboard_min_rate_hz)
@@ -162,7 +163,7 @@ class AutopilotEmulator:
             "position": 1.0 / self.config.position_hz,
             "attitude": 1.0 / self.config.attitude_hz,
         }
-        self._due_now: set[str] = set()
+        self._start = time.monotonic()
         self.position = [0.0, 0.0, -2.0]  # NED, m (hovering 2 m up)
         self.velocity = [0.0, 0.0, 0.0]  # NED, m/s
         self.yaw = self.config.initial_yaw  # NED, rad
@@ -288,8 +289,10 @@ class AutopilotEmulator:
         elif message.command in (MAV.MAV_CMD_REQUEST_MESSAGE, MAV.MAV_CMD_SET_MESSAGE_INTERVAL):
             stream = STREAM_OF_MESSAGE.get(int(params[0]))
             result = MAV.MAV_RESULT_DENIED if stream is None else MAV.MAV_RESULT_ACCEPTED
-            if stream is not None and message.command == MAV.MAV_CMD_REQUEST_MESSAGE:
-                self._due_now.add(stream)
+            if message.command == MAV.MAV_CMD_REQUEST_MESSAGE and not self.config.answer_requests:
+                result = MAV.MAV_RESULT_UNSUPPORTED
+            elif stream is not None and message.command == MAV.MAV_CMD_REQUEST_MESSAGE:
+                self._send_stream(stream, now)  # the message first, then its ACK (PX4's order)
             elif stream is not None and params[1] > 0:
                 self._periods[stream] = params[1] / 1e6  # interval in microseconds
         self.commands.append(CommandRecord(now, message.command, params, result))
@@ -319,7 +322,7 @@ class AutopilotEmulator:
         )
 
     def _serve(self) -> None:
-        start = last = time.monotonic()
+        start = last = self._start = time.monotonic()
         due = {"heartbeat": start, "position": start, "attitude": start}
         while self._running.is_set():
             try:
@@ -337,20 +340,23 @@ class AutopilotEmulator:
                         self._handle(message, now)
                 self._tick(now, now - last)
                 last = now
-                boot_ms = int((now - start) * 1000)
                 for stream, due_time in due.items():
-                    if now < due_time and stream not in self._due_now:
+                    if now < due_time:
                         continue
-                    self._due_now.discard(stream)
                     due[stream] = max(due_time + self._periods[stream], now)
-                    if stream == "heartbeat":
-                        self._send(self._heartbeat())
-                    elif self.estimates and stream == "position":
-                        x, y, z = self.position
-                        vx, vy, vz = self.velocity
-                        self._send(self._mav.local_position_ned_encode(boot_ms, x, y, z, vx, vy, vz))
-                    elif self.estimates:
-                        self._send(self._mav.attitude_encode(boot_ms, 0.0, 0.0, self.yaw, 0.0, 0.0, 0.0))
+                    self._send_stream(stream, now)
+
+    def _send_stream(self, stream: str, now: float) -> None:
+        """One message of ``stream`` (heartbeat, position, attitude) now; estimates only while valid."""
+        boot_ms = int((now - self._start) * 1000)
+        if stream == "heartbeat":
+            self._send(self._heartbeat())
+        elif self.estimates and stream == "position":
+            x, y, z = self.position
+            vx, vy, vz = self.velocity
+            self._send(self._mav.local_position_ned_encode(boot_ms, x, y, z, vx, vy, vz))
+        elif self.estimates:
+            self._send(self._mav.attitude_encode(boot_ms, 0.0, 0.0, self.yaw, 0.0, 0.0, 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:

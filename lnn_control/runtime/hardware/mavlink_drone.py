@@ -96,7 +96,7 @@ __all__ = [
     "TYPE_MASK_VELOCITY_YAW_RATE", "DroneExtra", "MavlinkDrone", "MavlinkDroneConfig", "SetpointFrame",
     "StopAction", "flu_to_body_ned", "ned_velocity_to_flu",
 ]
-HANDOVER_RETRY_S = 1.0  # a hand-over that could not be confirmed is tried again after this long
+PX4_HEARTBEAT_PERIOD_S = 1.0  # PX4 beats at 1 Hz on every link: a requested one may come no sooner
 
 
 class MavlinkDrone(Robot):
@@ -142,8 +142,8 @@ class MavlinkDrone(Robot):
         self._offboard_requested = False  # we asked for OFFBOARD
         self._engaged = False  # the vehicle is in OFFBOARD under our set-points
         self._stop_mode_requested = False  # we handed it to HOLD / LAND
-        self._next_handover_try = -math.inf
-        self._handover_refused = False
+        self._handover_attempted = False  # one hand-over per object: confirmed, refused or unconfirmed
+        self._stop_modes: set[tuple[int, int]] = set()  # the (main, sub) modes our stop asked for
         self._authority_lost: str | None = None  # why the pilot / autopilot has it now
         self._motion_locked: str | None = None  # why write() sends only zero velocity
         self.setpoints_sent = 0
@@ -164,12 +164,16 @@ class MavlinkDrone(Robot):
     def _target(self) -> tuple[int, int]:
         return self._bound or (max(self.config.target_system, 1), MAV_COMP_ID_AUTOPILOT1)
 
-    def _command_setpoint(self, action_flu: np.ndarray) -> None:
-        """Make ``action_flu`` the set-point and send it now (under the send lock)."""
+    def _command_setpoint(self, action_flu: np.ndarray) -> bool:
+        """Make ``action_flu`` the set-point and send it now, if we still stream (under the send lock,
+        which a take-over also takes: no set-point follows it). Returns whether it went out."""
         with self._send_lock:
+            if not self._streaming:
+                return False
             self._setpoint = np.asarray(action_flu, np.float64)
             self._setpoint_time = time.monotonic()
             self._send_setpoint(self._setpoint)
+            return True
 
     def _send_setpoint(self, action_flu: np.ndarray) -> None:
         vx, vy, vz, yaw_rate = flu_to_body_ned(action_flu)
@@ -249,8 +253,15 @@ class MavlinkDrone(Robot):
             return
         offboard = self.in_offboard
         if self._stop_mode_requested:
-            if not offboard:
+            if offboard:
+                return
+            if self.px4_mode in self._stop_modes:
                 self._streaming = False  # the vehicle took our HOLD / LAND: nothing more to send
+            else:
+                self._lose_authority(
+                    f"the vehicle went to {px4_mode_name(self.px4_mode)}, not the HOLD / LAND our stop asked for "
+                    "(pilot or autopilot failsafe)"
+                )
             return
         if not self._engaged:
             if offboard and self._streaming and (self._offboard_requested or not self.config.engage_offboard):
@@ -266,7 +277,8 @@ class MavlinkDrone(Robot):
 
     def _lose_authority(self, why: str) -> None:
         self._authority_lost = why
-        self._streaming = False
+        with self._send_lock:  # safe: no path holds the send lock and then takes _state
+            self._streaming = False
         self._engaged = False
 
     def _io_loop(self) -> None:
@@ -376,10 +388,20 @@ class MavlinkDrone(Robot):
         return MAV_RESULT_ACCEPTED if done() else self._acks[command]
 
     def _fresh_heartbeat(self) -> bool:
-        """Ask the autopilot for a heartbeat now; True once one arrived after the request."""
-        asked = time.monotonic()
+        """A heartbeat that left the autopilot after we asked: MAV_CMD_REQUEST_MESSAGE, repeated every
+        ``command_ack_timeout_s`` (a lost request, firmware that ignores it), until one arrives or a
+        whole PX4 heartbeat period plus that timeout passed. True once it came. (A heartbeat already in
+        flight on a slow radio when we ask still counts: the residual race of any MAVLink companion.)"""
+        deadline = time.monotonic() + PX4_HEARTBEAT_PERIOD_S + self.config.command_ack_timeout_s
         self._send_command(MAV_CMD_REQUEST_MESSAGE, MSG_ID_HEARTBEAT)
-        return self._wait(lambda: self._last_heartbeat_rx > asked, self.config.command_ack_timeout_s)
+        asked = time.monotonic()
+        while True:
+            wait = min(self.config.command_ack_timeout_s, deadline - time.monotonic())
+            if self._wait(lambda: self._last_heartbeat_rx > asked, max(0.0, wait)):
+                return True
+            if time.monotonic() >= deadline or not self.link_ok():
+                return False
+            self._send_command(MAV_CMD_REQUEST_MESSAGE, MSG_ID_HEARTBEAT)
 
     def _estimates_missing(self, now: float) -> list[str]:
         """The estimate messages the configured extras need that are absent or stale."""
@@ -509,7 +531,8 @@ class MavlinkDrone(Robot):
             raise RobotError(f"will not re-engage: {self._authority_lost or self._motion_locked}; start a new run to fly again")
         self._command_zero_quietly()
         self._stop_mode_requested = False
-        self._streaming = True
+        with self._send_lock:
+            self._streaming = True
         start_count, start = self.setpoints_sent, time.monotonic()
         streamed = self._wait(
             lambda: self.setpoints_sent - start_count >= self.config.pre_stream_setpoints
@@ -624,37 +647,42 @@ class MavlinkDrone(Robot):
             raise ValueError(f"action must have shape (4,) (vx, vy, vz, yaw_rate), got {values.shape}")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"action must be finite, got {values.tolist()}; nothing was sent")
-        if self._stop_mode_requested or not self._streaming or self._motion_locked is not None:
+        if self._stop_mode_requested or self._motion_locked is not None:
             return np.zeros(4, np.float32)
         values = np.clip(values, self.action_spec.low, self.action_spec.high)
-        self._command_setpoint(values)
+        if not self._command_setpoint(values):
+            return np.zeros(4, np.float32)
         return values.astype(np.float32)
 
     def stop(self) -> None:
-        """Zero velocity now; then, once, hand a vehicle we put in OFFBOARD to HOLD (LAND if refused) or
-        LAND per ``stop_action`` — only over a live link and after a fresh heartbeat still shows OFFBOARD.
-        Sends nothing after a pilot / failsafe take-over. Raises RobotError if PX4 refuses every mode."""
-        if not self._streaming:
-            return
-        self._command_setpoint(np.zeros(4))
-        if self.config.stop_action == StopAction.NONE:
+        """Zero velocity now; then, once per object, hand a vehicle we put in OFFBOARD to HOLD (LAND if
+        PX4 refuses HOLD) or LAND per ``stop_action``, only over a live link and after a heartbeat we
+        asked for still shows OFFBOARD. A confirmed hand-over locks motion (``estop_requested()``: this
+        run does not fly again). Sends nothing after a pilot / failsafe take-over. Raises RobotError
+        when the hand-over was refused or could not be confirmed (the vehicle then hovers on the zero
+        stream until the pilot or PX4's offboard-loss failsafe takes it); later calls send zero only.
+        Blocks for up to ``command_ack_timeout_s`` plus one PX4 heartbeat period per mode asked for."""
+        if not self._command_setpoint(np.zeros(4)) or self.config.stop_action == StopAction.NONE:
             return
         with self._state:
             eligible = (
                 (self._engaged or self._offboard_requested)
                 and self._authority_lost is None
                 and not self._stop_mode_requested
-                and not self._handover_refused
-                and time.monotonic() >= self._next_handover_try
+                and not self._handover_attempted
             )
-            if eligible:
-                self._next_handover_try = time.monotonic() + HANDOVER_RETRY_S
-        if eligible:
-            self._hand_over()
+        if not eligible or not self.link_ok():
+            return  # not ours to hand over, already done, or nothing can reach the vehicle now
+        self._handover_attempted = True
+        self._hand_over()
 
     def _hand_over(self) -> None:
-        if not self.link_ok() or not self._fresh_heartbeat():
-            return  # unconfirmed: keep hovering on zero velocity, try again later
+        if not self._fresh_heartbeat():
+            raise RobotError(
+                f"stop not handed over: no heartbeat within {PX4_HEARTBEAT_PERIOD_S + self.config.command_ack_timeout_s:g} s "
+                "to confirm the vehicle is still in our OFFBOARD, so no mode was requested; it hovers on "
+                "zero velocity (PX4's offboard-loss failsafe takes it when this run ends)"
+            )
         modes = [("HOLD", PX4_AUTO_SUB_MODE_LOITER)] if self.config.stop_action == StopAction.HOLD else []
         modes.append(("LAND", PX4_AUTO_SUB_MODE_LAND))
         refusals = []
@@ -662,15 +690,18 @@ class MavlinkDrone(Robot):
             with self._state:
                 if self._authority_lost is not None or not self.in_offboard:
                     return  # the pilot or a failsafe has it: not ours to hand over
+                self._stop_modes.add((PX4_MAIN_MODE_AUTO, sub_mode))
                 self._stop_mode_requested = True  # the switch we ask for is not a take-over
             self._set_mode(PX4_MAIN_MODE_AUTO, sub_mode)
             result = self._command_result(MAV_CMD_DO_SET_MODE, self.config.command_ack_timeout_s)
+            if result is None and self._fresh_heartbeat() and self.px4_mode == (PX4_MAIN_MODE_AUTO, sub_mode):
+                result = MAV_RESULT_ACCEPTED  # the ACK was lost, the switch was not
             if result == MAV_RESULT_ACCEPTED:
+                self._motion_locked = f"the stop handed the vehicle to {name}: this run does not fly again"
                 return
             refusals.append(f"{name} ({'no answer' if result is None else MAV_RESULT_NAMES.get(result, result)})")
         with self._state:
             self._stop_mode_requested = False
-            self._handover_refused = True
         raise RobotError(
             f"the autopilot refused {' and '.join(refusals)}: the vehicle hovers in OFFBOARD on zero velocity "
             "(PX4's offboard-loss failsafe takes it when this run ends); take over with the RC"

@@ -126,7 +126,7 @@ class MavlinkDroneConfig:
     estimate_timeout_s: float = 0.5
     command_ack_timeout_s: float = 0.5
     connect_timeout_s: float = 5.0
-    reconnect_timeout_s: float = 1.0
+    reconnect_timeout_s: float = 1.5
     source_system: int = 1
     source_component: int = 191  # MAV_COMP_ID_ONBOARD_COMPUTER
     target_system: int = 0
