@@ -187,10 +187,13 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
             launch.train, seed=cell.seed, threads=1, epochs=study.train.epochs or launch.train.epochs
         )
         init_output_layer(policy, dataset, train_config.min_label_std)
-        stages = [train_behaviour_cloning(policy, dataset, train_config, folder / "train" / "stage0", progress=False)]
+        selection = _selection(study, launch, folder)
+        stages = [train_behaviour_cloning(policy, dataset, train_config, folder / "train" / "stage0", progress=False,
+                                          **selection)]
         steps = gradient_steps(dataset, train_config)
         if study.train.per_model_dagger:
-            extra_stages, extra_steps = _per_model_dagger(root, study, launch, policy, train_config, folder)
+            extra_stages, extra_steps = _per_model_dagger(root, study, launch, policy, train_config, folder,
+                                                          stages[0].label_std, selection)
             stages += extra_stages
             steps += extra_steps
         from lnn_control.train.pipeline import git_commit
@@ -212,6 +215,10 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
             "dataset_hash": data_hash,
             "git_commit": provenance["git_commit"],
             "per_model_dagger": study.train.per_model_dagger,
+            # the recipe's model selection (closed_loop: the validation roads / forests 900+ chose the epoch)
+            "selection": launch.select.metric,
+            "closed_loop_per_stage": [s.best_score for s in stages],
+            "stopped_early": [s.stopped_early for s in stages],
             "epochs": train_config.epochs,
             "gradient_steps": steps,
             "val_loss_per_stage": [s.best_val_loss for s in stages],
@@ -227,8 +234,22 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
     return result
 
 
-def _per_model_dagger(root: Path, study: StudyConfig, launch: Any, policy: Any, train_config: Any, folder: Path) -> tuple[list, int]:
-    """The launch file's DAgger rounds for one model, on its own copy of the study's data."""
+def _selection(study: StudyConfig, launch: Any, folder: Path) -> dict[str, Any]:
+    """The recipe's model selection for ``train_behaviour_cloning``: nothing for ``val_loss``; for
+    ``closed_loop`` a validator on the validation seeds (one process: cells already run in parallel)."""
+    if launch.select.metric != "closed_loop":
+        return {}
+    from lnn_control.train.selection import ClosedLoopValidator
+
+    select = dataclasses.replace(launch.select, workers=1)
+    validator = ClosedLoopValidator(launch.task, launch.backend, env_kwargs(study, launch), select, folder / "validation")
+    return {"validator": validator, "select": select}
+
+
+def _per_model_dagger(root: Path, study: StudyConfig, launch: Any, policy: Any, train_config: Any, folder: Path,
+                      label_std: list[float] | None = None, selection: dict[str, Any] | None = None) -> tuple[list, int]:
+    """The launch file's DAgger rounds for one model, on its own copy of the study's data (in the
+    first stage's label units, with the recipe's model selection)."""
     from lnn_control.data.collect import collect
     from lnn_control.data.episodes import EpisodeDataset
     from lnn_control.train.bc import train_behaviour_cloning
@@ -248,7 +269,8 @@ def _per_model_dagger(root: Path, study: StudyConfig, launch: Any, policy: Any, 
         collect(config, data_dir, learner=policy, progress=False)
         fine_tune = dataclasses.replace(train_config, epochs=launch.dagger.epochs, seed=train_config.seed + round_index + 1)
         dataset = EpisodeDataset(data_dir)
-        stages.append(train_behaviour_cloning(policy, dataset, fine_tune, folder / "train" / f"dagger{round_index + 1}", progress=False))
+        stages.append(train_behaviour_cloning(policy, dataset, fine_tune, folder / "train" / f"dagger{round_index + 1}",
+                                              progress=False, label_std=label_std, **(selection or {})))
         steps += gradient_steps(dataset, fine_tune)
     return stages, steps
 

@@ -136,3 +136,22 @@ def test_per_model_dagger_runs_the_recipes_rounds_on_a_copy_of_the_data(tmp_path
     assert len(shared) == 4 and len(own) == 4 + 10  # the lane recipe: one round of 10 learner episodes
     assert results["training"] == {"per_model_dagger": True, "identical_data": False}
     assert "per-model DAgger" in (out / "report.md").read_text()
+
+
+def test_a_recipe_with_closed_loop_selection_selects_in_every_train_cell(tmp_path: Path) -> None:
+    """The study trains with the recipe's model selection: with ``select: closed_loop`` each train
+    cell drives its model on the validation roads and records the kept checkpoint's score."""
+    import yaml
+
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[2] / "launch" / "lane_keeping.yaml").read_text())
+    recipe["select"] = {"metric": "closed_loop", "every_epochs": 1, "episodes": 1}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    study = yaml.safe_load((Path(__file__).resolve().parents[2] / "launch" / "study_smoke.yaml").read_text())
+    study.update(training_launch=str(tmp_path / "recipe.yaml"), architectures=["cnn_feedforward"], seeds=[0])
+    study["eval"]["conditions"] = {}
+    study["eval"]["timing_ablation"] = False
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    assert main(["study", "--launch", str(tmp_path / "study.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    train = json.loads(next((tmp_path / "out" / "cells" / "train").glob("*.json")).read_text())
+    assert train["selection"] == "closed_loop" and train["stopped_early"] == [False]
+    assert 0.0 <= train["closed_loop_per_stage"][0]["success_rate"] <= 1.0
