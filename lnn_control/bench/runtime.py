@@ -2,7 +2,7 @@
 
 Measures, on this machine:
 
-- the control loop driving ``SimRobot(env_id)`` with a policy for ``duration_s`` at ``rate_hz``:
+- the control loop driving ``LockstepSimRobot(env_id)`` with a policy for ``duration_s`` at ``rate_hz``:
   sense->act latency, |period jitter|, wake lateness, deadline misses — once with the default
   busy-wait before each slot and once sleeping only, to show what the spin buys;
 - how long after a stalled camera's last frame went stale the stop command was written
@@ -254,7 +254,7 @@ def run_runtime_bench(
     import torch
 
     from lnn_control.runtime.runner import load_engine, run_launch
-    from lnn_control.runtime.sim.lockstep import SimRobot
+    from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
     torch.set_num_threads(1)
     path = Path(policy_path) if policy_path else _shipped_bundle(env_id)
@@ -264,7 +264,7 @@ def run_runtime_bench(
         policy = load_engine(str(path), Engine.TORCH, threads=1)
         policy_desc = {"source": str(path), "core": dict(policy.config.core).get("type")}
     else:
-        with SimRobot(env_id, env_kwargs) as probe:
+        with LockstepSimRobot(env_id, env_kwargs) as probe:
             obs_spec, act_spec = probe.observation_spec, probe.action_spec
         policy, description = _fallback_policy(tuple(obs_spec.image_shape), tuple(obs_spec.extras), act_spec.size)
         policy_desc = {"source": description, "core": dict(policy.config.core).get("type")}

@@ -46,7 +46,7 @@ class SimConfig:
     pacing: ``clocked`` runs the simulator in its own process, stepping just before each read like
     a camera that delivers frames on time (:class:`~lnn_control.runtime.sim.clocked.ClockedSimRobot`,
     the default: a slow simulator step cannot stretch a control period); ``lockstep`` steps it
-    inside ``read()`` (:class:`~lnn_control.runtime.sim.lockstep.SimRobot`: deterministic, one process).
+    inside ``read()`` (:class:`~lnn_control.runtime.sim.lockstep.LockstepSimRobot`: deterministic, one process).
     """
 
     env_id: str
@@ -61,7 +61,7 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class RobotConfig:
-    """kind: which robot. sim: SimRobot settings (kind sim). camera: the camera of a hardware
+    """kind: which robot. sim: the simulated robot's settings (kind sim). camera: the camera of a hardware
     robot. settings: the hardware robot's own settings (serial port, MAVLink URL, ...), validated
     by that robot's config class."""
 

@@ -100,9 +100,9 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
             from lnn_control.runtime.sim.clocked import ClockedSimRobot
 
             return ClockedSimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
-        from lnn_control.runtime.sim.lockstep import SimRobot
+        from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
-        return SimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
+        return LockstepSimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
     module_name, class_name = HARDWARE_ROBOTS[robot_config.kind]
     try:
         robot_class = getattr(importlib.import_module(module_name), class_name)
@@ -230,7 +230,7 @@ def _policy_reference(policy: str) -> str:
 
 
 def check_sim_runs_in_real_time(robot: Robot, rate_hz: float, source: str) -> None:
-    """A SimRobot advances one env step per control period: both must last equally long."""
+    """A LockstepSimRobot advances one env step per control period: both must last equally long."""
     sim_period = robot.control_period_s
     if sim_period is None:
         return

@@ -2,7 +2,7 @@
 
 The lane-keeping env renders with MuJoCo/PyBullet (tens of ms per frame on these machines), so
 the loop's timing tests use this 32x48 env instead: a bright column whose position the action
-moves. It is a real gymnasium env run through SimRobot, not a stand-in for the loop.
+moves. It is a real gymnasium env run through LockstepSimRobot, not a stand-in for the loop.
 """
 
 from __future__ import annotations

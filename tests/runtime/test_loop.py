@@ -1,4 +1,4 @@
-"""The control loop with real threads, clocks, a real env through SimRobot and a real video camera."""
+"""The control loop with real threads, clocks, a real env through LockstepSimRobot and a real video camera."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from lnn_control.runtime.core.safety import (
 )
 from lnn_control.runtime.hardware.cameras import VideoFileCamera
 from lnn_control.runtime.logs.runlog import read_run_log
-from lnn_control.runtime.sim.lockstep import SimRobot
+from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
 RATE = 50.0
 PERIOD = 1 / RATE
@@ -54,7 +54,7 @@ def make_loop(robot, policy, max_age=0.1, rate=RATE, **config):
 
 def test_sim_in_the_loop_centres_the_dot_with_measured_dt() -> None:
     policy = CenteringPolicy(gain=1.5)
-    with SimRobot(DOT_ENV_ID, seed=3) as robot:
+    with LockstepSimRobot(DOT_ENV_ID, seed=3) as robot:
         loop, sink = make_loop(robot, policy)
         stats = loop.run(max_steps=40)
         final_x = robot.env.unwrapped.x
@@ -79,7 +79,7 @@ def test_sim_in_the_loop_centres_the_dot_with_measured_dt() -> None:
 
 
 def test_nan_from_policy_sends_neutral_and_continues() -> None:
-    with SimRobot(DOT_ENV_ID, seed=1) as robot:
+    with LockstepSimRobot(DOT_ENV_ID, seed=1) as robot:
         loop, sink = make_loop(robot, CenteringPolicy(fault="nan", fault_at=4))
         stats = loop.run(max_steps=8)
     assert stats.steps == 8
@@ -89,7 +89,7 @@ def test_nan_from_policy_sends_neutral_and_continues() -> None:
 
 
 def test_policy_exception_sends_stop_and_reraises() -> None:
-    with SimRobot(DOT_ENV_ID, seed=1) as robot:
+    with LockstepSimRobot(DOT_ENV_ID, seed=1) as robot:
         loop, sink = make_loop(robot, CenteringPolicy(fault="raise", fault_at=3))
         robot.write(np.array([0.9], np.float32))
         with pytest.raises(RuntimeError, match="injected policy failure"):
@@ -101,7 +101,7 @@ def test_policy_exception_sends_stop_and_reraises() -> None:
 
 
 def test_overrun_skips_to_next_future_slot_never_bursts() -> None:
-    with SimRobot(DOT_ENV_ID, seed=1) as robot:
+    with LockstepSimRobot(DOT_ENV_ID, seed=1) as robot:
         loop, sink = make_loop(robot, CenteringPolicy(fault="slow", fault_at=5, fault_s=2.5 * PERIOD))
         stats = loop.run(max_steps=10)
     slow, after = sink.steps[4], sink.steps[5]
@@ -209,7 +209,7 @@ from lnn_runtime_testkit import DOT_ENV_ID, CenteringPolicy
 from lnn_control.runtime.core.loop import ControlLoop, LoopConfig, install_stop_signals
 from lnn_control.runtime.logs.runlog import RunLogWriter
 from lnn_control.runtime.core.safety import CommandLimiter, EventLog, Watchdog
-from lnn_control.runtime.sim.lockstep import SimRobot
+from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
 class Announce(CenteringPolicy):
     def act(self, obs, dt):
@@ -218,7 +218,7 @@ class Announce(CenteringPolicy):
         return super().act(obs, dt)
 
 events = EventLog()
-with SimRobot(DOT_ENV_ID) as robot, RunLogWriter(sys.argv[1], robot.action_spec.names) as log:
+with LockstepSimRobot(DOT_ENV_ID) as robot, RunLogWriter(sys.argv[1], robot.action_spec.names) as log:
     loop = ControlLoop(robot, Announce(), LoopConfig(rate_hz=50.0), CommandLimiter(robot.action_spec, None, events),
                        Watchdog(0.2, events), sink=log, events=events)
     install_stop_signals(loop)

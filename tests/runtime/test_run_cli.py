@@ -1,4 +1,4 @@
-"""`lnn-control run` / `replay` end to end with a real policy bundle on a real env through SimRobot."""
+"""`lnn-control run` / `replay` end to end with a real policy bundle on a real env through LockstepSimRobot."""
 
 from __future__ import annotations
 
@@ -216,9 +216,9 @@ def test_shipped_sim_launch_files_run_in_real_time(tmp_path: Path, capsys) -> No
         try:
             resolve_policy_path(config.policy)
         except ConfigError:
-            from lnn_control.runtime.sim.lockstep import SimRobot
+            from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
-            with SimRobot(config.robot.sim.env_id, config.robot.sim.env_kwargs) as probe:
+            with LockstepSimRobot(config.robot.sim.env_id, config.robot.sim.env_kwargs) as probe:
                 specs = probe.observation_spec, probe.action_spec
             args += ["--policy", str(untrained_bundle(tmp_path / f"{name}_policy", *specs, config.rate_hz))]
         assert main(args) == 0, capsys.readouterr().err

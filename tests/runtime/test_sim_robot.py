@@ -1,4 +1,4 @@
-"""SimRobot over a real gymnasium env: physics advances on read(), held commands, stop, episode resets."""
+"""LockstepSimRobot over a real gymnasium env: physics advances on read(), held commands, stop, episode resets."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from lnn_runtime_testkit import DOT_ENV_ID, H, W, dot_position
 
 from lnn_control.runtime.core.robot import RobotError
-from lnn_control.runtime.sim.lockstep import SimRobot
+from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
 
 def test_read_steps_with_the_held_command_and_stop_is_neutral() -> None:
-    with SimRobot(DOT_ENV_ID, seed=7) as robot:
+    with LockstepSimRobot(DOT_ENV_ID, seed=7) as robot:
         assert robot.observation_spec.image_shape == (H, W, 3)
         assert robot.observation_spec.extras == ("speed",)
         assert robot.action_spec.low == (-1.0,) and robot.action_spec.high == (1.0,)
@@ -38,25 +38,25 @@ def test_read_steps_with_the_held_command_and_stop_is_neutral() -> None:
 
 
 def test_episode_end_resets_with_the_next_seed() -> None:
-    with SimRobot(DOT_ENV_ID, env_kwargs={"episode_steps": 3}, seed=10) as robot:
+    with LockstepSimRobot(DOT_ENV_ID, env_kwargs={"episode_steps": 3}, seed=10) as robot:
         first_start = robot.env.unwrapped.x
         for _ in range(3):
             robot.read()
         assert robot.episodes_finished == 1
         assert robot.last_episode_info["steps"] == 3 and robot.last_episode_info["terminated"] is False
         second_start = robot.env.unwrapped.x
-    with SimRobot(DOT_ENV_ID, seed=11) as again:
+    with LockstepSimRobot(DOT_ENV_ID, seed=11) as again:
         assert again.env.unwrapped.x == second_start  # episode i uses seed + i
-    with SimRobot(DOT_ENV_ID, seed=10) as same:
+    with LockstepSimRobot(DOT_ENV_ID, seed=10) as same:
         assert same.env.unwrapped.x == first_start
 
 
 def test_errors_say_what_is_wrong() -> None:
     with pytest.raises(RobotError, match="cannot make env 'lnn_test/NoSuchEnv-v0'"):
-        SimRobot("lnn_test/NoSuchEnv-v0").connect()
+        LockstepSimRobot("lnn_test/NoSuchEnv-v0").connect()
     with pytest.raises(RobotError, match="Dict observation space with an 'image'"):
-        SimRobot("CartPole-v1").connect()
-    robot = SimRobot(DOT_ENV_ID)
+        LockstepSimRobot("CartPole-v1").connect()
+    robot = LockstepSimRobot(DOT_ENV_ID)
     with pytest.raises(RobotError, match="call connect"):
         robot.read()
     with pytest.raises(RobotError, match="after connect"):

@@ -1,6 +1,6 @@
 """``ClockedSimRobot``: the simulator in its own process, stepping on the control loop's clock.
 
-With :class:`~lnn_control.runtime.sim.lockstep.SimRobot` physics and rendering run inside ``read()``,
+With :class:`~lnn_control.runtime.sim.lockstep.LockstepSimRobot` physics and rendering run inside ``read()``,
 so every slow simulator step (PyBullet: median 6–8 ms, 0.1–0.5 % of steps 16–27 ms on a 2-core VM)
 lands inside a control period and can make the loop miss its deadline. A real robot's camera does
 not work that way: the frame is captured elsewhere and ``read()`` only fetches it. This robot
@@ -29,8 +29,8 @@ for specs and episode info): nothing is pickled. The child ignores SIGINT (the l
 shutdown) and exits when the pipe closes, when told to, or when its parent dies. A child that
 fails sends its traceback; the next ``read()`` raises :class:`RobotError` with it.
 
-Unlike ``SimRobot`` this is not deterministic: which command a step uses depends on timing. Use
-``SimRobot`` (``robot.sim.pacing: lockstep``) to reproduce a run step for step.
+Unlike ``LockstepSimRobot`` this is not deterministic: which command a step uses depends on timing. Use
+``LockstepSimRobot`` (``robot.sim.pacing: lockstep``) to reproduce a run step for step.
 """
 
 from __future__ import annotations

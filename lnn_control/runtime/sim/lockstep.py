@@ -1,4 +1,4 @@
-"""``SimRobot``: a registered Gymnasium env behind the :class:`Robot` interface ("sim in the loop").
+"""``LockstepSimRobot``: a registered Gymnasium env behind the :class:`Robot` interface ("sim in the loop").
 
 The same :class:`~lnn_control.runtime.core.loop.ControlLoop` that drives hardware drives the
 simulator, in real time: the loop's clock paces it. Physics advances in ``read()``:
@@ -39,7 +39,7 @@ def specs_from_env(env: Any) -> tuple[ObservationSpec, ActionSpec]:
     obs_space = env.observation_space
     if not isinstance(obs_space, spaces.Dict) or "image" not in obs_space.spaces:
         raise RobotError(
-            f"SimRobot needs a Dict observation space with an 'image' entry; {env.spec.id if env.spec else env} "
+            f"a simulated robot needs a Dict observation space with an 'image' entry; {env.spec.id if env.spec else env} "
             f"has {obs_space}"
         )
     image = obs_space.spaces["image"]
@@ -62,7 +62,7 @@ def specs_from_env(env: Any) -> tuple[ObservationSpec, ActionSpec]:
     else:
         act_space = env.action_space
         if not isinstance(act_space, spaces.Box) or len(act_space.shape) != 1:
-            raise RobotError(f"SimRobot needs a 1-D Box action space, got {act_space}")
+            raise RobotError(f"a simulated robot needs a 1-D Box action space, got {act_space}")
         n = act_space.shape[0]
         act_spec = ActionSpec(
             tuple(f"action_{i}" for i in range(n)),
@@ -184,7 +184,7 @@ class SimulatedRobot(Robot):
         return None if self._held is None else self._held.copy()
 
 
-class SimRobot(SimulatedRobot):
+class LockstepSimRobot(SimulatedRobot):
     """A simulated robot stepped inside ``read()``; see the module docstring. Arguments: see
     :class:`SimulatedRobot`."""
 
@@ -235,7 +235,7 @@ class SimRobot(SimulatedRobot):
 
     def read(self) -> Observation:
         if self.env is None:
-            raise RobotError("SimRobot is not connected; call connect() first")
+            raise RobotError("LockstepSimRobot is not connected; call connect() first")
         obs, _, terminated, truncated, info = self.env.step(self._held)
         self.episode_steps += 1
         if terminated or truncated:
