@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from lnn_control.nn.core import expand_dt
+from lnn_control.nn.contract import expand_dt
 
 GROUP_ORDER = ("motor", "command", "inter")
 

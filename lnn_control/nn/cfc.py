@@ -74,7 +74,7 @@ from lnn_control.nn.cfc_kernels import (
     closed_form_update,
     wired_run,
 )
-from lnn_control.nn.core import (
+from lnn_control.nn.contract import (
     check_batch_size,
     check_sequence,
     check_state,

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from lnn_control.nn.core import (
+from lnn_control.nn.contract import (
     check_batch_size,
     check_sequence,
     check_state,
