@@ -17,7 +17,6 @@ per-component gain and bias, then ``tanh`` maps them onto ``[low, high]`` (or, w
 from __future__ import annotations
 
 import enum
-import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,14 +28,15 @@ from torch import nn
 
 from lnn_control.nn.perception import PerceptionCNN, PerceptionConfig
 from lnn_control.policies.observation import validate_dt_seconds, validate_observation
+from lnn_control.registry import LazyRegistry
 from lnn_control.spec import ActionSpec, ObservationSpec
 
 # Core type -> (module, class) of a compiled batch-1 stepper for ``act``: ``Class.from_module(core)``,
 # a settable ``state`` [S] and ``step(x[F], dt) -> y[O]``; results agree with ``core.step`` (tested).
-COMPILED_STEPPERS: dict[str, tuple[str, str]] = {
-    "ltc": ("lnn_control.nn.ltc_stepper", "LTCStepper"),
-    "cfc": ("lnn_control.nn.cfc_stepper", "CfCStepper"),
-}
+COMPILED_STEPPERS = LazyRegistry("compiled stepper", {
+    "ltc": "lnn_control.nn.ltc_stepper:LTCStepper",
+    "cfc": "lnn_control.nn.cfc_stepper:CfCStepper",
+})
 
 
 @dataclass
@@ -260,11 +260,10 @@ class Policy(nn.Module):
         if stream.stepper is not None and self.use_compiled_stepper:
             if tuple(p._version for p in stream.params) == stream.versions:
                 return stream.stepper
-        target = COMPILED_STEPPERS.get(self.config.core["type"])
-        if target is None or not self.use_compiled_stepper:
+        kind = self.config.core["type"]
+        if kind not in COMPILED_STEPPERS or not self.use_compiled_stepper:
             return None
-        module_name, class_name = target
-        stepper_class = getattr(importlib.import_module(module_name), class_name)
+        stepper_class = COMPILED_STEPPERS.get(kind)
         build = getattr(stepper_class, "from_module", stepper_class)
         stream.params = tuple(self.core.parameters())
         stream.versions = tuple(p._version for p in stream.params)

@@ -13,7 +13,6 @@ constructor (see :func:`build_hardware_robot`).
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from lnn_control.config import ConfigError
+from lnn_control.registry import LazyRegistry
 from lnn_control.runtime.core.loop import (
     ControlLoop,
     LoopConfig,
@@ -41,10 +41,10 @@ from lnn_control.runtime.core.safety import (
 from lnn_control.runtime.hardware.cameras import make_camera
 from lnn_control.runtime.launch import Engine, LaunchConfig, resolve_policy_path
 
-HARDWARE_ROBOTS = {
-    "serial_car": ("lnn_control.runtime.hardware.serial_car", "SerialCar"),
-    "mavlink_drone": ("lnn_control.runtime.hardware.mavlink_drone", "MavlinkDrone"),
-}
+HARDWARE_ROBOTS = LazyRegistry("hardware robot kind", {
+    "serial_car": "lnn_control.runtime.hardware.serial_car:SerialCar",
+    "mavlink_drone": "lnn_control.runtime.hardware.mavlink_drone:MavlinkDrone",
+})
 
 
 def load_engine(policy: str | Path, engine: Engine, threads: int = 1) -> Any:
@@ -103,12 +103,11 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
         from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
         return LockstepSimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
-    module_name, class_name = HARDWARE_ROBOTS[robot_config.kind]
     try:
-        robot_class = getattr(importlib.import_module(module_name), class_name)
+        robot_class = HARDWARE_ROBOTS.get(robot_config.kind)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
-            f"{source}: robot.kind {robot_config.kind} needs {module_name}.{class_name}, which this "
+            f"{source}: robot.kind {robot_config.kind} needs {HARDWARE_ROBOTS.target(robot_config.kind)}, which this "
             f"installation lacks ({exc})"
         ) from exc
     assert robot_config.camera is not None  # RobotConfig requires it for hardware robots
