@@ -45,10 +45,10 @@ def augment_windows(images: np.ndarray, config: AugmentConfig, rng: np.random.Ge
     b = images.shape[0]
     out = images.astype(np.float32)
     active = rng.random(b) < config.probability
-    offset = rng.uniform(-config.brightness, config.brightness, b) * 255.0
-    contrast = 1.0 + rng.uniform(-config.contrast, config.contrast, b)
-    gain = 1.0 + rng.uniform(-config.channel_gain, config.channel_gain, (b, 3))
-    noise_std = rng.uniform(0.0, config.noise_std, b) * 255.0
+    offset = np.asarray(rng.uniform(-config.brightness, config.brightness, b)) * 255.0
+    contrast = 1.0 + np.asarray(rng.uniform(-config.contrast, config.contrast, b))
+    gain = 1.0 + np.asarray(rng.uniform(-config.channel_gain, config.channel_gain, (b, 3)))
+    noise_std = np.asarray(rng.uniform(0.0, config.noise_std, b)) * 255.0
     for i in np.flatnonzero(active):
         window = out[i]
         mean = window.mean()

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from lnn_control.train.augment import AugmentConfig, augment_windows
 from lnn_control.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lnn_control.train.selection import Score, SelectSection
 from lnn_control.train.windows import Window, assemble_batch, make_windows, split_episodes
+
+if TYPE_CHECKING:
+    from lnn_control.policies.policy import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ def normalised_labels(episodes: Iterable[Episode], spec: ActionSpec) -> np.ndarr
     return (labels - (low + high) / 2) / ((high - low) / 2)
 
 
-def init_output_layer(policy: torch.nn.Module, dataset: EpisodeDataset, min_label_std: float = 0.05) -> None:
+def init_output_layer(policy: Policy, dataset: EpisodeDataset, min_label_std: float = 0.05) -> None:
     """Start a fresh policy's output scaling at the labels' statistics: the bias so a zero core
     output gives the mean label (tanh or clip squash), the gain so one unit of core output moves an
     action component by about its label standard deviation (normalised units, floored at
@@ -145,13 +148,13 @@ class TrainResult:
 
 
 def train_behaviour_cloning(
-    policy: torch.nn.Module,
+    policy: Policy,
     dataset: EpisodeDataset,
     config: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
     progress: bool = True,
-    validator: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
+    validator: Callable[[Policy], dict[str, Any]] | None = None,
     select: SelectSection | None = None,
     label_std: Iterable[float] | None = None,
 ) -> TrainResult:
@@ -248,7 +251,7 @@ def train_behaviour_cloning(
                                   "lr": optimizer.param_groups[0]["lr"]}
         if validator is None:
             improved = val_loss < best_val
-        elif (epoch + 1) % select.every_epochs == 0 or epoch == config.epochs - 1:
+        elif select is not None and ((epoch + 1) % select.every_epochs == 0 or epoch == config.epochs - 1):
             closed_loop = validator(policy)
             score = Score(closed_loop["success_rate"], val_loss)
             record["closed_loop"] = closed_loop
@@ -273,7 +276,7 @@ def train_behaviour_cloning(
             writer.add_scalar("loss/train", train_loss, epoch)
             writer.add_scalar("loss/val", val_loss, epoch)
             writer.flush()
-        if validator is not None and select.patience and since_best >= select.patience:
+        if validator is not None and select is not None and select.patience and since_best >= select.patience:
             stopped_early = True
         save_checkpoint(
             out / "checkpoint",
@@ -311,7 +314,7 @@ def train_behaviour_cloning(
 
 
 def evaluate_loss(
-    policy: torch.nn.Module,
+    policy: Policy,
     episodes: dict,
     windows: list[Window],
     batch_size: int,
@@ -356,9 +359,10 @@ def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, clo
     import dataclasses
     import hashlib
 
-    settings = {"train": dataclasses.asdict(config), "select": dataclasses.asdict(select) if select else None,
+    train_settings = dataclasses.asdict(config)
+    train_settings.pop("threads", None)  # threads change speed, not the result
+    settings = {"train": train_settings, "select": dataclasses.asdict(select) if select else None,
                 "closed_loop": closed_loop}
-    settings["train"].pop("threads", None)  # threads change speed, not the result
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

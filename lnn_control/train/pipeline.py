@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
@@ -80,7 +81,7 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
     validator = None
     if launch.select.metric == "closed_loop":
         validator = ClosedLoopValidator(launch.task, launch.backend, launch.env_kwargs, launch.select, out / "validation")
-    selection = dict(select=launch.select, validator=validator)
+    selection: dict[str, Any] = {"select": launch.select, "validator": validator}
 
     stage_results: list[TrainResult] = []
     stages: list[dict] = []
@@ -122,7 +123,7 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
         else:  # this round made closed-loop validation worse: keep the policy it started from
             policy.load_state_dict(kept)
             logger.warning("DAgger round %d rejected: validation success %.0f %% < %.0f %% before it", round_index + 1,
-                           100 * result.best_score["success_rate"], 100 * kept_result.best_score["success_rate"])
+                           100 * _success(result), 100 * _success(kept_result))
 
     dataset = EpisodeDataset(data_dir)
     provenance = {
@@ -161,7 +162,7 @@ def _success(result: TrainResult) -> float:
     return result.best_score["success_rate"] if result.best_score else -1.0
 
 
-def _copy_weights(policy: object) -> dict:
+def _copy_weights(policy: Any) -> dict:
     return {k: v.detach().clone() for k, v in policy.state_dict().items()}
 
 

@@ -76,7 +76,8 @@ class ClosedLoopValidator:
     saved to a fresh bundle under ``work_dir`` and every (condition, episode) is a task on the
     executor seam; the same numbers either way (each episode is fixed by its seed)."""
 
-    def __init__(self, task: str, backend: str, env_kwargs: dict[str, Any], select: SelectSection, work_dir: Path) -> None:
+    def __init__(self, task: str, backend: Literal["mujoco", "pybullet"], env_kwargs: dict[str, Any],
+                 select: SelectSection, work_dir: Path) -> None:
         from lnn_control.evaluate.runner import EvalConfig
 
         self.select = select
