@@ -18,7 +18,6 @@ Call order: ``build`` (once per forest; may be called again) → ``reset`` → r
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
@@ -27,13 +26,14 @@ import numpy as np
 
 from lnn_control.envs.drone_forest.forest import Forest
 from lnn_control.envs.drone_forest.quad import QuadParams
+from lnn_control.registry import LazyRegistry
 
 BackendName = Literal["pybullet", "mujoco"]
 
-BACKENDS: dict[str, str] = {
+BACKENDS = LazyRegistry("drone-forest backend", {
     "pybullet": "lnn_control.envs.drone_forest.pybullet_backend:PyBulletDroneBackend",
     "mujoco": "lnn_control.envs.drone_forest.mujoco_backend:MujocoDroneBackend",
-}
+})
 """Backend name → "module:Class"; the module is imported only when that backend is chosen."""
 
 CHASE_FOV_DEG = 60.0
@@ -235,17 +235,16 @@ class DroneBackend(Protocol):
 def make_backend(name: str) -> DroneBackend:
     """Instantiate backend ``name`` ("pybullet" or "mujoco"), importing its simulator only now."""
     if name not in BACKENDS:
-        raise ValueError(f"unknown drone-forest backend {name!r}; choose one of {sorted(BACKENDS)}")
-    module_name, class_name = BACKENDS[name].split(":")
+        raise ValueError(f"unknown drone-forest backend {name!r}; choose one of {BACKENDS.names()}")
     try:
-        module = importlib.import_module(module_name)
+        backend_class = BACKENDS.get(name)
     except ModuleNotFoundError as exc:
-        other = sorted(set(BACKENDS) - {name})
+        other = [n for n in BACKENDS.names() if n != name]
         raise RuntimeError(
             f"drone-forest backend {name!r} cannot be loaded ({exc}); install the missing package "
             f"or choose backend={other[0]!r}"
         ) from exc
-    return getattr(module, class_name)()
+    return backend_class()
 
 
 def chase_camera(state: DroneState, distance: float = 3.0, height: float = 1.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

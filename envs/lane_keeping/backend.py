@@ -13,7 +13,6 @@ repeatedly ``set_command`` + ``advance`` + ``vehicle_state`` / ``render_camera``
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
@@ -22,13 +21,14 @@ import numpy as np
 
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.road import Road
+from lnn_control.registry import LazyRegistry
 
 BackendName = Literal["pybullet", "mujoco"]
 
-BACKENDS: dict[str, str] = {
+BACKENDS = LazyRegistry("lane-keeping backend", {
     "pybullet": "lnn_control.envs.lane_keeping.pybullet_backend:PyBulletLaneBackend",
     "mujoco": "lnn_control.envs.lane_keeping.mujoco_backend:MujocoLaneBackend",
-}
+})
 """Backend name → "module:Class"; the module is imported only when that backend is chosen."""
 
 
@@ -213,17 +213,16 @@ def check_render_size(width: int, height: int) -> None:
 def make_backend(name: str) -> LaneBackend:
     """Instantiate backend ``name`` ("pybullet" or "mujoco"), importing its simulator only now."""
     if name not in BACKENDS:
-        raise ValueError(f"unknown lane-keeping backend {name!r}; choose one of {sorted(BACKENDS)}")
-    module_name, class_name = BACKENDS[name].split(":")
+        raise ValueError(f"unknown lane-keeping backend {name!r}; choose one of {BACKENDS.names()}")
     try:
-        module = importlib.import_module(module_name)
+        backend_class = BACKENDS.get(name)
     except ModuleNotFoundError as exc:
-        other = sorted(set(BACKENDS) - {name})
+        other = [n for n in BACKENDS.names() if n != name]
         raise RuntimeError(
             f"lane-keeping backend {name!r} cannot be loaded ({exc}); install the missing package "
             f"or choose backend={other[0]!r}"
         ) from exc
-    return getattr(module, class_name)()
+    return backend_class()
 
 
 def wrap_angle(angle: float) -> float:

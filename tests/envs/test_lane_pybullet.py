@@ -146,8 +146,12 @@ def test_unknown_backend_name():
 
 def test_missing_backend_module_names_the_alternative(monkeypatch):
     from lnn_control.envs.lane_keeping import backend as backend_module
+    from lnn_control.registry import LazyRegistry
 
-    monkeypatch.setitem(backend_module.BACKENDS, "mujoco", "lnn_control.envs.lane_keeping.no_such_module:X")
+    monkeypatch.setattr(backend_module, "BACKENDS", LazyRegistry("lane-keeping backend", {
+        "pybullet": backend_module.BACKENDS.target("pybullet"),
+        "mujoco": "lnn_control.envs.lane_keeping.no_such_module:X",
+    }))
     with pytest.raises(RuntimeError, match="choose backend='pybullet'"):
         make_backend("mujoco")
 
