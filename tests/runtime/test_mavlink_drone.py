@@ -27,6 +27,8 @@ from lnn_control.runtime.hardware.mavlink_drone import (
 from lnn_control.spec import ActionFrame
 
 ARM_DISARM, SET_MODE = 400, 176
+# each test flies a real OFFBOARD sequence over UDP (~1 s): end-to-end, so outside `make test-fast`
+pytestmark = pytest.mark.slow
 
 
 def free_udp_port() -> int:
