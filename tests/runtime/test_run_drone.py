@@ -26,8 +26,6 @@ from lnn_control.runtime.emulators.autopilot import AutopilotConfig, AutopilotEm
 from lnn_control.runtime.logs.runlog import read_run_log
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
-pytest.importorskip("pymavlink")
-
 PX4_SITL_LISTENS, PX4_SITL_SENDS_TO = 14580, 14540
 DRONE_ACTIONS = (("vx", "vy", "vz", "yaw_rate"), (-2.0, -1.0, -1.0, -1.0), (2.0, 1.0, 1.0, 1.0),
                  ("m/s", "m/s", "m/s", "rad/s"))
