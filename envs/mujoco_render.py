@@ -19,20 +19,8 @@ ensure_mujoco_gl()
 import mujoco  # noqa: E402  (the GL backend must be chosen before mujoco is imported)
 from mujoco import gl_context  # noqa: E402
 
-MAX_RENDER_SIZE = (1920, 1080)
-"""Largest (width, height) in pixels a render may ask for."""
 OFFSCREEN_SIZE = (320, 240)
-"""Initial offscreen buffer (width, height) in pixels; grown on demand up to :data:`MAX_RENDER_SIZE`."""
-
-
-def check_render_size(width: int, height: int, what: str) -> None:
-    """Raise ``ValueError`` unless ``width`` × ``height`` are positive ints within :data:`MAX_RENDER_SIZE`."""
-    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-        raise ValueError(f"{what} needs positive int width/height, got {width}x{height}")
-    if width > MAX_RENDER_SIZE[0] or height > MAX_RENDER_SIZE[1]:
-        raise ValueError(
-            f"{what} size {width}x{height} exceeds the offscreen buffer {MAX_RENDER_SIZE[0]}x{MAX_RENDER_SIZE[1]}"
-        )
+"""Initial offscreen buffer (width, height) in pixels; grown on demand up to :data:`~lnn_control.envs.common.MAX_RENDER_SIZE`."""
 
 
 def look_at_camera(eye: np.ndarray, target: np.ndarray) -> mujoco.MjvCamera:

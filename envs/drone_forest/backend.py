@@ -254,13 +254,3 @@ def chase_camera(state: DroneState, distance: float = 3.0, height: float = 1.2) 
     forward = np.array([math.cos(yaw), math.sin(yaw), 0.0])
     eye = state.position - distance * forward + np.array([0.0, 0.0, height])
     return eye, state.position + 1.5 * forward, np.array([0.0, 0.0, 1.0])
-
-
-def check_render_size(width: int, height: int) -> None:
-    if not (isinstance(width, int) and isinstance(height, int) and 8 <= width <= 4096 and 8 <= height <= 4096):
-        raise ValueError(f"render size must be integers in [8, 4096], got width={width!r}, height={height!r}")
-
-
-def wrap_angle(angle: float) -> float:
-    """Wrap an angle to (-π, π]."""
-    return float(-((-angle + np.pi) % (2 * np.pi) - np.pi))

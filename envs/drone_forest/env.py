@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from lnn_control.config import load_dataclass
+from lnn_control.envs.base import RenderMode, StepResult, TaskEnv
+from lnn_control.envs.common import BoundedCache, config_from
 from lnn_control.envs.drone_forest.backend import (
     BACKENDS,
     DroneBackend,
@@ -37,24 +36,16 @@ from lnn_control.envs.drone_forest.forest import (
 )
 from lnn_control.envs.drone_forest.quad import QuadParams, motor_response
 from lnn_control.envs.drone_forest.task import DroneTask, DroneTaskConfig
-from lnn_control.seeds import VALIDATION_SEED_START
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 VELOCITY_LIMIT = 5.0
 """|vx|, |vy|, |vz| observation bound (m/s)."""
 
 
-def _as_config(cls: type, value: Any, name: str) -> Any:
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, Mapping):
-        return load_dataclass(cls, value, source=f"DroneForestEnv({name}=...)")
-    raise ValueError(f"{name} must be a {cls.__name__} or a mapping of its fields, got {type(value).__name__}")
+_OWNER = "DroneForestEnv"
 
 
-class DroneForestEnv(gym.Env):
+class DroneForestEnv(TaskEnv):
     """Quadrotor forest flight to a target, in PyBullet or MuJoCo.
 
     An X-frame quadrotor (:class:`~.quad.QuadParams`: 1.0 kg, thrust/weight 2.5) starts at 1.5 m in a
@@ -97,12 +88,12 @@ class DroneForestEnv(gym.Env):
     ``"human"`` opens the simulator's own viewer.
     """
 
-    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
+    world_seed_option = "forest_seed"
 
     def __init__(
         self,
         backend: Literal["pybullet", "mujoco"] = "pybullet",
-        render_mode: Literal["rgb_array", "human"] | None = None,
+        render_mode: RenderMode | None = None,
         *,
         forest_config: ForestConfig | Mapping[str, Any] | None = None,
         forest_density: float | None = None,
@@ -119,20 +110,16 @@ class DroneForestEnv(gym.Env):
         wind: tuple[float, float, float] = (0.0, 0.0, 0.0),
         chase_size: tuple[int, int] = (320, 240),
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        forest_config = _as_config(ForestConfig, forest_config, "forest_config")
+        super().__init__(BACKENDS.names(), backend, render_mode, chase_size)
+        self.forest_config: ForestConfig = config_from(ForestConfig, forest_config, "forest_config", _OWNER)
         if forest_density is not None:
             if not (isinstance(forest_density, (int, float)) and math.isfinite(forest_density) and forest_density >= 0):
                 raise ValueError(f"forest_density must be ≥ 0 trees per 100 m², got {forest_density!r}")
-            forest_config = dataclasses.replace(forest_config, density=float(forest_density))
-        self.forest_config: ForestConfig = forest_config
-        self.quad: QuadParams = _as_config(QuadParams, quad, "quad")
-        self.task_config: DroneTaskConfig = _as_config(DroneTaskConfig, task, "task")
-        self.expert_config: ExpertConfig = _as_config(ExpertConfig, expert, "expert")
-        self.gains: ControllerGains = _as_config(ControllerGains, gains, "gains")
+            self.forest_config = dataclasses.replace(self.forest_config, density=float(forest_density))
+        self.quad: QuadParams = config_from(QuadParams, quad, "quad", _OWNER)
+        self.task_config: DroneTaskConfig = config_from(DroneTaskConfig, task, "task", _OWNER)
+        self.expert_config: ExpertConfig = config_from(ExpertConfig, expert, "expert", _OWNER)
+        self.gains: ControllerGains = config_from(ControllerGains, gains, "gains", _OWNER)
         if not (math.isfinite(control_rate_hz) and 1 <= control_rate_hz <= 100):
             raise ValueError(f"control_rate_hz must be in [1, 100], got {control_rate_hz}")
         if not (math.isfinite(physics_rate_hz) and physics_rate_hz >= max(100.0, control_rate_hz)):
@@ -142,10 +129,6 @@ class DroneForestEnv(gym.Env):
                 f"controller_rate_hz must be in [control_rate_hz={control_rate_hz}, physics_rate_hz={physics_rate_hz}], "
                 f"got {controller_rate_hz}"
             )
-        if len(chase_size) != 2 or not all(isinstance(v, int) and v > 0 for v in chase_size):
-            raise ValueError(f"chase_size must be (width, height) positive ints, got {chase_size}")
-        self.backend_name = backend
-        self.render_mode = render_mode
         # physics steps per controller update, controller updates per env step
         self.physics_per_controller = max(1, int(round(physics_rate_hz / controller_rate_hz)))
         self.physics_dt = 1.0 / float(physics_rate_hz)
@@ -155,7 +138,6 @@ class DroneForestEnv(gym.Env):
         self.include_velocity = bool(include_velocity)
         self.domain_randomization = bool(domain_randomization)
         self.start_noise = bool(start_noise)
-        self.chase_size = (int(chase_size[0]), int(chase_size[1]))
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.control_dt))}
 
         obs: dict[str, spaces.Space] = {"image": spaces.Box(0, 255, self.quad.image_shape, np.uint8)}
@@ -168,12 +150,13 @@ class DroneForestEnv(gym.Env):
         self.observation_spec = ObservationSpec(self.quad.image_shape, extras, ("m/s",) * len(extras))
 
         self._backend: DroneBackend = make_backend(backend)
-        if render_mode == "human":
-            self._backend.open_viewer()
+        self._attach_backend(self._backend)
         self._controller = CascadedController(self.quad, self.gains)
         self.tree_density_scale = 1.0
         self.set_wind(wind)
-        self._forests: dict[tuple[int, float], Forest] = {}
+        self._forests: BoundedCache[tuple[int, float], Forest] = BoundedCache(
+            lambda key: generate_forest(key[0], self.forest_config, key[1])
+        )
         self.forest: Forest | None = None
         self.forest_seed: int | None = None
         self._task: DroneTask | None = None
@@ -181,24 +164,11 @@ class DroneForestEnv(gym.Env):
         self._motor = np.zeros(4)
         self._info: dict[str, Any] = {}
         self._obs: dict[str, np.ndarray] | None = None
-        self._last_wall = 0.0
 
-    # --- Gymnasium API -----------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"forest_seed"})
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; allowed: ['forest_seed']")
-        raw = options.get("forest_seed", seed)
-        if raw is None:
-            forest_seed = int(self.np_random.integers(0, VALIDATION_SEED_START))
-        else:
-            if isinstance(raw, bool) or not isinstance(raw, (int, np.integer)) or raw < 0:
-                raise ValueError(f"forest seed must be an int ≥ 0, got {raw!r}")
-            forest_seed = int(raw)
+    # --- the episode (TaskEnv supplies reset/step/render/close around these) ----------------------
+    def _reset_episode(self, forest_seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         self.forest_seed = forest_seed
-        self.forest = self._forest(forest_seed)
+        self.forest = self._forests.get((forest_seed, self.tree_density_scale))
         visuals = VisualVariation.sample(self.np_random) if self.domain_randomization else VisualVariation()
         if self.start_noise:
             offset = self.np_random.uniform(-1.0, 1.0, 3) * np.array([0.3, 0.3, 0.2])
@@ -219,15 +189,11 @@ class DroneForestEnv(gym.Env):
         state = self._backend.drone_state()
         self._expert.reset()
         self._info = {**self._task.reset(state), "forest_seed": forest_seed}
-        if self.render_mode == "human":
-            self._backend.sync_viewer()
         self._obs = self._observation(state)
         return self._obs, dict(self._info)
 
-    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
-        if self._task is None:
-            raise RuntimeError("call reset() before step()")
-        command = self._validate_action(action)
+    def _step_episode(self, command: np.ndarray) -> StepResult:
+        assert self._task is not None and self._obs is not None  # TaskEnv.step refuses a step before reset()
         backend, quad = self._backend, self.quad
         state = backend.drone_state()
         for _ in range(self.substeps):
@@ -241,24 +207,9 @@ class DroneForestEnv(gym.Env):
             state = backend.drone_state()
         outcome = self._task.step(state, backend.collided())
         self._info = {**outcome.info, "forest_seed": self.forest_seed}
-        if self.render_mode == "human":
-            backend.sync_viewer()
-            self._pace()
         if outcome.info["end_reason"] != "diverged":
             self._obs = self._observation(state)
         return self._obs, outcome.reward, outcome.terminated, outcome.truncated, dict(self._info)
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array":
-            return self._backend.render_chase(*self.chase_size)
-        if self.render_mode == "human":
-            self._backend.sync_viewer()
-        return None
-
-    def close(self) -> None:
-        backend = getattr(self, "_backend", None)
-        if backend is not None:
-            backend.close()
 
     # --- extras used by the pipeline ----------------------------------------------------------------
     def expert_action(self) -> np.ndarray:
@@ -308,21 +259,6 @@ class DroneForestEnv(gym.Env):
         return self._expert
 
     # --- helpers -----------------------------------------------------------------------------------
-    def _pace(self) -> None:
-        now = time.monotonic()
-        deadline = self._last_wall + self.control_dt
-        if now < deadline:
-            time.sleep(deadline - now)
-        self._last_wall = max(now, deadline)
-
-    def _forest(self, seed: int) -> Forest:
-        key = (seed, self.tree_density_scale)
-        if key not in self._forests:
-            if len(self._forests) > 16:
-                self._forests.clear()
-            self._forests[key] = generate_forest(seed, self.forest_config, self.tree_density_scale)
-        return self._forests[key]
-
     def _observation(self, state: DroneState) -> dict[str, np.ndarray]:
         obs = {"image": self._backend.render_camera()}
         if self.include_velocity:
@@ -330,18 +266,3 @@ class DroneForestEnv(gym.Env):
             for name, value in zip(("vx", "vy", "vz"), velocity):
                 obs[name] = np.array([value], np.float32)
         return obs
-
-    def _validate_action(self, action: Any) -> np.ndarray:
-        bounds = ", ".join(f"{n} in [{lo}, {hi}]" for n, lo, hi in zip(ACTION_NAMES, ACTION_LOW, ACTION_HIGH))
-        try:
-            array = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"action must be a numeric array of shape (4,) ({bounds}), got {action!r}") from None
-        if array.shape != (4,):
-            raise ValueError(f"action has shape {array.shape}; expected (4,) ({bounds})")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"action {array.tolist()} contains NaN/inf; expected finite values ({bounds})")
-        low, high = np.asarray(ACTION_LOW), np.asarray(ACTION_HIGH)
-        if np.any(array < low - 1e-6) or np.any(array > high + 1e-6):
-            raise ValueError(f"action {array.tolist()} is outside the action bounds ({bounds})")
-        return np.clip(array, low, high)

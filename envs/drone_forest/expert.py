@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lnn_control.envs.drone_forest.backend import DroneState, wrap_angle
+from lnn_control.envs.common import wrap_angle
+from lnn_control.envs.drone_forest.backend import DroneState
 from lnn_control.envs.drone_forest.controller import ACTION_HIGH, ACTION_LOW
 from lnn_control.envs.drone_forest.forest import Forest
 

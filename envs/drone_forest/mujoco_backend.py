@@ -28,29 +28,28 @@ from __future__ import annotations
 
 import importlib.resources
 import math
-import os
 
 import numpy as np
 
+from lnn_control.envs.common import check_render_size
 from lnn_control.envs.drone_forest.backend import (
     CHASE_FOV_DEG,
     TARGET_HALF_EXTENTS,
     DroneState,
     VisualVariation,
     chase_camera,
-    check_render_size,
     yaw_quaternion,
 )
 from lnn_control.envs.drone_forest.forest import Forest
 from lnn_control.envs.drone_forest.quad import ROTOR_NAMES, ROTOR_SPIN, QuadParams
 from lnn_control.envs.gl import ensure_mujoco_gl
 from lnn_control.envs.mujoco_render import (
-    MAX_RENDER_SIZE,
     OFFSCREEN_SIZE,
     OffscreenRenderer,
     fixed_camera,
     look_at_camera,
 )
+from lnn_control.envs.mujoco_viewer import PassiveViewer
 
 ensure_mujoco_gl()
 import mujoco  # noqa: E402  (the GL backend must be chosen before mujoco is imported)
@@ -252,7 +251,7 @@ class MujocoDroneBackend:
         self.data: mujoco.MjData | None = None
         self._build_key: tuple | None = None
         self._renderer: OffscreenRenderer | None = None
-        self._viewer = None
+        self._viewer = PassiveViewer(distance=3.0, elevation=-20.0)
         self._wind = np.zeros(3)
         self._time = 0.0
         self._collided = False
@@ -269,8 +268,7 @@ class MujocoDroneBackend:
             self.data = mujoco.MjData(self.model)
             self._index_model()
             self._build_key = key
-            if self._viewer is not None:
-                self._relaunch_viewer()
+            self._viewer.launch(self.model, self.data, self._body)
         self.reset(DroneState(0.0, forest.start_position, yaw_quaternion(forest.start_yaw), np.zeros(3), np.zeros(3)))
 
     def _index_model(self) -> None:
@@ -390,8 +388,6 @@ class MujocoDroneBackend:
 
     def render_chase(self, width: int, height: int) -> np.ndarray:
         check_render_size(width, height)
-        if width > MAX_RENDER_SIZE[0] or height > MAX_RENDER_SIZE[1]:
-            raise ValueError(f"render_chase size {width}x{height} exceeds {MAX_RENDER_SIZE[0]}x{MAX_RENDER_SIZE[1]}")
         eye, target, _ = chase_camera(self.drone_state(), _CHASE_DISTANCE, _CHASE_HEIGHT)
         forward = (target - eye) / np.linalg.norm(target - eye)
         up = np.cross(np.cross(forward, [0.0, 0.0, 1.0]), forward)
@@ -402,38 +398,18 @@ class MujocoDroneBackend:
 
     # --- viewer / lifetime -------------------------------------------------------------------------
     def open_viewer(self) -> None:
-        if self._viewer is not None:
-            return
-        if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise RuntimeError(
-                "the MuJoCo viewer needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set); run on a "
-                "desktop, or use render_mode='rgb_array' to get chase-camera frames instead"
-            )
-        self._viewer = False  # requested: launched as soon as a model exists
+        self._viewer.request()
         if self.model is not None:
-            self._relaunch_viewer()
-
-    def _relaunch_viewer(self) -> None:
-        import mujoco.viewer
-
-        if self._viewer:
-            self._viewer.close()
-        self._viewer = mujoco.viewer.launch_passive(self.model, self.data, show_left_ui=False, show_right_ui=False)
-        self._viewer.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-        self._viewer.cam.trackbodyid = self._body
-        self._viewer.cam.distance, self._viewer.cam.elevation = 3.0, -20.0
+            self._viewer.launch(self.model, self.data, self._body)
 
     def sync_viewer(self) -> None:
-        if self._viewer:
-            self._viewer.sync()
+        self._viewer.sync()
 
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-        if self._viewer:
-            self._viewer.close()
-        self._viewer = None
+        self._viewer.close()
         self.model = self.data = None
         self._build_key = None
 

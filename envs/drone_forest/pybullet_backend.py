@@ -18,50 +18,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import sys
-from collections.abc import Iterator
 
 import numpy as np
 import pybullet as p
 from pybullet_utils.bullet_client import BulletClient
 
+from lnn_control.envs.common import check_render_size
 from lnn_control.envs.drone_forest.backend import (
     CHASE_FOV_DEG,
     TARGET_HALF_EXTENTS,
     DroneState,
     VisualVariation,
     chase_camera,
-    check_render_size,
 )
 from lnn_control.envs.drone_forest.forest import Forest
 from lnn_control.envs.drone_forest.quad import QuadParams
+from lnn_control.envs.pybullet_client import PyBulletClient
 
 _GROUND_CELL = 1.0  # m; ground speckle cell
 _GROUND_PATTERN = 64  # cells before the pattern repeats (power of two)
 _SIDES = 6  # trunk prism / canopy cone sides
 _TILE = 10.0  # m; side of a visual forest tile
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence the C-level banner PyBullet prints on every connection."""
-    try:
-        sys.stdout.flush()
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
 
 
 def trunk_mesh(forest: Forest, trees: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +92,7 @@ class PyBulletDroneBackend:
     """:class:`~.backend.DroneBackend` on PyBullet (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._client: BulletClient | None = None
-        self._gui = False
+        self._connection = PyBulletClient()
         self._build_args: tuple[Forest, QuadParams, VisualVariation, float] | None = None
         self._quad_id = -1
         self._forest_ids: tuple[int, ...] = ()
@@ -127,13 +104,7 @@ class PyBulletDroneBackend:
 
     # --- world ------------------------------------------------------------------------------------
     def _connect(self) -> BulletClient:
-        if self._client is None:
-            if self._gui:
-                self._client = BulletClient(connection_mode=p.GUI)
-            else:
-                with _quiet_stdout():
-                    self._client = BulletClient(connection_mode=p.DIRECT)
-        return self._client
+        return self._connection.connect()
 
     def build(self, forest: Forest, quad: QuadParams, visuals: VisualVariation, physics_dt: float) -> None:
         if not 0 < physics_dt <= 0.01:
@@ -142,7 +113,7 @@ class PyBulletDroneBackend:
         self.forest, self.quad, self.visuals, self.physics_dt = forest, quad, visuals, physics_dt
         client = self._connect()
         client.resetSimulation()
-        if self._gui:
+        if self._connection.gui:
             client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0)
         client.setGravity(0, 0, -9.81)
         client.setPhysicsEngineParameter(
@@ -152,7 +123,7 @@ class PyBulletDroneBackend:
         self._pattern = np.random.default_rng(forest.seed).uniform(-1.0, 1.0, _GROUND_PATTERN**2).astype(np.float32)
         self._forest_ids = self._build_world(client, forest, visuals)
         self._quad_id = self._build_quad(client, quad, visuals)
-        if self._gui:
+        if self._connection.gui:
             client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1)
         self.reset(DroneState(0.0, forest.start_position, [1, 0, 0, 0], np.zeros(3), np.zeros(3)))
 
@@ -357,37 +328,22 @@ class PyBulletDroneBackend:
 
     # --- viewer / lifetime -------------------------------------------------------------------------
     def open_viewer(self) -> None:
-        if self._gui:
-            return
-        if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-            raise RuntimeError(
-                "the PyBullet viewer needs a display (DISPLAY is not set); run on a desktop or over "
-                "ssh -X, or use render_mode='rgb_array' to get chase-camera frames instead"
-            )
-        self._gui = True
-        if self._client is not None:
-            state = self.drone_state() if self._quad_id >= 0 else None
-            self._client.disconnect()
-            self._client = None
-            if self._build_args is not None:
-                self.build(*self._build_args)
-                if state is not None:
-                    self.reset(state)
+        state = self.drone_state() if self._connection.client is not None and self._quad_id >= 0 else None
+        if self._connection.request_gui() and self._build_args is not None:
+            self.build(*self._build_args)  # the world moves to the new GUI connection
+            if state is not None:
+                self.reset(state)
 
     def sync_viewer(self) -> None:
-        if self._gui and self._client is not None and self._quad_id >= 0:
+        if self._connection.gui and self._connection.client is not None and self._quad_id >= 0:
             state = self.drone_state()
-            self._client.resetDebugVisualizerCamera(3.0, math.degrees(state.yaw) - 90, -20, state.position.tolist())
+            self._connection.client.resetDebugVisualizerCamera(3.0, math.degrees(state.yaw) - 90, -20, state.position.tolist())
 
     def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.disconnect()
-            finally:
-                self._client = None
-                self._quad_id = -1
+        self._connection.disconnect()
+        self._quad_id = -1
 
     def _require(self) -> BulletClient:
-        if self._client is None or self._quad_id < 0:
+        if self._connection.client is None or self._quad_id < 0:
             raise RuntimeError("call build() before using the PyBullet drone backend")
-        return self._client
+        return self._connection.client

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from lnn_control.envs.drone_forest.backend import DroneState, wrap_angle
+from lnn_control.envs.common import wrap_angle
+from lnn_control.envs.drone_forest.backend import DroneState
 from lnn_control.envs.drone_forest.forest import Forest
 from lnn_control.envs.drone_forest.quad import QuadParams
 

@@ -204,12 +204,6 @@ def chase_camera(state: VehicleState) -> tuple[np.ndarray, np.ndarray]:
     return eye, position + CHASE_LOOK_AHEAD * forward
 
 
-def check_render_size(width: int, height: int) -> None:
-    """Raise ``ValueError`` unless ``width`` and ``height`` are positive ints (pixels)."""
-    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-        raise ValueError(f"render_chase needs positive int width/height, got {width}x{height}")
-
-
 def make_backend(name: str) -> LaneBackend:
     """Instantiate backend ``name`` ("pybullet" or "mujoco"), importing its simulator only now."""
     if name not in BACKENDS:
@@ -223,8 +217,3 @@ def make_backend(name: str) -> LaneBackend:
             f"or choose backend={other[0]!r}"
         ) from exc
     return backend_class()
-
-
-def wrap_angle(angle: float) -> float:
-    """Wrap an angle to (-π, π]."""
-    return float(-((-angle + np.pi) % (2 * np.pi) - np.pi))

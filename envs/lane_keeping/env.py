@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from lnn_control.config import load_dataclass
+from lnn_control.envs.base import RenderMode, StepResult, TaskEnv
+from lnn_control.envs.common import BoundedCache, config_from
 from lnn_control.envs.lane_keeping.backend import (
     BACKENDS,
     BackendName,
@@ -23,30 +22,20 @@ from lnn_control.envs.lane_keeping.backend import (
 )
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.expert import PurePursuitConfig, expert_action
-from lnn_control.envs.lane_keeping.road import HELD_OUT_SEED_START, Road, RoadConfig, generate_road
+from lnn_control.envs.lane_keeping.road import Road, RoadConfig, generate_road
 from lnn_control.envs.lane_keeping.task import LaneTask, TaskConfig
-from lnn_control.seeds import VALIDATION_SEED_START
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 _REAL = (int, float, np.integer, np.floating)  # plain and NumPy numbers (bool excluded where used)
+_OWNER = "LaneKeepingEnv"
 
 
-def _as_config(cls: type, value: Any, name: str) -> Any:
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, Mapping):
-        return load_dataclass(cls, value, source=f"LaneKeepingEnv({name}=...)")
-    raise ValueError(f"{name} must be a {cls.__name__} or a mapping of its fields, got {type(value).__name__}")
-
-
-class LaneKeepingEnv(gym.Env):
+class LaneKeepingEnv(TaskEnv):
     """Lane keeping on procedural two-lane roads, in PyBullet or MuJoCo.
 
     A 1/10-scale car (:class:`~.car.CarParams`: wheelbase 0.30 m, steering ±0.4 rad) drives in the
-    right-hand lane (0.5 m wide) of a road generated from a seed (seeds < 1000 train, ≥ 1000 held
-    out). A cruise controller holds the speed; the agent steers from the onboard camera.
+    right-hand lane (0.5 m wide) of a road generated from a seed (seeds < 900 train, 900–999
+    select models, ≥ 1000 held out). A cruise controller holds the speed; the agent steers from the onboard camera.
 
     **Action space** ``Box(-1, 1, (1,), float32)``: normalised steering (+1 = full left,
     ``max_steering`` rad). With ``speed_action=True`` ``(2,)``: a second component maps [-1, 1] to a
@@ -78,12 +67,12 @@ class LaneKeepingEnv(gym.Env):
     ``"human"`` opens the simulator's own viewer.
     """
 
-    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
+    world_seed_option = "road_seed"
 
     def __init__(
         self,
         backend: BackendName = "pybullet",
-        render_mode: Literal["rgb_array", "human"] | None = None,
+        render_mode: RenderMode | None = None,
         *,
         road_length: float | None = None,
         road_config: RoadConfig | Mapping[str, Any] | None = None,
@@ -100,17 +89,13 @@ class LaneKeepingEnv(gym.Env):
         friction_scale: float = 1.0,
         chase_size: tuple[int, int] = (320, 240),
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        road_config = _as_config(RoadConfig, road_config, "road_config")
+        super().__init__(BACKENDS.names(), backend, render_mode, chase_size)
+        self.road_config: RoadConfig = config_from(RoadConfig, road_config, "road_config", _OWNER)
         if road_length is not None:
-            road_config = dataclasses.replace(road_config, length=float(road_length))
-        self.road_config: RoadConfig = road_config
-        self.car: CarParams = _as_config(CarParams, car, "car")
-        self.task_config: TaskConfig = _as_config(TaskConfig, task, "task")
-        self.expert_config: PurePursuitConfig = _as_config(PurePursuitConfig, expert, "expert")
+            self.road_config = dataclasses.replace(self.road_config, length=float(road_length))
+        self.car: CarParams = config_from(CarParams, car, "car", _OWNER)
+        self.task_config: TaskConfig = config_from(TaskConfig, task, "task", _OWNER)
+        self.expert_config: PurePursuitConfig = config_from(PurePursuitConfig, expert, "expert", _OWNER)
         if not (math.isfinite(target_speed) and 0 < target_speed <= self.car.max_speed):
             raise ValueError(f"target_speed must be in (0, {self.car.max_speed}] m/s, got {target_speed}")
         if not (math.isfinite(control_rate_hz) and 1 <= control_rate_hz <= 200):
@@ -119,13 +104,6 @@ class LaneKeepingEnv(gym.Env):
             raise ValueError(
                 f"physics_rate_hz must be ≥ max(50, control_rate_hz={control_rate_hz}), got {physics_rate_hz}"
             )
-        if not (
-            len(chase_size) == 2
-            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in chase_size)
-        ):
-            raise ValueError(f"chase_size must be (width, height) in positive integer pixels, got {chase_size!r}")
-        self.backend_name = backend
-        self.render_mode = render_mode
         self.target_speed = float(target_speed)
         self.control_dt = 1.0 / float(control_rate_hz)
         self.physics_dt = 1.0 / float(physics_rate_hz)
@@ -133,10 +111,9 @@ class LaneKeepingEnv(gym.Env):
         self.speed_action = bool(speed_action)
         self.domain_randomization = bool(domain_randomization)
         self.start_noise = bool(start_noise)
-        self.chase_size = (int(chase_size[0]), int(chase_size[1]))
         self.metadata = {**self.metadata, "render_fps": int(round(control_rate_hz))}
 
-        obs = {"image": spaces.Box(0, 255, self.car.image_shape, np.uint8)}
+        obs: dict[str, spaces.Space] = {"image": spaces.Box(0, 255, self.car.image_shape, np.uint8)}
         if self.include_speed:
             limit = 2.0 * self.car.max_speed
             obs["speed"] = spaces.Box(-limit, limit, (1,), np.float32)
@@ -150,38 +127,19 @@ class LaneKeepingEnv(gym.Env):
         )
 
         self._backend: LaneBackend = make_backend(backend)
-        if render_mode == "human":
-            self._backend.open_viewer()
+        self._attach_backend(self._backend)
         self.set_friction_scale(friction_scale)
-        self._roads: dict[int, Road] = {}
+        self._roads: BoundedCache[int, Road] = BoundedCache(lambda seed: generate_road(seed, self.road_config))
         self.road: Road | None = None
         self.road_seed: int | None = None
         self._task: LaneTask | None = None
         self._target = self.target_speed
         self._info: dict[str, Any] = {}
-        self._last_wall = 0.0
 
-    # --- Gymnasium API -----------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"road_seed"})
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; allowed: ['road_seed']")
-        if options.get("road_seed") is not None:
-            road_seed = options["road_seed"]
-        elif seed is not None:
-            road_seed = seed
-        else:
-            road_seed = int(self.np_random.integers(0, VALIDATION_SEED_START))
-        if isinstance(road_seed, bool) or not isinstance(road_seed, (int, np.integer)) or road_seed < 0:
-            raise ValueError(
-                f"road seed must be an integer ≥ 0 (< {HELD_OUT_SEED_START} training, ≥ {HELD_OUT_SEED_START} "
-                f"held out), got {road_seed!r}"
-            )
-        road_seed = int(road_seed)
+    # --- the episode (TaskEnv supplies reset/step/render/close around these) ----------------------
+    def _reset_episode(self, road_seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         self.road_seed = road_seed
-        self.road = self._road(road_seed)
+        self.road = self._roads.get(road_seed)
         visuals = VisualVariation.sample(self.np_random) if self.domain_randomization else VisualVariation()
         lateral, heading = (
             (float(self.np_random.uniform(-0.05, 0.05)), float(self.np_random.uniform(-0.05, 0.05)))
@@ -194,14 +152,10 @@ class LaneKeepingEnv(gym.Env):
         self._backend.set_command(0.0, self.target_speed)
         state = self._backend.vehicle_state()
         self._info = {**self._task.reset(state), "road_seed": road_seed}
-        if self.render_mode == "human":
-            self._backend.sync_viewer()
         return self._observation(state.speed), dict(self._info)
 
-    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
-        if self._task is None:
-            raise RuntimeError("call reset() before step()")
-        action = self._validate_action(action)
+    def _step_episode(self, action: np.ndarray) -> StepResult:
+        assert self._task is not None  # TaskEnv.step refuses a step before reset()
         steering = self.car.steering_from_normalized(float(action[0]))
         if self.speed_action:
             self._target = (float(action[1]) + 1.0) / 2.0 * self.car.max_speed
@@ -210,23 +164,8 @@ class LaneKeepingEnv(gym.Env):
         state = self._backend.vehicle_state()
         outcome = self._task.step(state)
         self._info = {**outcome.info, "road_seed": self.road_seed}
-        if self.render_mode == "human":
-            self._backend.sync_viewer()
-            self._pace()
         speed = state.speed if state.finite else 0.0
         return self._observation(speed), outcome.reward, outcome.terminated, outcome.truncated, dict(self._info)
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array":
-            return self._backend.render_chase(*self.chase_size)
-        if self.render_mode == "human":
-            self._backend.sync_viewer()
-        return None
-
-    def close(self) -> None:
-        backend = getattr(self, "_backend", None)
-        if backend is not None:
-            backend.close()
 
     # --- extras used by the pipeline ----------------------------------------------------------------
     def expert_action(self) -> np.ndarray:
@@ -256,43 +195,9 @@ class LaneKeepingEnv(gym.Env):
         return self._backend
 
     # --- helpers -----------------------------------------------------------------------------------
-    def _pace(self) -> None:
-        """Human mode runs in real time: wait until one control period has passed since the last step."""
-        now = time.monotonic()
-        deadline = self._last_wall + self.control_dt
-        if now < deadline:
-            time.sleep(deadline - now)
-        self._last_wall = max(now, deadline)
-
-    def _road(self, seed: int) -> Road:
-        if seed not in self._roads:
-            if len(self._roads) > 16:
-                self._roads.clear()
-            self._roads[seed] = generate_road(seed, self.road_config)
-        return self._roads[seed]
-
     def _observation(self, speed: float) -> dict[str, np.ndarray]:
         obs = {"image": self._backend.render_camera()}
         if self.include_speed:
             limit = 2.0 * self.car.max_speed
             obs["speed"] = np.array([np.clip(speed, -limit, limit)], np.float32)
         return obs
-
-    def _validate_action(self, action: Any) -> np.ndarray:
-        try:
-            array = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"action must be a numeric array of shape {self.action_space.shape}, got {action!r}") from None
-        if array.shape != self.action_space.shape:
-            raise ValueError(
-                f"action has shape {array.shape}; expected {self.action_space.shape} "
-                f"({', '.join(self.action_spec.names)}) in [-1, 1]"
-            )
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"action {array.tolist()} contains NaN/inf; expected finite values in [-1, 1]")
-        if np.any(array < -1.0 - 1e-6) or np.any(array > 1.0 + 1e-6):
-            raise ValueError(
-                f"action {array.tolist()} is outside the action space bounds [-1, 1] "
-                f"({', '.join(self.action_spec.names)})"
-            )
-        return np.clip(array, -1.0, 1.0)

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import importlib.resources
 import math
-import os
 
 import numpy as np
 
+from lnn_control.envs.common import check_render_size, wrap_angle
 from lnn_control.envs.gl import ensure_mujoco_gl
 from lnn_control.envs.lane_keeping.backend import (
     CHASE_FOV_DEG,
@@ -34,17 +34,15 @@ from lnn_control.envs.lane_keeping.backend import (
     VehicleState,
     VisualVariation,
     chase_camera,
-    check_render_size,
-    wrap_angle,
 )
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 from lnn_control.envs.lane_keeping.road import Mesh, Road
 from lnn_control.envs.mujoco_render import (
-    MAX_RENDER_SIZE,
     OFFSCREEN_SIZE,
     OffscreenRenderer,
     look_at_camera,
 )
+from lnn_control.envs.mujoco_viewer import PassiveViewer
 
 ensure_mujoco_gl()
 import mujoco  # noqa: E402  (the GL backend must be chosen before mujoco is imported)
@@ -223,7 +221,7 @@ class MujocoLaneBackend:
         self.data: mujoco.MjData | None = None
         self._build_key: tuple | None = None
         self._renderer: OffscreenRenderer | None = None
-        self._viewer = None
+        self._viewer = PassiveViewer(distance=1.5, elevation=-25.0)
         self._friction_scale = 1.0
         self._time = 0.0
         self._steer_target = 0.0
@@ -241,8 +239,7 @@ class MujocoLaneBackend:
             self.data = mujoco.MjData(self.model)
             self._index_model()
             self._build_key = key
-            if self._viewer is not None:
-                self._relaunch_viewer()
+            self._viewer.launch(self.model, self.data, self._car_body)
         self._apply_friction()
         self.reset(Pose2D(float(road.centerline[0, 0]), float(road.centerline[0, 1]), float(road.heading[0])), 0.0)
 
@@ -371,10 +368,6 @@ class MujocoLaneBackend:
 
     def render_chase(self, width: int, height: int) -> np.ndarray:
         check_render_size(width, height)
-        if width > MAX_RENDER_SIZE[0] or height > MAX_RENDER_SIZE[1]:
-            raise ValueError(
-                f"render_chase size {width}x{height} exceeds the offscreen buffer {MAX_RENDER_SIZE[0]}x{MAX_RENDER_SIZE[1]}"
-            )
         eye, target = chase_camera(self.vehicle_state())
         return self._render(width, height, look_at_camera(eye, target))
 
@@ -386,38 +379,18 @@ class MujocoLaneBackend:
 
     # --- viewer / lifetime -------------------------------------------------------------------------
     def open_viewer(self) -> None:
-        if self._viewer is not None:
-            return
-        if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise RuntimeError(
-                "the MuJoCo viewer needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set); run on a "
-                "desktop, or use render_mode='rgb_array' to get chase-camera frames instead"
-            )
-        self._viewer = False  # requested: launched as soon as a model exists
+        self._viewer.request()
         if self.model is not None:
-            self._relaunch_viewer()
-
-    def _relaunch_viewer(self) -> None:
-        import mujoco.viewer
-
-        if self._viewer:
-            self._viewer.close()
-        self._viewer = mujoco.viewer.launch_passive(self.model, self.data, show_left_ui=False, show_right_ui=False)
-        self._viewer.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-        self._viewer.cam.trackbodyid = self._car_body
-        self._viewer.cam.distance, self._viewer.cam.elevation = 1.5, -25.0
+            self._viewer.launch(self.model, self.data, self._car_body)
 
     def sync_viewer(self) -> None:
-        if self._viewer:
-            self._viewer.sync()
+        self._viewer.sync()
 
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-        if self._viewer:
-            self._viewer.close()
-        self._viewer = None
+        self._viewer.close()
         self.model = self.data = None
         self._build_key = None
 

@@ -22,51 +22,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import sys
 import tempfile
-from collections.abc import Iterator
 
 import numpy as np
 import pybullet as p
 from pybullet_utils.bullet_client import BulletClient
 
+from lnn_control.envs.common import check_render_size, wrap_angle
 from lnn_control.envs.lane_keeping.backend import (
     CHASE_FOV_DEG,
     Pose2D,
     VehicleState,
     VisualVariation,
     chase_camera,
-    check_render_size,
-    wrap_angle,
 )
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 from lnn_control.envs.lane_keeping.road import Mesh, Road
+from lnn_control.envs.pybullet_client import PyBulletClient
 
 _GRASS_CELL = 0.5  # m; size of one cell of the grass speckle pattern
 _GRASS_PATTERN = 64  # cells before the pattern repeats (a power of two)
 _ASPHALT_Z, _LINE_Z = 0.002, 0.004  # m above the ground plane: draw order without z-fighting
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence the C-level banner PyBullet prints on every connection (it would break progress bars)."""
-    try:
-        sys.stdout.flush()
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # captured / replaced stdout: nothing to silence
-        yield
-        return
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
 
 
 def _wheel_mesh(radius: float, width: float, sides: int = 12) -> tuple[list, list]:
@@ -87,8 +65,7 @@ class PyBulletLaneBackend:
     """:class:`~.backend.LaneBackend` on PyBullet (DIRECT by default, GUI after :meth:`open_viewer`)."""
 
     def __init__(self) -> None:
-        self._client: BulletClient | None = None
-        self._gui = False
+        self._connection = PyBulletClient()
         self._build_args: tuple[Road, CarParams, VisualVariation, float] | None = None
         self._friction_scale = 1.0
         self._texture_dir: tempfile.TemporaryDirectory | None = None
@@ -100,13 +77,7 @@ class PyBulletLaneBackend:
 
     # --- world ------------------------------------------------------------------------------------
     def _connect(self) -> BulletClient:
-        if self._client is None:
-            if self._gui:
-                self._client = BulletClient(connection_mode=p.GUI)
-            else:
-                with _quiet_stdout():
-                    self._client = BulletClient(connection_mode=p.DIRECT)
-        return self._client
+        return self._connection.connect()
 
     def build(self, road: Road, car: CarParams, visuals: VisualVariation, physics_dt: float) -> None:
         if not 0 < physics_dt <= 0.02:
@@ -115,7 +86,7 @@ class PyBulletLaneBackend:
         self.road, self.car, self.visuals, self.physics_dt = road, car, visuals, physics_dt
         client = self._connect()
         client.resetSimulation()
-        if self._gui:
+        if self._connection.gui:
             client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0)
         client.setGravity(0, 0, -9.81)
         client.setPhysicsEngineParameter(
@@ -127,7 +98,7 @@ class PyBulletLaneBackend:
         self._world_id = self._build_world(client, road, visuals)
         self._car_id = self._build_car(client, car, visuals)
         self._apply_friction()
-        if self._gui:
+        if self._connection.gui:
             client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1)
         self.reset(Pose2D(float(road.centerline[0, 0]), float(road.centerline[0, 1]), float(road.heading[0])), 0.0)
 
@@ -259,11 +230,11 @@ class PyBulletLaneBackend:
         return body
 
     def _apply_friction(self) -> None:
-        if self._client is None or self._car_id < 0:
+        if self._connection.client is None or self._car_id < 0:
             return
         friction = self.car.tyre_friction * self._friction_scale
         for link in self._wheel_links:
-            self._client.changeDynamics(
+            self._connection.client.changeDynamics(
                 self._car_id, link, lateralFriction=friction, rollingFriction=self.car.rolling_friction,
                 spinningFriction=0.0, restitution=0.0,
             )
@@ -427,41 +398,25 @@ class PyBulletLaneBackend:
 
     # --- viewer / lifetime -------------------------------------------------------------------------
     def open_viewer(self) -> None:
-        if self._gui:
-            return
-        if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-            # PyBullet's GUI would kill the whole process when it cannot reach an X server
-            raise RuntimeError(
-                "the PyBullet viewer needs a display (DISPLAY is not set); run on a desktop or over "
-                "ssh -X, or use render_mode='rgb_array' to get chase-camera frames instead"
-            )
-        self._gui = True
-        if self._client is not None:
-            state = self.vehicle_state() if self._car_id >= 0 else None
-            self._client.disconnect()
-            self._client = None
-            if self._build_args is not None:
-                self.build(*self._build_args)
-                if state is not None:
-                    self.reset(Pose2D(state.x, state.y, state.yaw), state.speed)
+        state = self.vehicle_state() if self._connection.client is not None and self._car_id >= 0 else None
+        if self._connection.request_gui() and self._build_args is not None:
+            self.build(*self._build_args)  # the world moves to the new GUI connection
+            if state is not None:
+                self.reset(Pose2D(state.x, state.y, state.yaw), state.speed)
 
     def sync_viewer(self) -> None:
-        if self._gui and self._client is not None and self._car_id >= 0:
+        if self._connection.gui and self._connection.client is not None and self._car_id >= 0:
             state = self.vehicle_state()
-            self._client.resetDebugVisualizerCamera(1.5, math.degrees(state.yaw) - 90, -25, [state.x, state.y, 0.1])
+            self._connection.client.resetDebugVisualizerCamera(1.5, math.degrees(state.yaw) - 90, -25, [state.x, state.y, 0.1])
 
     def close(self) -> None:
         if self._texture_dir is not None:
             self._texture_dir.cleanup()
             self._texture_dir = None
-        if self._client is not None:
-            try:
-                self._client.disconnect()
-            finally:
-                self._client = None
-                self._car_id = self._world_id = -1
+        self._connection.disconnect()
+        self._car_id = self._world_id = -1
 
     def _require(self) -> BulletClient:
-        if self._client is None or self._car_id < 0:
+        if self._connection.client is None or self._car_id < 0:
             raise RuntimeError("PyBulletLaneBackend: call build(road, car, visuals, physics_dt) first")
-        return self._client
+        return self._connection.client

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from lnn_control.envs.lane_keeping.backend import Pose2D, VehicleState, wrap_angle
+from lnn_control.envs.common import wrap_angle
+from lnn_control.envs.lane_keeping.backend import Pose2D, VehicleState
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.road import Road
 

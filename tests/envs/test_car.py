@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from lnn_control.envs.lane_keeping.backend import VehicleState, chase_camera, check_render_size
+from lnn_control.envs.common import check_render_size
+from lnn_control.envs.lane_keeping.backend import VehicleState, chase_camera
 from lnn_control.envs.lane_keeping.car import WHEEL_NAMES, CarParams
 
 
@@ -49,9 +50,11 @@ def test_chase_view_looks_over_the_car_from_behind():
     np.testing.assert_allclose(eye, [2.0, -2.2, 0.8], atol=1e-12)
     np.testing.assert_allclose(target, [2.0, -0.4, 0.0], atol=1e-12)
     check_render_size(320, 240)
-    for size in ((0, 240), (320.0, 240), (320, -1)):
+    for size in ((0, 240), (320.0, 240), (320, -1), (True, 240)):
         with pytest.raises(ValueError, match="positive int width/height"):
             check_render_size(*size)
+    with pytest.raises(ValueError, match="exceeds the largest frame 1920x1080"):
+        check_render_size(1921, 240)
 
 
 @pytest.mark.parametrize(

@@ -54,8 +54,8 @@ def test_forest_seed_option_and_unseeded_resets_use_training_forests() -> None:
     [
         ([np.nan, 0, 0, 0], "NaN"),
         ([0, 0, np.inf, 0], "NaN"),
-        ([2.5, 0, 0, 0], "outside the action bounds"),
-        ([0, -1.2, 0, 0], "outside the action bounds"),
+        ([2.5, 0, 0, 0], "outside the action space bounds"),
+        ([0, -1.2, 0, 0], "outside the action space bounds"),
         ([0, 0, 0], "shape"),
         ("fast", "numeric"),
     ],

@@ -147,3 +147,25 @@ def test_a_bad_action_is_refused_before_the_simulator(env_id, backend, kind):
     finally:
         reference.close()
         env.close()
+
+
+@pytest.mark.parametrize(("env_id", "backend"), CASES)
+def test_reset_takes_the_world_seed_from_its_option_then_the_seed_then_the_rng(env_id, backend):
+    """The shared reset rules of ``TaskEnv``: ``options={<world>_seed: n}`` wins over ``seed``; an
+    unseeded reset draws a training world (< 900); a bad seed or an unknown option is refused
+    naming what is allowed; step before reset is refused."""
+    env = make(env_id, backend)
+    try:
+        base = env.unwrapped
+        key = base.world_seed_option
+        with pytest.raises(RuntimeError, match="call reset"):
+            base.step(np.zeros(env.action_space.shape, np.float32))
+        assert env.reset(seed=3, options={key: 1001})[1][key] == 1001
+        assert env.reset(seed=3)[1][key] == 3
+        assert 0 <= env.reset()[1][key] < 900
+        with pytest.raises(ValueError, match=rf"unknown reset option.*{key}"):
+            env.reset(options={"seed_of_the_world": 1})
+        with pytest.raises(ValueError, match=r"integer ≥ 0 \(< 900 training, 900–999 validation, ≥ 1000 held out\)"):
+            env.reset(options={key: -1})
+    finally:
+        env.close()
