@@ -49,6 +49,12 @@ def check_render_size(width: Any, height: Any, what: str = "render_chase") -> No
         )
 
 
+def rgb(values: Any) -> tuple[float, float, float]:
+    """Three numbers (an RGB colour, a direction) as a tuple of Python floats."""
+    r, g, b = (float(v) for v in values)
+    return r, g, b
+
+
 def wrap_angle(angle: float) -> float:
     """Wrap an angle (rad) to (-π, π]."""
     return float(-((-angle + np.pi) % (2 * np.pi) - np.pi))

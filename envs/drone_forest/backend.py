@@ -24,6 +24,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from lnn_control.envs.common import rgb
 from lnn_control.envs.drone_forest.forest import Forest
 from lnn_control.envs.drone_forest.quad import QuadParams
 from lnn_control.registry import LazyRegistry
@@ -158,13 +159,13 @@ class VisualVariation:
 
         def tint(amount: float) -> tuple[float, float, float]:
             scale = rng.uniform(1 - amount, 1 + amount)
-            return tuple(float(np.clip(scale + d, 0.3, 1.6)) for d in rng.uniform(-amount / 2, amount / 2, 3))
+            return rgb(np.clip(scale + d, 0.3, 1.6) for d in rng.uniform(-amount / 2, amount / 2, 3))
 
         azimuth = rng.uniform(-np.pi, np.pi)
         elevation = rng.uniform(0.5, 1.4)
         sky = np.clip(np.array([0.62, 0.76, 0.92]) * rng.uniform(0.85, 1.1) + rng.uniform(-0.06, 0.06, 3), 0, 1)
         return cls(
-            sky_color=tuple(float(c) for c in sky),
+            sky_color=rgb(sky),
             ground_tint=tint(0.25),
             foliage_tint=tint(0.25),
             trunk_tint=tint(0.2),
@@ -182,6 +183,9 @@ class VisualVariation:
 @runtime_checkable
 class DroneBackend(Protocol):
     """A physics + rendering backend for the drone-forest task (see the module docstring)."""
+
+    visuals: VisualVariation
+    """The appearance of the last :meth:`build` (camera pitch offset included)."""
 
     def build(self, forest: Forest, quad: QuadParams, visuals: VisualVariation, physics_dt: float) -> None:
         """Create (or recreate) the world: ground, all trunks+canopies as ONE body (or a few), the

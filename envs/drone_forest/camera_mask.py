@@ -119,8 +119,12 @@ def forest_masks(forest: Forest, quad: QuadParams, position: np.ndarray, rotatio
 def camera_masks(env: object) -> dict[str, np.ndarray]:
     """The masks of :func:`forest_masks` for the current frame of a (reset) ``DroneForestEnv``
     (``env.unwrapped`` is used, so a wrapped env works); read-only."""
+    from lnn_control.envs.drone_forest.env import DroneForestEnv
+
     drone = getattr(env, "unwrapped", env)
-    forest = getattr(drone, "forest", None)
+    if not isinstance(drone, DroneForestEnv):
+        raise TypeError(f"camera_masks needs a DroneForestEnv (or a wrapper of one), got {type(drone).__name__}")
+    forest = drone.forest
     if forest is None:
         raise RuntimeError("call reset() before camera_masks(): the env has no forest yet")
     state = drone.drone_state()

@@ -153,7 +153,7 @@ class CascadedController:
         )
         return self.mix(collective, torque)
 
-    def mix(self, collective: float, torque: np.ndarray) -> np.ndarray:
+    def mix(self, collective: float, torque: tuple[float, float, float] | np.ndarray) -> np.ndarray:
         """Rotor thrusts [4] for a collective thrust (N) and body torque [3] (N·m); yaw torque is
         dropped first when a rotor would saturate, then thrusts are clipped to [0, max]."""
         m = self._inverse_mixer_rows

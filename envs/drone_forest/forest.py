@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lnn_control.envs.common import rgb
 from lnn_control.seeds import HELD_OUT_SEED_START
 
 __all__ = ["HELD_OUT_SEED_START", "Forest", "ForestConfig", "generate_forest", "plan_path"]
@@ -272,13 +273,15 @@ def plan_path(forest: Forest, start_xy: np.ndarray, goal_xy: np.ndarray, inflati
     while cells[-1] != start:
         i, j = cells[-1]
         here = dist[i, j]
-        best = None
+        best: tuple[int, int] | None = None
         for di, dj in _NEIGHBOURS:  # orthogonal first: prefer straight moves on ties
             a, b = i + di, j + dj
             if 0 <= a < n and 0 <= b < n and dist[a, b] == here - 1:
                 best = (a, b)
                 break
-        cells.append(best)  # a predecessor always exists by construction of the wavefront
+        if best is None:  # pragma: no cover - a predecessor exists by construction of the wavefront
+            raise RuntimeError(f"path reconstruction lost the wavefront at cell {(i, j)}")
+        cells.append(best)
     cells.reverse()
     points = origin + (np.array(cells, float) + 0.5) * resolution
     points[-1] = np.asarray(goal_xy, float)[:2]
@@ -364,8 +367,8 @@ def _draw(seed: int, config: ForestConfig, density_scale: float, rng: np.random.
         target_position=np.array([target[0], target[1], config.flight_altitude]),
         half_size=half,
         ceiling=config.ceiling,
-        ground_color=tuple(float(c) for c in ground),
-        foliage_color=tuple(float(c) for c in foliage),
-        trunk_color=tuple(float(c) for c in trunk),
+        ground_color=rgb(ground),
+        foliage_color=rgb(foliage),
+        trunk_color=rgb(trunk),
         config=config,
     )

@@ -272,7 +272,7 @@ class MujocoDroneBackend:
         self.reset(DroneState(0.0, forest.start_position, yaw_quaternion(forest.start_yaw), np.zeros(3), np.zeros(3)))
 
     def _index_model(self) -> None:
-        model, obj = self.model, mujoco.mjtObj
+        (model, data), obj = self._require(), mujoco.mjtObj
         joint = mujoco.mj_name2id(model, obj.mjOBJ_JOINT, "quad_free")
         self._qpos, self._dof = int(model.jnt_qposadr[joint]), int(model.jnt_dofadr[joint])
         self._body = mujoco.mj_name2id(model, obj.mjOBJ_BODY, "quad")
@@ -283,7 +283,6 @@ class MujocoDroneBackend:
         self._tree_geoms = np.asarray(trees, dtype=int)
         self._tree_alpha = model.geom_rgba[self._tree_geoms, 3].copy()
         # views into MjData used every physics step (valid for this MjData's life)
-        data = self.data
         self._rotation_view = data.xmat[self._body].reshape(3, 3)
         self._velocity_view = data.qvel[self._dof:self._dof + 3]
         self._force_view = data.xfrc_applied[self._body, :3]
@@ -337,8 +336,8 @@ class MujocoDroneBackend:
         self._time += steps * self.physics_dt
 
     def _touching(self) -> bool:
-        contacts = self.data.contact
-        geoms = contacts.geom[: self.data.ncon]
+        _, data = self._require()
+        geoms = data.contact.geom[: data.ncon]
         return bool(np.any(np.isin(geoms, self._quad_geoms)))
 
     # --- state ------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ class PyBulletDroneBackend:
         self._quad_id = self._build_quad(client, quad, visuals)
         if self._connection.gui:
             client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1)
-        self.reset(DroneState(0.0, forest.start_position, [1, 0, 0, 0], np.zeros(3), np.zeros(3)))
+        self.reset(DroneState(0.0, forest.start_position, np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3), np.zeros(3)))
 
     def _build_world(self, client: BulletClient, forest: Forest, visuals: VisualVariation) -> tuple[int, ...]:
         # a collision-only body would be drawn with PyBullet's default checker: give the plane a
@@ -229,7 +229,9 @@ class PyBulletDroneBackend:
             position, (x, y, z, w) = client.getBasePositionAndOrientation(self._quad_id)
             linear, angular = client.getBaseVelocity(self._quad_id)
             rotation = np.array(client.getMatrixFromQuaternion((x, y, z, w))).reshape(3, 3)
-            self._state = DroneState(self._time, position, (w, x, y, z), linear, np.asarray(angular) @ rotation)
+            self._state = DroneState(
+                self._time, np.asarray(position), np.array([w, x, y, z]), np.asarray(linear), np.asarray(angular) @ rotation
+            )
         return self._state
 
     def collided(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from lnn_control.envs.common import rgb
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.road import Road
 from lnn_control.registry import LazyRegistry
@@ -65,7 +66,7 @@ class VehicleState:
     lateral_speed: float
     yaw_rate: float
     steering_angle: float
-    wheel_contacts: tuple[bool, bool, bool, bool]
+    wheel_contacts: tuple[bool, ...]
 
     @property
     def finite(self) -> bool:
@@ -114,7 +115,7 @@ class VisualVariation:
         def jitter(base: tuple[float, float, float], amount: float) -> tuple[float, float, float]:
             scale = rng.uniform(1 - amount, 1 + amount)
             tint = rng.uniform(-amount / 2, amount / 2, 3)
-            return tuple(float(np.clip(c * scale + t, 0.0, 1.0)) for c, t in zip(base, tint))
+            return rgb(np.clip(c * scale + t, 0.0, 1.0) for c, t in zip(base, tint))
 
         azimuth = rng.uniform(-np.pi, np.pi)
         elevation = rng.uniform(0.4, 1.4)
@@ -127,11 +128,11 @@ class VisualVariation:
         grass_base = (rng.uniform(0.2, 0.45), rng.uniform(0.4, 0.65), rng.uniform(0.15, 0.3))
         return cls(
             asphalt_color=jitter((grey, grey, grey * 1.05), 0.1),
-            grass_color=tuple(float(c) for c in grass_base),
+            grass_color=rgb(grass_base),
             line_color=jitter((0.95, 0.95, 0.95), 0.08),
             centre_line_color=jitter((0.95, 0.85, 0.25), 0.15) if rng.random() < 0.5 else jitter((0.95, 0.95, 0.95), 0.08),
             sky_color=jitter((0.65, 0.78, 0.95), 0.15),
-            car_color=tuple(float(c) for c in rng.uniform(0.1, 0.9, 3)),
+            car_color=rgb(rng.uniform(0.1, 0.9, 3)),
             light_direction=light,
             ambient=float(rng.uniform(0.4, 0.8)),
             diffuse=float(rng.uniform(0.3, 0.7)),
@@ -146,6 +147,9 @@ class VisualVariation:
 @runtime_checkable
 class LaneBackend(Protocol):
     """A physics + rendering backend for the lane-keeping task (see module docstring for call order)."""
+
+    visuals: VisualVariation
+    """The appearance of the last :meth:`build` (camera-mount offsets included)."""
 
     def build(self, road: Road, car: CarParams, visuals: VisualVariation, physics_dt: float) -> None:
         """Create (or recreate) the world: ground, the road as ONE visual body, the car.

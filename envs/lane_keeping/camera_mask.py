@@ -100,8 +100,12 @@ def camera_masks(env: object) -> dict[str, np.ndarray]:
     """The masks of :func:`road_masks` for the current frame of a (reset) ``LaneKeepingEnv``
     (``env.unwrapped`` is used, so a wrapped env works); read-only: it changes nothing in the env.
     The asphalt raster is built once per road."""
+    from lnn_control.envs.lane_keeping.env import LaneKeepingEnv
+
     lane = getattr(env, "unwrapped", env)
-    road = getattr(lane, "road", None)
+    if not isinstance(lane, LaneKeepingEnv):
+        raise TypeError(f"camera_masks needs a LaneKeepingEnv (or a wrapper of one), got {type(lane).__name__}")
+    road = lane.road
     if road is None:
         raise RuntimeError("call reset() before camera_masks(): the env has no road yet")
     cached = _RASTERS.get(id(road))

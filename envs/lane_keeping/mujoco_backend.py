@@ -244,7 +244,7 @@ class MujocoLaneBackend:
         self.reset(Pose2D(float(road.centerline[0, 0]), float(road.centerline[0, 1]), float(road.heading[0])), 0.0)
 
     def _index_model(self) -> None:
-        model = self.model
+        model, _ = self._require()
         obj = mujoco.mjtObj
 
         def joint_address(name: str) -> tuple[int, int]:
@@ -298,7 +298,7 @@ class MujocoLaneBackend:
 
     def _apply_controls(self) -> None:
         """Ackermann steering angles for the ramped set-point and per-wheel cruise speeds."""
-        car, data = self.car, self.data
+        car, (_, data) = self.car, self._require()
         for name in WHEEL_NAMES[:2]:
             data.ctrl[self._steer_act[name]] = car.ackermann_angle(name, self._steer_now)
         for name, actuator in self._drive_act.items():

@@ -30,7 +30,7 @@ import numpy as np
 import pybullet as p
 from pybullet_utils.bullet_client import BulletClient
 
-from lnn_control.envs.common import check_render_size, wrap_angle
+from lnn_control.envs.common import check_render_size, rgb, wrap_angle
 from lnn_control.envs.lane_keeping.backend import (
     CHASE_FOV_DEG,
     Pose2D,
@@ -147,7 +147,7 @@ class PyBulletLaneBackend:
         colour = visuals.asphalt_color
         if visuals.texture_strength > 0:
             # the texture multiplies the colour and averages 1 − strength: compensate
-            colour = tuple(float(min(1.0, c / (1.0 - visuals.texture_strength))) for c in colour)
+            colour = rgb(min(1.0, c / (1.0 - visuals.texture_strength)) for c in colour)
         return self._mesh_shape(client, Mesh(mesh.vertices, mesh.triangles, uv), _ASPHALT_Z, colour)
 
     def _asphalt_texture(self, client: BulletClient, road: Road, visuals: VisualVariation) -> int:
@@ -183,7 +183,14 @@ class PyBulletLaneBackend:
             p.GEOM_MESH, vertices=vertices, indices=triangles, rgbaColor=[0.08, 0.08, 0.08, 1]
         )
         hinge_col = client.createCollisionShape(p.GEOM_SPHERE, radius=0.01)
-        masses, cols, viss, positions, parents, types, axes, names = [], [], [], [], [], [], [], []
+        masses: list[float] = []
+        cols: list[int] = []
+        viss: list[int] = []
+        positions: list[list[float]] = []
+        parents: list[int] = []
+        types: list[int] = []
+        axes: list[list[float]] = []
+        names: list[str] = []
         for name in WHEEL_NAMES:
             centre = car.wheel_position(name) - np.array([0.0, 0.0, self._base_height])
             if name.startswith("front"):

@@ -90,7 +90,7 @@ def fog(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarra
     h, w = image.shape[:2]
     density = FOG_DENSITY_BY_SEVERITY[severity - 1]
     patches = rng.random((4, 8), dtype=np.float32)
-    patches = cv2.resize(patches, (w, h), interpolation=cv2.INTER_CUBIC)
+    patches = np.asarray(cv2.resize(patches, (w, h), interpolation=cv2.INTER_CUBIC), np.float32)
     # depth proxy: 1 at the top row, 0.45 at the bottom row
     depth = np.linspace(1.0, 0.45, h, dtype=np.float32)[:, None]
     alpha = np.clip(density * depth * (0.75 + 0.5 * patches), 0.0, 0.97)[:, :, None]
@@ -133,7 +133,7 @@ def rain(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
     scale = w / 128.0
     out = image.astype(np.float32)
     if blur_sigma > 0:
-        out = cv2.GaussianBlur(out, (0, 0), blur_sigma * scale)
+        out = np.asarray(cv2.GaussianBlur(out, (0, 0), blur_sigma * scale), np.float32)
     out = out * dark + (1.0 - dark) * 40.0  # darker and lower contrast (overcast)
 
     drops = (rng.random((h, w), dtype=np.float32) < per_kpx / 1000.0).astype(np.float32)
@@ -214,7 +214,7 @@ def glare(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndar
     for t, size, strength in ((0.6, 0.35, 0.25), (1.3, 0.5, 0.2), (1.8, 0.25, 0.3)):
         gx, gy = sx + t * (cx - sx), sy + t * (cy - sy)
         cv2.circle(ghosts, (int(round(gx)), int(round(gy))), max(1, int(round(size * r))), strength, -1)
-    ghosts = cv2.GaussianBlur(ghosts, (0, 0), max(0.8, 0.08 * r))
+    ghosts = np.asarray(cv2.GaussianBlur(ghosts, (0, 0), max(0.8, 0.08 * r)), np.float32)
     light = np.clip(glow + intensity * ghosts + veil, 0.0, 1.0)[:, :, None]
     out = image.astype(np.float32)
     out += light * (np.array([255.0, 250.0, 235.0], np.float32) - out)  # screen-like, warm white
@@ -274,7 +274,10 @@ def jpeg(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         raise RuntimeError("OpenCV failed to JPEG-encode the frame")
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if decoded is None:  # pragma: no cover - OpenCV decodes what it just encoded
+        raise RuntimeError("OpenCV failed to decode its own JPEG frame")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 # --- colour and exposure -------------------------------------------------------------------------

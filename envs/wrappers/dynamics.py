@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -109,6 +109,7 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
         space = env.action_space
         if not isinstance(space, spaces.Box):
             raise ValueError(f"actuator delay needs a Box action space, got {space}")
+        self._box: spaces.Box = space
         if initial_action is None:
             initial_action = np.clip(np.zeros(space.shape, space.dtype), space.low, space.high)
         initial_action = np.asarray(initial_action, dtype=space.dtype)
@@ -131,8 +132,8 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._fill()
         return super().reset(seed=seed, options=options)
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        space = self.env.action_space
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        space = self._box
         try:
             array = np.asarray(action, dtype=space.dtype)
         except (TypeError, ValueError):
@@ -194,7 +195,7 @@ class WindGusts(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._apply()
         return result
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         # exact OU discretisation: x ← a·x + σ·sqrt(1 − a²)·N(0, 1)
         a = math.exp(-self.dt / GUST_TIME_CONSTANT)
         self._gust = a * self._gust + math.sqrt(1.0 - a * a) * self._std() * self._rng.standard_normal(3)

@@ -24,7 +24,7 @@ Deterministic for a seed: the drop/lateness stream is re-seeded by ``reset(seed=
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 
@@ -69,7 +69,7 @@ class FrameDrop(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._observation = observation  # the first frame always arrives: the policy needs one
         return observation, self._stamp(info, delivered=True)
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = super().step(action)
         self._tick += 1
         if self._rng.random() >= self.drop_prob:
@@ -79,7 +79,7 @@ class FrameDrop(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._pending = [p for p in self._pending if p[0] > self._tick]
         newest = max(arrived, key=lambda p: p[1], default=None)
         delivered = newest is not None and newest[1] > self._delivered_tick
-        if delivered:
+        if newest is not None and delivered:
             self._delivered_tick, self._observation = newest[1], newest[2]
         return self._observation, reward, terminated, truncated, self._stamp(info, delivered)
 
