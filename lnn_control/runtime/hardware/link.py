@@ -1,13 +1,14 @@
 """What the camera + link robots (SerialCar, MavlinkDrone) share: fitting camera frames to the
-policy's image size and the bounded reconnect."""
+policy's image size, the link-health rule and the bounded reconnect."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
-from lnn_control.runtime.core.robot import Robot, RobotError
+from lnn_control.runtime.core.robot import LinkLostError, Robot, RobotError
 
 
 def check_image_shape(image_shape: object) -> None:
@@ -36,6 +37,24 @@ def fit_image(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     import cv2
 
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def link_alive(connected: bool, io_error: str | None, last_rx: float, timeout_s: float) -> bool:
+    """The one link-health rule: connected, no I/O error, and a message from the peer within
+    ``timeout_s`` seconds of now (``last_rx`` on ``time.monotonic()``)."""
+    return connected and io_error is None and time.monotonic() - last_rx < timeout_s
+
+
+def require_link(connected: bool, io_error: str | None, last_rx: float, timeout_s: float, *,
+                 robot: str, link: str, silence: str, hint: str) -> None:
+    """Raise :class:`RobotError` when not connected, :class:`LinkLostError` when :func:`link_alive`
+    fails; the messages name ``robot``, ``link`` (e.g. "serial link /dev/ttyACM0"), what went
+    silent (``silence``, e.g. "no reply from the MCU") and what to check (``hint``)."""
+    if not connected:
+        raise RobotError(f"{robot} is not connected: call connect() (or use it in a with block)")
+    if not link_alive(connected, io_error, last_rx, timeout_s):
+        why = io_error or f"{silence} for more than {timeout_s} s"
+        raise LinkLostError(f"{link} lost: {why}; {hint}")
 
 
 def reconnect(robot: Robot, max_attempts: int, backoff_s: float, link: str) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lnn_control.runtime.core.robot import LinkLostError, RobotError
+from lnn_control.runtime.hardware.link import link_alive, require_link
 from lnn_control.runtime.hardware.mavlink_spec import (
     MAV_AUTOPILOT_INVALID,
     MAV_AUTOPILOT_NAMES,
@@ -232,18 +233,13 @@ class Px4Link:
         return self._armed
 
     def link_ok(self) -> bool:
-        return (
-            self._connected
-            and self._io_error is None
-            and time.monotonic() - self._last_rx < self.config.link_timeout_s
-        )
+        return link_alive(self._connected, self._io_error, self._last_rx, self.config.link_timeout_s)
 
     def _check_link(self) -> None:
-        if not self._connected:
-            raise RobotError("MavlinkDrone is not connected: call connect() (or use it in a with block)")
-        if not self.link_ok():
-            why = self._io_error or f"no message from the autopilot for more than {self.config.link_timeout_s} s"
-            raise LinkLostError(f"MAVLink link {self.config.connection} lost: {why}; check the telemetry link")
+        require_link(
+            self._connected, self._io_error, self._last_rx, self.config.link_timeout_s, robot="MavlinkDrone",
+            link=f"MAVLink link {self.config.connection}", silence="no message from the autopilot", hint="check the telemetry link",
+        )
 
     def _wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -37,7 +37,9 @@ from lnn_control.runtime.hardware.link import (
     check_finite_positive,
     check_image_shape,
     fit_image,
+    link_alive,
     reconnect,
+    require_link,
 )
 from lnn_control.runtime.hardware.serial_protocol import (
     Ack,
@@ -255,18 +257,13 @@ class SerialCar(Robot):
 
     def link_ok(self) -> bool:
         """Connected, no I/O error, and a line from the MCU within ``link_timeout_s``."""
-        return (
-            self._connected
-            and self._io_error is None
-            and time.monotonic() - self._last_rx < self.config.link_timeout_s
-        )
+        return link_alive(self._connected, self._io_error, self._last_rx, self.config.link_timeout_s)
 
     def _check_link(self) -> None:
-        if not self._connected:
-            raise RobotError("SerialCar is not connected: call connect() (or use it in a with block)")
-        if not self.link_ok():
-            why = self._io_error or f"no reply from the MCU for more than {self.config.link_timeout_s} s"
-            raise LinkLostError(f"serial link {self.config.port} lost: {why}; check the cable, power and firmware")
+        require_link(
+            self._connected, self._io_error, self._last_rx, self.config.link_timeout_s, robot="SerialCar",
+            link=f"serial link {self.config.port}", silence="no reply from the MCU", hint="check the cable, power and firmware",
+        )
 
     # ------------------------------------------------------------ lifecycle
     def connect(self) -> None:
