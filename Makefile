@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean mypy-tree
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/lnn-control demo lane-keeping --condition rain:2 --out demo_lane_keeping.mp4
 
-test: $(STAMP)
+# mypy sees envs/ and policies/ where they install (lnn_control.envs, .policies) through links
+mypy-tree:
+	mkdir -p build/mypy_tree/lnn_control
+	ln -sfn ../../../envs build/mypy_tree/lnn_control/envs
+	ln -sfn ../../../policies build/mypy_tree/lnn_control/policies
+
+test: $(STAMP) mypy-tree
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -q
@@ -30,7 +36,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -q -m "not slow" -x
 
-lint: $(STAMP)
+lint: $(STAMP) mypy-tree
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lnn_control.nn.contract import RecurrentCore
 from lnn_control.nn.perception import PerceptionCNN, PerceptionConfig
 from lnn_control.policies.observation import validate_dt_seconds, validate_observation
 from lnn_control.registry import LazyRegistry
@@ -136,29 +137,39 @@ def build_core(config: Mapping[str, Any]) -> nn.Module:
 class Policy(nn.Module):
     """Perception + core + output scaling; see the module docstring for the two ways to run it."""
 
-    def __init__(self, config: PolicyConfig, core: nn.Module | None = None) -> None:
+    core: RecurrentCore  # an nn.Module (a registered submodule) that follows the core contract
+    # output range, fixed by the config (buffers registered in __init__; declared here for their type)
+    action_low: torch.Tensor
+    action_high: torch.Tensor
+    extras_scale: torch.Tensor
+
+    def __init__(self, config: PolicyConfig, core: RecurrentCore | None = None) -> None:
         super().__init__()
         if not isinstance(config, PolicyConfig):
             raise ValueError(f"config must be a PolicyConfig, got {type(config).__name__}")
         self.config = config
         self.perception = PerceptionCNN(config.perception)
-        if core is None:
-            core = build_core(config.core)
-        elif core.config() != dict(config.core):
+        built = build_core(config.core) if core is None else core
+        if not isinstance(built, RecurrentCore):
+            raise ValueError(
+                f"Policy: core {type(built).__name__} does not follow the recurrent-core contract "
+                "(lnn_control.nn.contract.RecurrentCore); build it with lnn_control.nn.cores.build_core"
+            )
+        if core is not None and built.config() != dict(config.core):
             raise ValueError(
                 "Policy: the core passed in does not match config.core; build the config from core.config()"
             )
-        self.core = core
+        self.core = built
         actions = config.action_spec.size
-        if core.input_size != config.core_input_size:
+        if built.input_size != config.core_input_size:
             raise ValueError(
-                f"Policy: core input_size is {core.input_size} but perception features "
+                f"Policy: core input_size is {built.input_size} but perception features "
                 f"({config.perception.features}) + extras ({len(config.observation_spec.extras)}) = "
                 f"{config.core_input_size}; build the core with input_size={config.core_input_size}"
             )
-        if core.output_size != actions:
+        if built.output_size != actions:
             raise ValueError(
-                f"Policy: core output_size is {core.output_size} but the action spec has {actions} "
+                f"Policy: core output_size is {built.output_size} but the action spec has {actions} "
                 f"components {config.action_spec.names}; give the core {actions} outputs (motor neurons)"
             )
         self.output_gain = nn.Parameter(torch.ones(actions))

@@ -23,6 +23,7 @@ from typing import Literal, get_args
 
 import torch
 
+from lnn_control.nn.contract import RecurrentCore
 from lnn_control.nn.perception import PerceptionConfig
 from lnn_control.policies.policy import OutputSquash, Policy, PolicyConfig
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
@@ -59,7 +60,7 @@ PRESETS: dict[str, PolicyPreset] = {
 
 def build_core_for(
     core: CoreType, wiring: str, input_size: int, output_size: int, hidden_size: int, seed: int = 0
-) -> torch.nn.Module:
+) -> RecurrentCore:
     """A freshly initialised core: liquid (``ltc``/``cfc``) or ``wired_ctrnn`` on the named wiring,
     or a baseline with ``hidden_size`` units. Weights come from ``seed`` (LTC) or the torch RNG (the others)."""
     if core in WIRED_CORES:

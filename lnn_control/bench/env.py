@@ -44,9 +44,10 @@ def bench_backend(settings: EnvBenchSettings, backend: str) -> dict[str, Any]:
     seed = HELD_OUT_SEED_START
     try:
         env.reset(seed=seed)
+        task_env: Any = env.unwrapped  # a task env: control_dt, expert_action() (lnn_control.tasks)
         per_step: list[float] = []
         while len(per_step) < settings.steps + settings.warmup:
-            action = np.asarray(env.unwrapped.expert_action(), np.float32)
+            action = np.asarray(task_env.expert_action(), np.float32)
             started = time.perf_counter()
             _, _, terminated, truncated, _ = env.step(action)
             per_step.append(time.perf_counter() - started)

@@ -20,9 +20,12 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lnn_control.policies.presets import CoreType
 
 FEATURES = 32
 WIRING = "ncp19_car"
@@ -99,7 +102,7 @@ def _cfc_ncps() -> Any:
     return CfC(FEATURES, NCP(12, 6, 1, 6, 4, 6, 6, seed=22222))
 
 
-CORE_CASES: dict[str, CoreCase] = {
+CORE_CASES: dict[CoreType, CoreCase] = {
     "ltc": CoreCase(_ltc_ours, _ltc_stepper, _ltc_ncps),
     "cfc": CoreCase(_cfc_ours, _cfc_stepper, _cfc_ncps),
 }
@@ -185,7 +188,7 @@ def _training(case: CoreCase, settings: BenchSettings) -> dict[str, Any]:
     return out
 
 
-def _policy_step(core: str, settings: BenchSettings, notes: list[str]) -> dict[str, Any] | None:
+def _policy_step(core: CoreType, settings: BenchSettings, notes: list[str]) -> dict[str, Any] | None:
     try:
         from lnn_control.policies.presets import build_policy
     except ImportError as exc:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -61,7 +61,8 @@ def _fallback_policy(
     installed, else CNN + CT-RNN(19); returns (policy, description)."""
     from lnn_control.spec import ActionSpec, ObservationSpec
 
-    obs_spec = ObservationSpec(tuple(image_shape), extras, tuple("" for _ in extras))
+    height, width, channels = image_shape
+    obs_spec = ObservationSpec((height, width, channels), extras, tuple("" for _ in extras))
     act_spec = ActionSpec(
         tuple(f"action_{i}" for i in range(action_size)),
         tuple(-1.0 for _ in range(action_size)),
@@ -90,12 +91,13 @@ def _ctrnn_policy(image_shape: tuple[int, int, int], extras: tuple[str, ...], ac
     from lnn_control.spec import ActionSpec, ObservationSpec
 
     torch.manual_seed(0)
-    perception = PerceptionConfig(image_height=image_shape[0], image_width=image_shape[1])
+    height, width, channels = image_shape
+    perception = PerceptionConfig(image_height=height, image_width=width)
     core = BASELINE_CORES["ctrnn"](perception.features + len(extras), 19, action_size)
     config = PolicyConfig(
         perception=perception,
         core=core.config(),
-        observation_spec=ObservationSpec(tuple(image_shape), extras, tuple("" for _ in extras)),
+        observation_spec=ObservationSpec((height, width, channels), extras, tuple("" for _ in extras)),
         action_spec=ActionSpec(
             tuple(f"action_{i}" for i in range(action_size)),
             tuple(-1.0 for _ in range(action_size)),
@@ -145,7 +147,8 @@ class _RecordingCameraRobot(Robot):
 
     def __init__(self, camera: Camera, image_shape: tuple[int, int, int], action_spec: ActionSpec) -> None:
         self.camera = camera
-        self.observation_spec = ObservationSpec(tuple(image_shape))
+        height, width, channels = image_shape
+        self.observation_spec = ObservationSpec((height, width, channels))
         self.action_spec = action_spec
         self._connected = False
 
@@ -204,7 +207,7 @@ def watchdog_stop_delay(rate_hz: float, max_frame_age_s: float, trials: int) -> 
     delays = []
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "stall.avi"
-        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (48, 32))
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (48, 32))
         for k in range(9):
             writer.write(np.full((32, 48, 3), 20 * k, np.uint8))
         writer.release()
@@ -245,7 +248,7 @@ def run_runtime_bench(
     log: bool = True,
     watchdog_trials: int = 5,
     loop_engine: str = "torch",
-    sim_pacing: str = "clocked",
+    sim_pacing: Literal["clocked", "lockstep"] = "clocked",
 ) -> dict[str, Any]:
     """Run the benchmark; returns the JSON-ready report (times in milliseconds).
 
@@ -266,7 +269,7 @@ def run_runtime_bench(
     else:
         with LockstepSimRobot(env_id, env_kwargs) as probe:
             obs_spec, act_spec = probe.observation_spec, probe.action_spec
-        policy, description = _fallback_policy(tuple(obs_spec.image_shape), tuple(obs_spec.extras), act_spec.size)
+        policy, description = _fallback_policy(obs_spec.image_shape, tuple(obs_spec.extras), act_spec.size)
         policy_desc = {"source": description, "core": dict(policy.config.core).get("type")}
     config = LaunchConfig(
         policy=str(path) if path else "<in-memory>",

@@ -69,34 +69,40 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.atomic import atomic_write_json
     from lnn_control.envs.gl import MUJOCO_GL_CANDIDATES, probe_mujoco_gl
 
-    report = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": _package_versions(),
-        "mujoco_gl": {
-            probe.backend: ("ok" if probe.ok else f"failed: {probe.error}")
-            for probe in map(probe_mujoco_gl, MUJOCO_GL_CANDIDATES)
-        },
-        "pybullet_renderers": _pybullet_renderers(),
+    packages = _package_versions()
+    mujoco_gl = {
+        probe.backend: ("ok" if probe.ok else f"failed: {probe.error}")
+        for probe in map(probe_mujoco_gl, MUJOCO_GL_CANDIDATES)
     }
+    pybullet_renderers = _pybullet_renderers()
+    torch_threads: int | None = None
+    torch_cuda = False
     try:
         import torch
 
-        report["torch_threads"] = torch.get_num_threads()
-        report["torch_cuda"] = torch.cuda.is_available()
+        torch_threads = torch.get_num_threads()
+        torch_cuda = torch.cuda.is_available()
     except ImportError:  # the runtime can run without torch (ONNX engine)
-        report["torch_threads"] = None
-        report["torch_cuda"] = False
+        pass
+    report = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": packages,
+        "mujoco_gl": mujoco_gl,
+        "pybullet_renderers": pybullet_renderers,
+        "torch_threads": torch_threads,
+        "torch_cuda": torch_cuda,
+    }
 
-    print(f"lnn-control {report['packages']['lnn-control']}  (Python {report['python']})")
+    print(f"lnn-control {packages['lnn-control']}  (Python {report['python']})")
     print("packages:")
-    for name, version in report["packages"].items():
+    for name, version in packages.items():
         print(f"  {name:<24} {version or 'not installed'}")
     print("MuJoCo offscreen GL backends:")
-    for name, state in report["mujoco_gl"].items():
+    for name, state in mujoco_gl.items():
         print(f"  {name:<24} {state}")
     print("PyBullet renderers:")
-    for name, state in report["pybullet_renderers"].items():
+    for name, state in pybullet_renderers.items():
         print(f"  {name:<24} {state}")
     if args.json:
         atomic_write_json(args.json, report)

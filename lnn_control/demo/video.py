@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import cv2
 
 _CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
@@ -18,7 +22,7 @@ class VideoWriter:
     interrupted demo never leaves a truncated video under the requested name.
     """
 
-    def __init__(self, path: str | Path, fps: float) -> None:
+    def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in _CODECS:
@@ -27,7 +31,7 @@ class VideoWriter:
             raise ValueError(f"fps must be > 0, got {fps}")
         self.fps = float(fps)
         self._tmp = self.path.with_name(f".{self.path.stem}.partial{suffix}")
-        self._writer = None
+        self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
 
@@ -39,9 +43,9 @@ class VideoWriter:
         size = (frame.shape[1], frame.shape[0])
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter_fourcc(*_CODECS[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, size)
-            if not self._writer.isOpened():
+            fourcc = cv2.VideoWriter.fourcc(*_CODECS[self.path.suffix.lower()])
+            self._writer = writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, size)
+            if not writer.isOpened():
                 raise RuntimeError(f"OpenCV cannot write {self.path.suffix} video here; try --out FILE.avi")
             self._size = size
         elif size != self._size:

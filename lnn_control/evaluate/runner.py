@@ -30,13 +30,16 @@ from lnn_control.seeds import (
     held_out_seed,
     validation_seed,
 )
-from lnn_control.spec import check_compatible
+from lnn_control.spec import ActionSpec, ObservationSpec, check_compatible
 from lnn_control.tasks import get_task
 
 
 class StreamingPolicy(Protocol):
-    observation_spec: Any
-    action_spec: Any
+    @property
+    def observation_spec(self) -> ObservationSpec: ...
+
+    @property
+    def action_spec(self) -> ActionSpec: ...
 
     def reset(self) -> None: ...
 

@@ -125,6 +125,8 @@ def cfc_heads(core: Any, x: torch.Tensor, before: torch.Tensor, after: torch.Ten
 
     def terms(pre: torch.Tensor, n: int, w_tau: torch.Tensor | None) -> dict[str, torch.Tensor]:
         if pure:
+            if w_tau is None:
+                raise ValueError("a pure-mode CfC cell has w_tau; this cell has none")
             return {"ff1": pre[:, :n], "tau": 1.0 / (w_tau.abs() + pre[:, :n].abs())}
         return {"ff1": torch.tanh(pre[:, :n]), "ff2": torch.tanh(pre[:, n:2 * n]),
                 "gate": torch.sigmoid(pre[:, 2 * n:3 * n] * time + pre[:, 3 * n:4 * n])}
@@ -147,7 +149,7 @@ def cfc_heads(core: Any, x: torch.Tensor, before: torch.Tensor, after: torch.Ten
     n = cell.units
     pre = cell.project_inputs(x) + before @ cell.recurrent_weight.t()
     if cell.backbone_layers:
-        from lnn_control.nn.cfc import _ACTIVATIONS
+        from lnn_control.nn.cfc_cells import _ACTIVATIONS
 
         act = _ACTIVATIONS[cell.activation]
         z = act(pre)

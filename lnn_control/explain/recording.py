@@ -18,7 +18,7 @@ import base64
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 
@@ -103,7 +103,7 @@ def _tap_class() -> type:
             self._store(observation)
             return observation, info
 
-        def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
             result = self.env.step(action)
             self.tick += 1
             self._store(result[0])
@@ -156,7 +156,8 @@ def record_episode(
         obs_spec, act_spec = env_specs(env)
         check_compatible(policy.observation_spec, obs_spec, "env observation spec")
         check_compatible(policy.action_spec, act_spec, "env action spec")
-        nominal = float(env.unwrapped.control_dt)
+        task_env: Any = env.unwrapped  # a task env: control_dt, expert_action() (lnn_control.tasks)
+        nominal = float(task_env.control_dt)
         extra_names = tuple(policy.observation_spec.extras)
         obs, info = env.reset(seed=seed)
         policy.reset()

@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional
 
 from lnn_control.explain.grad import action_scale, encode, frames_to_float, policy_step
+from lnn_control.nn.perception import PerceptionCNN
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def normalize_map(saliency: np.ndarray, percentile: float = 99.5) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ VisualBackProp
-def _conv_relu_pairs(cnn: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
+def _conv_relu_pairs(cnn: PerceptionCNN) -> list[tuple[nn.Conv2d, nn.Module]]:
     layers = list(cnn.convs)
     pairs = []
     for index, layer in enumerate(layers):
@@ -81,8 +82,9 @@ def _conv_relu_pairs(cnn: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
 def _upscale(mask: torch.Tensor, conv: nn.Conv2d, size: tuple[int, int]) -> torch.Tensor:
     """Deconvolve ``mask [B,1,h,w]`` with a ones kernel of ``conv``'s size and stride to ``size``."""
     kernel = torch.ones(1, 1, *conv.kernel_size, dtype=mask.dtype)
-    padding = conv.padding if isinstance(conv.padding, tuple) else (conv.padding, conv.padding)
-    up = functional.conv_transpose2d(mask, kernel, stride=conv.stride, padding=padding)
+    if isinstance(conv.padding, str):
+        raise ValueError(f"VisualBackProp needs numeric conv padding, got {conv.padding!r}")
+    up = functional.conv_transpose2d(mask, kernel, stride=conv.stride, padding=conv.padding)
     height, width = size
     up = up[..., :height, :width]
     return functional.pad(up, (0, width - up.shape[-1], 0, height - up.shape[-2]))
@@ -105,7 +107,8 @@ def visual_backprop(policy: Any, frames: np.ndarray, chunk: int = 64) -> np.ndar
             means = [activation.mean(dim=1, keepdim=True) for activation in captured]
             mask = means[-1]
             for level in range(len(means) - 1, 0, -1):
-                mask = _upscale(mask, pairs[level][0], tuple(means[level - 1].shape[-2:])) * means[level - 1]
+                below = means[level - 1]
+                mask = _upscale(mask, pairs[level][0], (below.shape[-2], below.shape[-1])) * below
             mask = _upscale(mask, pairs[0][0], (height, width))[:, 0]
             peak = mask.flatten(1).amax(dim=1).clamp(min=1e-12).view(-1, 1, 1)
             maps.append((mask / peak).numpy().astype(np.float32))

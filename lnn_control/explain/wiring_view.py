@@ -9,7 +9,12 @@ CfC, ...) get their state units as one column of nodes without synapses.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from lnn_control.nn.contract import RecurrentCore
 
 EXCITATORY = (42, 157, 63)
 INHIBITORY = (214, 39, 40)
@@ -19,7 +24,7 @@ BACKGROUND = (250, 250, 250)
 class WiringView:
     """Precomputed layout; :meth:`draw` renders one frame ``[height, width, 3]`` uint8 RGB."""
 
-    def __init__(self, core: object, low: np.ndarray, high: np.ndarray, width: int = 360, height: int = 384,
+    def __init__(self, core: RecurrentCore, low: np.ndarray, high: np.ndarray, width: int = 360, height: int = 384,
                  labels: bool = True) -> None:
         wiring = getattr(core, "wiring", None)
         self.width, self.height = int(width), int(height)

@@ -24,7 +24,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from lnn_control.atomic import atomic_write_bytes
 from lnn_control.export.onnx_policy import ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxPolicy
@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 DEFAULT_OPSET = 18
 INPUT_NAMES = ("image", "extras", "dt", "state")
 OUTPUT_NAMES = ("action", "next_state")
+
+
+@runtime_checkable
+class _CompiledSwitch(Protocol):
+    """A module with a compiled (Numba) kernel and its ``compiled`` on/off switch (LTC)."""
+
+    compiled: bool
 
 
 def _step_module(policy: Policy) -> Any:
@@ -86,7 +93,8 @@ def export_onnx(policy: Policy, path: str | os.PathLike[str], opset: int = DEFAU
     policy.eval()
     # Cores with a compiled (Numba) kernel expose a boolean ``compiled`` switch; the tracer must
     # see their torch ops, so it is turned off while tracing and restored afterwards.
-    switched = [m for m in policy.modules() if isinstance(getattr(m, "compiled", None), bool) and m.compiled]
+    switched = [m for m in policy.modules()
+                if isinstance(m, _CompiledSwitch) and isinstance(m.compiled, bool) and m.compiled]
     for module in switched:
         module.compiled = False
     buffer = io.BytesIO()
@@ -103,7 +111,7 @@ def export_onnx(policy: Policy, path: str | os.PathLike[str], opset: int = DEFAU
             torch.onnx.export(
                 _step_module(policy),
                 example_inputs(policy),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # stub says path; the TorchScript exporter takes a file object
                 input_names=list(INPUT_NAMES),
                 output_names=list(OUTPUT_NAMES),
                 opset_version=opset,
@@ -148,7 +156,7 @@ def verify_onnx(policy: Policy, path: str | os.PathLike[str], steps: int = 8, se
     engine.reset()
     worst = 0.0
     for _ in range(steps):
-        observation = {name: rng.normal(size=1).astype(np.float32) for name in spec.extras}
+        observation: dict[str, np.ndarray] = {name: rng.normal(size=1).astype(np.float32) for name in spec.extras}
         observation["image"] = rng.integers(0, 256, spec.image_shape, dtype=np.uint8)
         dt = float(rng.uniform(0.5, 2.0) * period)
         reference = policy.act(observation, dt)

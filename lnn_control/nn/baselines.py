@@ -99,12 +99,13 @@ class _Core(nn.Module):
 
     kind = ""
 
-    def __init__(self, input_size: int, units: int, output_size: int, state_size: int) -> None:
+    def __init__(self, input_size: int, units: int, output_size: int, state_size: int | None = None) -> None:
+        """``state_size`` defaults to ``units`` (one state per neuron)."""
         super().__init__()
         self.input_size = _check_int("input_size", input_size)
         self.units = _check_int("units", units)
         self.output_size = _check_int("output_size", output_size)
-        self.state_size = state_size
+        self.state_size = self.units if state_size is None else state_size
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         """Zero state ``[batch_size, state_size]``."""

@@ -1,6 +1,6 @@
 """CfC training kernels: the closed-form updates and the wired recurrence as torch autograd functions
-with hand-written backward passes (tested equal to autograd through the step loop). The modules that
-use them are in :mod:`lnn_control.nn.cfc`; the batch-1 deployment stepper is
+with hand-written backward passes (tested equal to autograd through the step loop). The cells that
+use them are in :mod:`lnn_control.nn.cfc_cells`; the batch-1 deployment stepper is
 :mod:`lnn_control.nn.cfc_stepper`."""
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ def closed_form_update(mode: CfCMode, heads: torch.Tensor, elapsed: torch.Tensor
     return _GatedUpdate.apply(heads, elapsed, n, mode is CfCMode.DEFAULT)
 
 
+# what one step of wired_run keeps for the backward pass, per layer: (q, decay, decayed) in pure
+# mode, (tanh of the state heads, gate) otherwise
+_StepSaved = list[tuple[torch.Tensor, ...]]
+
+
 class WiredPlan:
     """Static structure of a wired cell that the sequence kernel needs (no tensors)."""
 
@@ -92,10 +97,14 @@ class WiredPlan:
 
 def wired_run(plan: WiredPlan, projected: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor,
                recurrent: torch.Tensor, w_tau: torch.Tensor | None, amplitude: torch.Tensor | None,
-               blocks: list[list[torch.Tensor]], saved: list | None) -> torch.Tensor:
+               blocks: list[list[torch.Tensor]], saved: list[_StepSaved] | None) -> torch.Tensor:
     """All steps of the wired recurrence, internal order; ``elapsed`` ``[B,T,1]``; returns ``[B,T,N]``."""
     history = projected.new_empty(projected.shape[0], projected.shape[1], h.shape[1])
-    pure = plan.mode is CfCMode.PURE
+    pure: tuple[torch.Tensor, torch.Tensor] | None = None  # (w_tau, amplitude) in pure mode
+    if plan.mode is CfCMode.PURE:
+        if w_tau is None or amplitude is None:
+            raise ValueError("wired_run: pure mode needs w_tau and amplitude")
+        pure = (w_tau, amplitude)
     gated = plan.mode is CfCMode.DEFAULT
     single = len(plan.bounds) == 1
     for t in range(projected.shape[1]):
@@ -103,15 +112,15 @@ def wired_run(plan: WiredPlan, projected: torch.Tensor, h: torch.Tensor, elapsed
         parts = (pre,) if single else pre.split(plan.column_sizes, dim=1)
         elapsed_t = elapsed[:, t]
         news: list[torch.Tensor] = []
-        step_saved = []
+        step_saved: _StepSaved = []
         for layer, (t0, t1) in enumerate(plan.bounds):
             q = parts[layer]
             for source, block in zip(plan.sources[layer], blocks[layer]):
                 q = torch.addmm(q, news[source], block)
             n = t1 - t0
-            if pure:
-                amp = amplitude[t0:t1]
-                decay = torch.exp(-elapsed_t * (w_tau[t0:t1].abs() + q.abs()))
+            if pure is not None:
+                amp = pure[1][t0:t1]
+                decay = torch.exp(-elapsed_t * (pure[0][t0:t1].abs() + q.abs()))
                 decayed = decay * q
                 news.append(amp - amp * decayed)
                 step_saved.append((q, decay, decayed))
@@ -145,7 +154,7 @@ class WiredSequence(torch.autograd.Function):
         for sources in plan.sources:
             blocks.append(list(flat_blocks[index: index + len(sources)]))
             index += len(sources)
-        saved: list = []
+        saved: list[_StepSaved] = []
         history = wired_run(plan, projected, h0, elapsed, recurrent, w_tau, amplitude, blocks, saved)
         ctx.plan, ctx.blocks, ctx.saved_steps = plan, blocks, saved
         ctx.save_for_backward(h0, elapsed, recurrent, history,
@@ -164,21 +173,21 @@ class WiredSequence(torch.autograd.Function):
         carry = torch.zeros_like(h0)
         recurrent_t = recurrent.t()
         blocks_t = [[block.t() for block in layer_blocks] for layer_blocks in blocks]
-        grad_w = torch.zeros_like(extras[0]) if pure else None
-        grad_amp = torch.zeros_like(extras[1]) if pure else None
+        # (grad w_tau, grad amplitude) in pure mode, accumulated over the steps
+        pure_grads = (torch.zeros_like(extras[0]), torch.zeros_like(extras[1])) if pure else None
         for t in range(steps - 1, -1, -1):
             grads = list((carry + grad_history[:, t]).split(plan.sizes, dim=1))
             elapsed_t = elapsed[:, t]
-            grad_q: list[torch.Tensor] = [None] * len(plan.bounds)  # type: ignore[list-item]
+            grad_q_reversed: list[torch.Tensor] = []  # last layer first
             for layer in range(len(plan.bounds) - 1, -1, -1):
                 grad = grads[layer]
                 t0, t1 = plan.bounds[layer]
-                if pure:
+                if pure_grads is not None:
                     q, decay, decayed = saved[t][layer]
                     grad_a = grad * extras[1][t0:t1]
-                    grad_q[layer] = -grad_a * decay * (1.0 - elapsed_t * q.abs())
-                    grad_w[t0:t1] += (grad_a * decayed * elapsed_t).sum(0)
-                    grad_amp[t0:t1] += (grad * (1.0 - decayed)).sum(0)
+                    grad_q = -grad_a * decay * (1.0 - elapsed_t * q.abs())
+                    pure_grads[0][t0:t1] += (grad_a * decayed * elapsed_t).sum(0)
+                    pure_grads[1][t0:t1] += (grad * (1.0 - decayed)).sum(0)
                 else:
                     ff, gate = saved[t][layer]
                     n = t1 - t0
@@ -190,10 +199,12 @@ class WiredSequence(torch.autograd.Function):
                         grad_ff1, grad_gate = grad, grad * ff2
                     grad_ff = torch.cat([grad_ff1, grad_ff2], dim=1) * (1.0 - ff * ff)
                     grad_b = grad_gate * gate * (1.0 - gate)
-                    grad_q[layer] = torch.cat([grad_ff, grad_b * elapsed_t, grad_b], dim=1)
+                    grad_q = torch.cat([grad_ff, grad_b * elapsed_t, grad_b], dim=1)
                 for source, block_t in zip(plan.sources[layer], blocks_t[layer]):
-                    grads[source] = torch.addmm(grads[source], grad_q[layer], block_t)
-            grad_pre = grad_q[0] if len(grad_q) == 1 else torch.cat(grad_q, dim=1)
+                    grads[source] = torch.addmm(grads[source], grad_q, block_t)
+                grad_q_reversed.append(grad_q)
+            grad_q_all = grad_q_reversed[::-1]
+            grad_pre = grad_q_all[0] if len(grad_q_all) == 1 else torch.cat(grad_q_all, dim=1)
             grad_pre_all[:, t] = grad_pre
             carry = grad_pre @ recurrent_t
         # weight gradients over all B*T rows at once
@@ -207,6 +218,7 @@ class WiredSequence(torch.autograd.Function):
             for source in sources:
                 s0, s1 = plan.bounds[source]
                 grad_blocks.append(flat_history[:, s0:s1].t() @ grad_columns[layer])
-        if pure:
-            grad_w = grad_w * torch.sign(extras[0])
+        grad_w = grad_amp = None
+        if pure_grads is not None:
+            grad_w, grad_amp = pure_grads[0] * torch.sign(extras[0]), pure_grads[1]
         return (None, grad_pre_all, carry, None, grad_recurrent, grad_w, grad_amp, *grad_blocks)

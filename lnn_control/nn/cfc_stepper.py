@@ -177,7 +177,9 @@ class CfCStepper:
         """Snapshot a :class:`~lnn_control.nn.cfc.CfC` (dense or wired) into a compiled stepper."""
         import torch
 
-        from lnn_control.nn.cfc import CfC, CfCMode, WiredCfCCell
+        from lnn_control.nn.cfc import CfC
+        from lnn_control.nn.cfc_cells import WiredCfCCell
+        from lnn_control.nn.cfc_kernels import CfCMode
 
         if not isinstance(module, CfC):
             raise ValueError(f"module must be a lnn_control.nn.cfc.CfC, got {type(module).__name__}")
@@ -188,6 +190,7 @@ class CfCStepper:
             return np.ascontiguousarray(tensor.detach().to("cpu", torch.float64).numpy())
 
         units = module.state_size
+        activation = 0  # the layered kernels have no backbone
         with torch.no_grad():
             pure = module.mode is CfCMode.PURE
             if isinstance(cell, WiredCfCCell):
@@ -199,7 +202,7 @@ class CfCStepper:
                 if pure:
                     arrays["w_tau"], arrays["amplitude"] = array(cell.w_tau[cell.perm]), array(cell.amplitude[cell.perm])
                 layered = True
-            elif cell.backbone_layers == 0:
+            elif cell.heads is None:  # no backbone (backbone_layers == 0)
                 order = np.arange(units)
                 arrays = {"sensory": array(cell.input_weight.t()), "recurrent": array(cell.recurrent_weight.t()),
                           "feedforward": np.zeros((units, cell.first_bias.shape[0])),
@@ -208,7 +211,7 @@ class CfCStepper:
             else:
                 order = np.arange(units)
                 width = cell.backbone_units
-                hidden = list(cell.hidden_layers)
+                hidden = cell.hidden_linears
                 arrays = {
                     "input_weight": array(cell.input_weight), "recurrent_weight": array(cell.recurrent_weight),
                     "first_bias": array(cell.first_bias),
@@ -219,6 +222,7 @@ class CfCStepper:
                     "heads_weight": array(cell.heads.weight), "heads_bias": array(cell.heads.bias),
                 }
                 layered = False
+                activation = ACTIVATION_CODES[cell.activation.value]
             if pure and "w_tau" not in arrays:
                 arrays["w_tau"], arrays["amplitude"] = array(cell.w_tau), array(cell.amplitude)
             if not pure:
@@ -227,7 +231,6 @@ class CfCStepper:
             projection = None
             if module.projection is not None:
                 projection = (array(module.projection.weight), array(module.projection.bias))
-        activation = 0 if layered else ACTIVATION_CODES[cell.activation.value]
         return cls(_Snapshot(module.input_size, units, mode, 1 if pure else 4, order, outputs, arrays, layered,
                              activation, projection))
 

@@ -16,14 +16,17 @@ Wired cores follow ``ncps`` neuron order: motor neurons first, so ``y = state[:,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 
 @runtime_checkable
 class RecurrentCore(Protocol):
-    """Structural type of a core (see the module docstring)."""
+    """Structural type of a core (see the module docstring); being a ``torch.nn.Module``, a core is
+    also called like ``forward`` and has ``parameters()``."""
 
     input_size: int
     output_size: int
@@ -40,6 +43,12 @@ class RecurrentCore(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def config(self) -> dict[str, Any]: ...
+
+    def __call__(
+        self, x: torch.Tensor, state: torch.Tensor | None = None, dt: float | torch.Tensor = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 
 
 def check_batch_size(batch_size: Any) -> int:

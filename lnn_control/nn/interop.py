@@ -38,7 +38,8 @@ def _mapping(value: Any) -> Mapping1D:
     return Mapping1D(value) if value in ("affine", "linear") else Mapping1D.NONE
 
 
-def _ltc_from_ncps(module: nn.Module) -> LTC:
+# The ncps modules are read through their (untyped) attributes, hence ``Any`` below.
+def _ltc_from_ncps(module: Any) -> LTC:
     if getattr(module, "use_mixed", False):
         raise ValueError(
             "ncps LTC with mixed_memory=True (an LSTM next to the LTC) is not supported; "
@@ -68,13 +69,13 @@ def _ltc_from_ncps(module: nn.Module) -> LTC:
     return core
 
 
-def _cfc_from_ncps(module: nn.Module) -> nn.Module:
+def _cfc_from_ncps(module: Any) -> nn.Module:
     from lnn_control.nn.interop_cfc import cfc_from_ncps  # CfC conversion lives with the CfC code
 
     return cfc_from_ncps(module)
 
 
-_CONVERTERS: dict[str, Callable[[nn.Module], nn.Module]] = {
+_CONVERTERS: dict[str, Callable[[Any], nn.Module]] = {
     "LTC": _ltc_from_ncps,
     "CfC": _cfc_from_ncps,
 }

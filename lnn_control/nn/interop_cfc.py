@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lnn_control.nn.cfc import BackboneActivation, CfC, CfCCell, CfCMode, WiredCfCCell
+from lnn_control.nn.cfc import CfC
+from lnn_control.nn.cfc_cells import BackboneActivation, CfCCell, WiredCfCCell
+from lnn_control.nn.cfc_kernels import CfCMode
 from lnn_control.nn.wirings import Wiring
 
 _ACTIVATION_BY_CLASS = {
@@ -69,7 +71,7 @@ def cfc_from_ncps(module: Any) -> CfC:
         ours = _wired_from_ncps(module, proj)
     else:
         ours = _dense_from_ncps(module, source_cell, proj)
-    if proj is not None:
+    if ours.projection is not None:  # built for proj_size = proj
         with torch.no_grad():
             ours.projection.weight.copy_(module.fc.weight)
             ours.projection.bias.copy_(module.fc.bias)
@@ -104,7 +106,8 @@ def _dense_from_ncps(module: Any, cell: Any, proj: int | None) -> CfC:
         units_b, activation, dropout = 128, BackboneActivation.LECUN_TANH, 0.0
     ours = CfC(int(cell.input_size), int(cell.hidden_size), mode, backbone_units=units_b, backbone_layers=layers,
                backbone_dropout=dropout, activation=activation, proj_size=proj)
-    target: CfCCell = ours.cell  # type: ignore[assignment]
+    target = ours.cell
+    assert isinstance(target, CfCCell)  # an int number of units builds a dense cell
     f = target.input_size
     weights, biases = _head_weights(cell, mode)
     heads_w = weights.reshape(-1, weights.shape[-1])  # [H*N, in]
@@ -112,10 +115,11 @@ def _dense_from_ncps(module: Any, cell: Any, proj: int | None) -> CfC:
     with torch.no_grad():
         if layers:
             first_w, first_b = cell.backbone[0].weight, cell.backbone[0].bias
+            assert target.heads is not None  # built with backbone_layers = layers > 0
             target.heads.weight.copy_(heads_w)
             target.heads.bias.copy_(heads_b)
             linears = [m for m in cell.backbone if isinstance(m, nn.Linear)][1:]
-            for ours_layer, theirs in zip(target.hidden_layers, linears):
+            for ours_layer, theirs in zip(target.hidden_linears, linears):
                 ours_layer.weight.copy_(theirs.weight)
                 ours_layer.bias.copy_(theirs.bias)
         else:
@@ -139,8 +143,12 @@ def _wired_from_ncps(module: Any, proj: int | None) -> CfC:
             "output_dim equal to the last layer's size (e.g. FullyConnected(units, output_dim=units)) or an NCP"
         )
     mode = CfCMode(ncps_cell._layers[0].mode)
-    ours = CfC(int(wiring.input_dim), wiring, mode, proj_size=proj, ncps_compat=True)
-    target: WiredCfCCell = ours.cell  # type: ignore[assignment]
+    input_size = wiring.input_dim
+    if input_size is None:  # from_adjacency builds the wiring; checked for the type
+        raise ValueError("ncps wiring converted without sensory synapses; build the ncps wiring first")
+    ours = CfC(input_size, wiring, mode, proj_size=proj, ncps_compat=True)
+    target = ours.cell
+    assert isinstance(target, WiredCfCCell)  # a Wiring builds a wired cell
     with torch.no_grad():
         target.sensory_weight.zero_()
         target.neuron_weight.zero_()

@@ -89,6 +89,14 @@ def _check_positive_int(name: str, value: Any) -> int:
 class LTC(nn.Module):
     """Wired LTC network; ``forward`` over sequences, ``step`` for streaming (same numbers)."""
 
+    # synapse masks and index lists (registered in __init__; declared here for their type)
+    sparsity_mask: torch.Tensor
+    sensory_sparsity_mask: torch.Tensor
+    _src: torch.Tensor
+    _tgt: torch.Tensor
+    _s_src: torch.Tensor
+    _s_tgt: torch.Tensor
+
     def __init__(
         self,
         wiring: Wiring,
@@ -102,8 +110,9 @@ class LTC(nn.Module):
         super().__init__()
         if not isinstance(wiring, Wiring):
             raise ValueError(f"wiring must be a lnn_control.nn.wirings.Wiring, got {type(wiring).__name__}")
-        if not wiring.is_built:
+        if wiring.sensory_adjacency is None:
             raise ValueError("wiring is not built: call wiring.build(input_size) first")
+        sensory_polarity = wiring.sensory_adjacency  # [F, N]
         self.wiring = wiring
         self.ode_unfolds = _check_positive_int("ode_unfolds", ode_unfolds)
         if not isinstance(epsilon, (int, float)) or not 0 <= float(epsilon) < 1e-2:
@@ -116,16 +125,16 @@ class LTC(nn.Module):
         # device/dtype: plain torch ops, which also allow double backward); a runtime choice, not part
         # of the architecture.
         self.compiled = True
-        self.input_size = int(wiring.input_dim)
+        self.input_size = int(sensory_polarity.shape[0])
         self.state_size = wiring.units
         self.output_size = wiring.output_dim
 
         adjacency = torch.from_numpy(wiring.adjacency.astype(np.float32))
-        sensory = torch.from_numpy(wiring.sensory_adjacency.astype(np.float32))
+        sensory = torch.from_numpy(sensory_polarity.astype(np.float32))
         self.register_buffer("sparsity_mask", adjacency.abs())
         self.register_buffer("sensory_sparsity_mask", sensory.abs())
         src, tgt = np.nonzero(wiring.adjacency)
-        s_src, s_tgt = np.nonzero(wiring.sensory_adjacency)
+        s_src, s_tgt = np.nonzero(sensory_polarity)
         self.register_buffer("_src", torch.from_numpy(src.astype(np.int64)), persistent=False)
         self.register_buffer("_tgt", torch.from_numpy(tgt.astype(np.int64)), persistent=False)
         self.register_buffer("_s_src", torch.from_numpy(s_src.astype(np.int64)), persistent=False)

@@ -107,6 +107,10 @@ class PerceptionConfig:
 class PerceptionCNN(nn.Module):
     """Conv stack + linear head; uint8 HWC frames in, ``config.features`` floats out."""
 
+    # per-channel normalisation buffers (registered in __init__; declared here for their type)
+    _mean: torch.Tensor
+    _inv_std: torch.Tensor
+
     def __init__(self, config: PerceptionConfig | None = None) -> None:
         super().__init__()
         self.config = config or PerceptionConfig()

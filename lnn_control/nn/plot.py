@@ -30,8 +30,10 @@ def plot_wiring(wiring: Wiring, path: str | os.PathLike[str], title: str | None 
     """
     if not isinstance(wiring, Wiring):
         raise ValueError(f"wiring must be a lnn_control.nn.wirings.Wiring, got {type(wiring).__name__}")
-    if not wiring.is_built:
+    sensory = wiring.sensory_adjacency  # [F, N]
+    if sensory is None:
         raise ValueError("wiring is not built: call wiring.build(input_dim) before plotting")
+    input_dim = int(sensory.shape[0])
     if Path(path).suffix.lower() != ".png":
         raise ValueError(f"path must end in .png, got {os.fspath(path)!r}")
     import matplotlib
@@ -43,16 +45,15 @@ def plot_wiring(wiring: Wiring, path: str | os.PathLike[str], title: str | None 
 
     positions: dict[tuple[str, int], tuple[float, float]] = {}
     # sensory features squeezed into the height of the tallest layer
-    sensory_y = _column(wiring.input_dim) * (max(len(g) for g in wiring.layers) / wiring.input_dim)
+    sensory_y = _column(input_dim) * (max(len(g) for g in wiring.layers) / input_dim)
     for i, y in enumerate(sensory_y):
         positions[("s", i)] = (0.0, float(y))
     for column, group in enumerate(wiring.layers, start=1):
         for neuron, y in zip(group.tolist(), _column(len(group))):
             positions[("n", neuron)] = (float(column) * 2.0, float(y))
-    height = max(4.0, 0.28 * max(wiring.input_dim, max(len(g) for g in wiring.layers)))
+    height = max(4.0, 0.28 * max(input_dim, max(len(g) for g in wiring.layers)))
     figure, axes = pyplot.subplots(figsize=(2.2 * (len(wiring.layers) + 1) + 1.5, height))
     try:
-        sensory = wiring.sensory_adjacency
         for src, dst in zip(*np.nonzero(sensory)):
             (x0, y0), (x1, y1) = positions[("s", int(src))], positions[("n", int(dst))]
             colour = EXCITATORY if sensory[src, dst] > 0 else INHIBITORY
@@ -64,7 +65,7 @@ def plot_wiring(wiring: Wiring, path: str | os.PathLike[str], title: str | None 
             axes.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle=f"arc3,rad={bend}",
                                            arrowstyle="-|>", mutation_scale=8, color=colour, alpha=0.7,
                                            linewidth=0.9, zorder=2))
-        xs, ys = zip(*(positions[("s", i)] for i in range(wiring.input_dim)))
+        xs, ys = zip(*(positions[("s", i)] for i in range(input_dim)))
         axes.scatter(xs, ys, s=25, color=_NODE_COLOURS["sensory"], zorder=3)
         for neuron in range(wiring.units):
             x, y = positions[("n", neuron)]

@@ -36,14 +36,19 @@ class WiredCTRNN(_Core):
 
     kind = "wired_ctrnn"
 
+    # 0/1 synapse masks (registered in __init__; declared here for their type)
+    recurrent_mask: torch.Tensor
+    sensory_mask: torch.Tensor
+
     def __init__(self, wiring: Wiring, unfolds: int = 1) -> None:
-        if not isinstance(wiring, Wiring) or not wiring.is_built:
+        if not isinstance(wiring, Wiring) or wiring.sensory_adjacency is None:
             raise ValueError("wiring must be a built lnn_control.nn.wirings.Wiring (call wiring.build(input_size))")
-        super().__init__(int(wiring.input_dim), wiring.units, wiring.output_dim, state_size=wiring.units)
+        sensory_polarity = wiring.sensory_adjacency  # [F, N]
+        super().__init__(int(sensory_polarity.shape[0]), wiring.units, wiring.output_dim, state_size=wiring.units)
         self.wiring = wiring
         self.unfolds = _check_int("unfolds", unfolds)
         recurrent = torch.from_numpy(wiring.adjacency.astype(np.float32))  # [N, N] source -> target, ±1/0
-        sensory = torch.from_numpy(wiring.sensory_adjacency.astype(np.float32))  # [F, N]
+        sensory = torch.from_numpy(sensory_polarity.astype(np.float32))  # [F, N]
         self.register_buffer("recurrent_mask", recurrent.abs())
         self.register_buffer("sensory_mask", sensory.abs())
         self.recurrent_weight = nn.Parameter(self._signed_init(recurrent))

@@ -24,11 +24,12 @@ them exactly, and ``from_dict(w.to_dict()).to_dict() == w.to_dict()``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 _FORMAT_VERSION = 1
+_W = TypeVar("_W", bound="Wiring")  # build() returns the wiring it was called on
 
 
 def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
@@ -71,7 +72,7 @@ class Wiring:
         units: int,
         output_dim: int,
         adjacency: np.ndarray | None = None,
-        layers: Sequence[Sequence[int]] | None = None,
+        layers: Sequence[Sequence[int] | np.ndarray] | None = None,
         seed: int = 0,
     ) -> None:
         self.units = _check_int("units", units, 1)
@@ -85,7 +86,7 @@ class Wiring:
         self._stored_params: dict[str, Any] = {}  # generator arguments of a wiring read back by from_dict
 
     # ----------------------------------------------------------------- structure
-    def _check_layers(self, layers: Sequence[Sequence[int]] | None) -> list[np.ndarray]:
+    def _check_layers(self, layers: Sequence[Sequence[int] | np.ndarray] | None) -> list[np.ndarray]:
         if layers is None:
             return [np.arange(self.units, dtype=np.int64)]
         groups = [np.asarray(group, dtype=np.int64).reshape(-1) for group in layers]
@@ -126,7 +127,7 @@ class Wiring:
             return "command"
         return "inter"
 
-    def build(self, input_dim: int) -> Wiring:
+    def build(self: _W, input_dim: int) -> _W:
         """Draw the sensory synapses for ``input_dim`` features (idempotent for the same size); returns self."""
         input_dim = _check_int("input_dim", input_dim, 1)
         if self.sensory_adjacency is not None:
@@ -206,7 +207,7 @@ class Wiring:
         adjacency: np.ndarray,
         sensory_adjacency: np.ndarray,
         output_dim: int,
-        layers: Sequence[Sequence[int]] | None = None,
+        layers: Sequence[Sequence[int] | np.ndarray] | None = None,
     ) -> Wiring:
         """A built wiring from explicit polarity matrices (``[N,N]`` and ``[F,N]``, entries -1/0/+1)."""
         adjacency = _polarity_matrix(adjacency, None, "adjacency")

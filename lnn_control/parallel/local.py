@@ -17,6 +17,8 @@ import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any, Literal
 
 from lnn_control.parallel.executor import TaskError, WorkerDied, limit_threads
@@ -54,7 +56,10 @@ class LocalPoolExecutor:
         if start_method not in ("spawn", "forkserver"):
             raise ValueError(f"start_method must be 'spawn' or 'forkserver' (not fork: GL contexts), got {start_method!r}")
         self.workers = workers
-        self._context = multiprocessing.get_context(start_method)
+        self._context = (
+            multiprocessing.get_context("spawn") if start_method == "spawn"
+            else multiprocessing.get_context("forkserver")
+        )
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()
@@ -100,7 +105,7 @@ class LocalPoolExecutor:
         self.shutdown(wait=True, cancel_futures=exc[0] is not None)
 
     # ------------------------------------------------------------------ slots
-    def _start_worker(self) -> tuple[Any, Any]:
+    def _start_worker(self) -> tuple[BaseProcess, Connection]:
         parent, child = self._context.Pipe(duplex=True)
         process = self._context.Process(target=_worker_main, args=(child,), daemon=True, name="lnn-pool-worker")
         process.start()
@@ -108,7 +113,7 @@ class LocalPoolExecutor:
         return process, parent
 
     def _slot_loop(self) -> None:
-        process, conn = None, None
+        worker: tuple[BaseProcess, Connection] | None = None  # (process, its end of the pipe)
         try:
             while True:
                 item = self._queue.get()
@@ -117,8 +122,9 @@ class LocalPoolExecutor:
                 future, fn, args, kwargs = item
                 if not future.set_running_or_notify_cancel():
                     continue
-                if process is None or not process.is_alive():
-                    process, conn = self._start_worker()
+                if worker is None or not worker[0].is_alive():
+                    worker = self._start_worker()
+                process, conn = worker
                 try:
                     conn.send((fn, args, kwargs))
                 except Exception as exc:  # noqa: BLE001 - e.g. an argument that does not pickle
@@ -133,20 +139,21 @@ class LocalPoolExecutor:
                         WorkerDied(f"worker pid {process.pid} exited with code {process.exitcode} while running {name}")
                     )
                     conn.close()
-                    process, conn = None, None
+                    worker = None
                     continue
                 if status == "ok":
                     future.set_result(payload)
                 else:
-                    exc, text = payload
-                    if isinstance(exc, BaseException):
-                        if hasattr(exc, "add_note"):  # Python ≥ 3.11: keep the worker's traceback
-                            exc.add_note(f"in worker pid {process.pid}:\n{text}")
-                        future.set_exception(exc)
+                    error, text = payload
+                    if isinstance(error, BaseException):
+                        if hasattr(error, "add_note"):  # Python ≥ 3.11: keep the worker's traceback
+                            error.add_note(f"in worker pid {process.pid}:\n{text}")
+                        future.set_exception(error)
                     else:
                         future.set_exception(TaskError(text))
         finally:
-            if process is not None and process.is_alive():
+            if worker is not None and worker[0].is_alive():
+                process, conn = worker
                 try:
                     conn.send(_STOP)
                 except OSError:

@@ -19,7 +19,10 @@ that never carry signal; :func:`parameter_counts` reports the wiring's synapse c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from lnn_control.policies.presets import CoreType
 
 Family = Literal["liquid", "wired_ablation", "conventional", "memoryless"]
 
@@ -30,7 +33,7 @@ class Architecture:
     ``matched`` is true); family: how the report groups it."""
 
     name: str
-    core: str
+    core: CoreType
     family: Family
     description: str
     units: int | None = None
@@ -100,6 +103,8 @@ def build_architecture(
         units = matched_units(
             arch.core, core_parameter_count(reference.core), reference.core.input_size, reference.core.output_size
         )
+    if units is None:
+        raise ValueError(f"architecture {name!r}: a {arch.core} core needs units or matched=True")
     return build_policy(preset, core=arch.core, hidden_size=int(units), **common)
 
 
@@ -114,6 +119,6 @@ def parameter_counts(policy: Any) -> dict[str, Any]:
         "core": core_parameter_count(core),
         "policy": core_parameter_count(policy),
         "perception": core_parameter_count(policy.perception),
-        "units": int(getattr(core, "units", None) or getattr(core, "state_size", 0)),
+        "units": int(getattr(core, "units", 0) or getattr(core, "state_size", 0)),
         "synapses": synapses,
     }

@@ -25,11 +25,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lnn_control.atomic import atomic_write_json
 from lnn_control.parallel.executor import describe_worker
-from lnn_control.study.config import StudyConfig
+from lnn_control.study.config import Backend, StudyConfig
+
+if TYPE_CHECKING:
+    from lnn_control.evaluate.runner import DtMode
 
 DATA_CELL = "data"
 NOMINAL_DT_SUFFIX = "~nominal-dt"
@@ -53,9 +56,9 @@ class TrainCell:
 class EvalCell:
     arch: str
     seed: int
-    backend: str
+    backend: Backend
     condition: str
-    dt_mode: str = "measured"
+    dt_mode: DtMode = "measured"
 
     @property
     def model(self) -> str:

@@ -87,7 +87,7 @@ def build_report(out: str | Path, study: StudyConfig) -> dict[str, Any]:
         "rows": rows,
         "claims": _claims(study, rows, architectures, metrics),
     }
-    timing = {
+    timing: dict[str, Any] = {
         "latency_ms": {
             arch: stats.mean_interval([trains[f"{arch}-s{s}"]["latency_ms"] for s in study.seeds])["mean"]
             for arch in study.architectures
@@ -126,7 +126,7 @@ def _rows(study: StudyConfig, evals: dict[str, dict], metrics: list) -> list[dic
                 group = cells_by_key[(arch, backend, label)]
                 outcomes = [[bool(e["success"]) for e in result["episodes"]] for _, result in group]
                 success = stats.success_interval(outcomes)
-                row = {
+                row: dict[str, Any] = {
                     "arch": arch,
                     "backend": backend,
                     "condition": label,
@@ -164,6 +164,14 @@ def _find(rows: list[dict], arch: str, backend: str, label: str) -> dict | None:
     return next((r for r in rows if (r["arch"], r["backend"], r["condition"]) == (arch, backend, label)), None)
 
 
+def _row(rows: list[dict], arch: str, backend: str, label: str) -> dict:
+    """:func:`_find` for a row every complete study has."""
+    row = _find(rows, arch, backend, label)
+    if row is None:
+        raise KeyError(f"study report: no result row for {arch} {backend} {label}; re-run the study to finish it")
+    return row
+
+
 def _per_seed(row: dict) -> dict[int, float]:
     return {int(k): float(v) for k, v in row["success_per_seed"].items()}
 
@@ -199,7 +207,7 @@ def _pct(value: float | None) -> str:
 
 
 def _claims(study: StudyConfig, rows: list[dict], architectures: dict, metrics: list) -> list[dict[str, Any]]:
-    claims = []
+    claims: list[dict[str, Any]] = []
     conventional = [a for a in study.architectures if ARCHITECTURES[a].family in ("conventional", "memoryless")]
     error_key, error_label, _ = metrics[0]
     # (1) heavy rain: NCP vs the best conventional net
@@ -267,7 +275,7 @@ def _claims(study: StudyConfig, rows: list[dict], architectures: dict, metrics: 
     for row in rows:
         if not row["condition"].endswith(NOMINAL_DT_SUFFIX):
             continue
-        measured = _find(rows, row["arch"], row["backend"], row["condition"][: -len(NOMINAL_DT_SUFFIX)])
+        measured = _row(rows, row["arch"], row["backend"], row["condition"][: -len(NOMINAL_DT_SUFFIX)])
         diff = stats.paired_difference(_per_seed(measured), _per_seed(row))
         details.append({
             "arch": row["arch"], "backend": row["backend"], "condition": measured["condition"],
@@ -390,13 +398,14 @@ def _plots(root: Path, study: StudyConfig, rows: list[dict]) -> list[str]:
             for ax, name in zip(axes[0], names):
                 severities = [0, *study.eval.conditions[name]]
                 for arch in study.architectures:
-                    picked = [_find(rows, arch, backend, "clean" if s == 0 else f"{name}:{s}") for s in severities]
+                    picked = [_row(rows, arch, backend, "clean" if s == 0 else f"{name}:{s}") for s in severities]
                     mean = [r["success"]["mean"] for r in picked]
                     (line,) = ax.plot(severities, mean, marker="o", label=arch)
                     ax.fill_between(severities, [r["success"]["low"] for r in picked], [r["success"]["high"] for r in picked],
                                     alpha=0.15, color=line.get_color())
-                    ablation = [_find(rows, arch, backend, f"{name}:{s}{NOMINAL_DT_SUFFIX}") for s in severities[1:]]
-                    if all(ablation):
+                    found = [_find(rows, arch, backend, f"{name}:{s}{NOMINAL_DT_SUFFIX}") for s in severities[1:]]
+                    ablation = [r for r in found if r is not None]
+                    if len(ablation) == len(found):
                         ax.plot(severities, [mean[0]] + [r["success"]["mean"] for r in ablation], linestyle="--",
                                 marker="x", color=line.get_color(), label=f"{arch} (nominal dt)")
                 ax.set_title(f"{name} ({backend})")
@@ -405,7 +414,7 @@ def _plots(root: Path, study: StudyConfig, rows: list[dict]) -> list[str]:
                 ax.set_xticks(severities)
                 ax.grid(alpha=0.3)
             axes[0][0].set_ylabel("success rate")
-            legend = {}
+            legend: dict[str, Any] = {}
             for ax in axes[0]:
                 for handle, label in zip(*ax.get_legend_handles_labels()):
                     legend.setdefault(label, handle)
@@ -413,7 +422,7 @@ def _plots(root: Path, study: StudyConfig, rows: list[dict]) -> list[str]:
             fig.tight_layout(rect=(0, 0, 0.8, 1))
             written.append(_save(fig, root / f"plots/success_vs_severity_{backend}.png", plt, io, atomic_write_bytes))
         all_labels = labels(study)
-        grid = np.array([[_find(rows, a, backend, label)["success"]["mean"] for label in all_labels] for a in study.architectures])
+        grid = np.array([[_row(rows, a, backend, label)["success"]["mean"] for label in all_labels] for a in study.architectures])
         fig, ax = plt.subplots(figsize=(3.0 + 0.9 * len(all_labels), 2.2 + 0.45 * len(study.architectures)))
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(all_labels)), all_labels, rotation=40, ha="right", fontsize=8)

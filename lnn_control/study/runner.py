@@ -21,7 +21,7 @@ from typing import Any
 
 from lnn_control.atomic import atomic_write_json
 from lnn_control.config import ConfigError
-from lnn_control.parallel.executor import make_executor
+from lnn_control.parallel.executor import ExecutorKind, make_executor
 from lnn_control.study import cells as cellmod
 from lnn_control.study.attention import AttentionCell, attention_cells, run_attention_cell
 from lnn_control.study.config import StudyConfig
@@ -70,7 +70,7 @@ def run_study(
     study_path: Path,
     out: str | Path,
     *,
-    executor: str = "local",
+    executor: ExecutorKind = "local",
     workers: int = 1,
     ray_address: str | None = None,
     resume: bool = False,
@@ -89,8 +89,9 @@ def run_study(
         return cellmod.cell_file(root, cell_id).is_file()
 
     trains = [c for c in train_cells(study) if not done(c.id)]
-    evals_by_model: dict[str, list[Any]] = {}
-    after_training = [*eval_cells(study), *attention_cells(study)]  # attention: only if the study enables it
+    evals_by_model: dict[str, list[cellmod.EvalCell | AttentionCell]] = {}
+    # attention: only if the study enables it
+    after_training: list[cellmod.EvalCell | AttentionCell] = [*eval_cells(study), *attention_cells(study)]
     for cell in after_training:
         if not done(cell.id):
             evals_by_model.setdefault(cell.model, []).append(cell)
@@ -107,24 +108,26 @@ def run_study(
                 raise StudyIncomplete(_incomplete_message(summary, evals_by_model, trains))
         data_hash = json.loads(cellmod.cell_file(root, cellmod.DATA_CELL).read_text())["dataset_hash"]
         running: dict[Future, tuple[str, Any]] = {}
+        if pool is not None:  # (no pool: nothing is pending)
 
-        def submit_evals(model: str) -> None:
-            for cell in evals_by_model.pop(model, []):
-                task = run_attention_cell if isinstance(cell, AttentionCell) else cellmod.run_eval_cell
-                running[pool.submit(task, str(root), study, launch, cell)] = ("eval", cell)
+            def submit_evals(model: str) -> None:
+                for cell in evals_by_model.pop(model, []):
+                    task = run_attention_cell if isinstance(cell, AttentionCell) else cellmod.run_eval_cell
+                    running[pool.submit(task, str(root), study, launch, cell)] = ("eval", cell)
 
-        for cell in trains:
-            running[pool.submit(cellmod.run_train_cell, str(root), study, launch, cell, data_hash)] = ("train", cell)
-        trained_models = {c.model for c in train_cells(study)} - {c.model for c in trains}
-        for model in sorted(trained_models):
-            if model in evals_by_model:
-                submit_evals(model)
-        while running:
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                kind, cell = running.pop(future)
-                if _collect(future, cell.id, summary, bar) and kind == "train":
-                    submit_evals(cell.model)
+            for train_cell in trains:
+                future = pool.submit(cellmod.run_train_cell, str(root), study, launch, train_cell, data_hash)
+                running[future] = ("train", train_cell)
+            trained_models = {c.model for c in train_cells(study)} - {c.model for c in trains}
+            for model in sorted(trained_models):
+                if model in evals_by_model:
+                    submit_evals(model)
+            while running:
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    kind, cell = running.pop(future)
+                    if _collect(future, cell.id, summary, bar) and kind == "train":
+                        submit_evals(cell.model)
     finally:
         if bar is not None:
             bar.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
 
@@ -42,7 +43,18 @@ def _draws(count: int) -> np.ndarray:
     return np.random.default_rng(BOOTSTRAP_SEED).integers(0, count, size=(RESAMPLES, count))
 
 
-def success_interval(per_seed: Sequence[Sequence[bool]]) -> dict[str, float | str | int]:
+class SuccessInterval(TypedDict):
+    """:func:`success_interval`'s result (a plain dict, as written to the report's JSON)."""
+
+    mean: float
+    low: float
+    high: float
+    method: str  # "wilson" (one seed) or "seed_bootstrap"
+    seeds: int
+    episodes: int
+
+
+def success_interval(per_seed: Sequence[Sequence[bool]]) -> SuccessInterval:
     """Pooled success rate and its 95 % interval from per-seed episode outcomes."""
     groups = [np.asarray(g, float) for g in per_seed if len(g)]
     if not groups:

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from lnn_control.nn.cfc import CfC, CfCMode, WiredCfCCell, closed_form_update
+from lnn_control.nn.cfc import CfC
+from lnn_control.nn.cfc_cells import WiredCfCCell
+from lnn_control.nn.cfc_kernels import CfCMode, closed_form_update
 from lnn_control.nn.cfc_stepper import CfCStepper
 from lnn_control.nn.cores import build_core
 from lnn_control.nn.wirings import NCP, FullyConnected, Wiring, ncp19_car
