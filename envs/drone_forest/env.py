@@ -50,7 +50,7 @@ class DroneForestEnv(TaskEnv):
 
     An X-frame quadrotor (:class:`~.quad.QuadParams`: 1.0 kg, thrust/weight 2.5) starts at 1.5 m in a
     forest generated from a seed (:class:`~.forest.ForestConfig`: 50 × 50 m, 5 trees / 100 m²; seeds
-    < 1000 train, ≥ 1000 held out) facing roughly towards a target 15–30 m away behind trees. A
+    < 900 train, 900–999 select models, ≥ 1000 held out) facing roughly towards a target 15–30 m away behind trees. A
     cascaded controller (:mod:`.controller`) at ``controller_rate_hz`` (120 Hz; physics and the motor
     lag at ``physics_rate_hz`` = 240 Hz) turns the action into rotor thrusts; the agent acts at
     ``control_rate_hz`` (20 Hz) from the onboard camera.

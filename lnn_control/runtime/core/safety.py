@@ -39,6 +39,8 @@ class SafetyEventKind(str, enum.Enum):
     RECONNECTED = "reconnected"
     DEADLINE_MISS = "deadline_miss"
     STOP_COMMAND = "stop_command"
+    CONTROL_SOURCE = "control_source"  # teleop / takeover: the human or the policy took over, dead-man released
+    INPUT_LOST = "input_lost"  # a human input device went away (the e-stop latches)
 
 
 @dataclass(frozen=True)
