@@ -20,6 +20,7 @@ EXTRA_OF_PACKAGE: dict[str, str] = {
     "matplotlib": "train",
     "onnx": "train",
     "ray": "ray",
+    "evdev": "teleop",
 }
 """Top-level import name -> the extra of ``pyproject.toml`` that installs it."""
 

@@ -158,4 +158,4 @@ def test_base_dependencies_are_what_the_robot_path_imports() -> None:
     extras = project["optional-dependencies"]
     for package, extra in EXTRA_OF_PACKAGE.items():
         assert any(d.startswith(package) for d in extras[extra]), f"{package} is not in the [{extra}] extra"
-    assert extras["all"] == ["lnn-control[sim,train,ray]"]
+    assert extras["all"] == ["lnn-control[sim,train,ray,teleop]"]

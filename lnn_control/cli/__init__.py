@@ -27,7 +27,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.conditions",
     "lnn_control.cli.export",
     "lnn_control.cli.run",
+    "lnn_control.cli.teleop",
     "lnn_control.cli.replay",
+    "lnn_control.cli.dataset",
     "lnn_control.cli.bench",
 )
 

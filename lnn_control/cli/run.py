@@ -11,7 +11,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run a policy on a robot (sim or hardware) in the real-time loop, with an MCAP log",
         description=(
             "Run the fixed-rate control loop a launch file describes. Ctrl-C / SIGTERM stop the robot "
-            "and end the run; 'e' or space (on a terminal) or SIGUSR1 latch the e-stop."
+            "and end the run; 'e' or space (on a terminal) or SIGUSR1 latch the e-stop. With --takeover a "
+            "human takes over while holding the takeover control (gamepad: RB; keyboard: any drive key, "
+            "held = a key within teleop.keyboard.hold_s) and hands back on release; the policy keeps "
+            "running and its command is logged in human segments too (human-gated DAgger)."
         ),
     )
     parser.add_argument(
@@ -25,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-log", action="store_true", help="write no run log")
     parser.add_argument("--stats-json", metavar="FILE", help="write the final loop statistics as JSON")
     parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.add_argument("--takeover", choices=["gamepad", "keyboard"],
+                        help="let a human take over from the policy with this input device")
     parser.set_defaults(func=run)
 
 
@@ -35,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lnn_control.atomic import atomic_write_json
     from lnn_control.cli import CommandError
+    from lnn_control.runtime.core.arbiter import ControlMode, InputDeviceError
     from lnn_control.runtime.core.loop import print_summary
     from lnn_control.runtime.core.robot import RobotError
     from lnn_control.runtime.launch import Engine, load_launch
@@ -50,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if args.no_log:
         config = replace(config, log=replace(config.log, dir=None))
     log_path = Path(args.log) if args.log and not args.no_log else None
+    takeover = None
+    if args.takeover:
+        from lnn_control.runtime.teleop import make_human_input
+
+        takeover = make_human_input(args.takeover, config, ControlMode.TAKEOVER)
     try:
         result = run_launch(
             config,
@@ -57,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             log_path=log_path,
             live_stream=None if args.quiet else sys.stderr,
+            takeover=takeover,
         )
+    except InputDeviceError as exc:
+        raise CommandError(f"--takeover {args.takeover}: {exc}") from exc
     except RobotConnectError as exc:
         raise CommandError(f"{exc}; the control loop never started") from exc
     except RobotError as exc:

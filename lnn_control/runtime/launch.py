@@ -18,6 +18,9 @@ Example::
     limits: {max_rate_per_s: [4.0]}
     watchdog: {max_frame_age_s: 0.1}
     log: {dir: runs, image_rate_hz: null, image_format: jpeg}
+    teleop: {keyboard: {hold_s: 0.5}, gamepad: {mapping: xbox}}   # lnn-control teleop / run --takeover
+
+``teleop`` is :class:`~lnn_control.runtime.inputs.config.TeleopConfig` (keys, gamepad axes and buttons).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any, Literal
 from lnn_control.config import ConfigError, load_dataclass, load_yaml_dataclass
 from lnn_control.runtime.core.safety import LimitsConfig
 from lnn_control.runtime.hardware.cameras import CameraConfig
+from lnn_control.runtime.inputs.config import TeleopConfig
 from lnn_control.runtime.logs.runlog import LogConfig
 
 
@@ -151,6 +155,7 @@ class LaunchConfig:
     loop: LoopSettings = field(default_factory=LoopSettings)
     log: RunLogSettings = field(default_factory=RunLogSettings)
     duration_s: float | None = None
+    teleop: TeleopConfig = field(default_factory=TeleopConfig)
 
     def __post_init__(self) -> None:
         if not 0 < self.rate_hz <= 1000:

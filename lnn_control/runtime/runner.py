@@ -1,8 +1,9 @@
 """Turn a :class:`~lnn_control.runtime.launch.LaunchConfig` into a running control loop.
 
 ``load_engine`` picks the policy engine (torch bundle or exported ONNX), ``make_robot`` builds the
-robot the launch file names, ``run_launch`` wires robot + policy + safety + MCAP log into a
-:class:`~lnn_control.runtime.core.loop.ControlLoop` and runs it.
+robot the launch file names, ``run_launch`` wires robot + policy (+ a takeover input) + safety +
+MCAP log into a :class:`~lnn_control.runtime.core.loop.ControlLoop` and runs it; ``drive_robot`` is
+the part it shares with teleop (:mod:`lnn_control.runtime.teleop`).
 
 Hardware robots plug in by module: ``robot.kind: serial_car`` imports
 ``lnn_control.runtime.hardware.serial_car.SerialCar``, ``mavlink_drone`` imports
@@ -22,6 +23,7 @@ import numpy as np
 
 from lnn_control.config import ConfigError
 from lnn_control.registry import LazyRegistry
+from lnn_control.runtime.core.arbiter import ControlMode, HumanInput
 from lnn_control.runtime.core.loop import (
     ControlLoop,
     LoopConfig,
@@ -194,14 +196,17 @@ class RobotConnectError(RobotError):
     """``connect()`` failed: the loop never ran and no policy command was sent."""
 
 
-def preflight(robot: Robot, policy: PolicyLike, config: LaunchConfig, source: str, events: EventLog) -> CommandLimiter:
-    """Every check that needs no link: specs and frames, the robot's own settings against the rate,
-    the command limits; returns the limiter. For hardware it runs before ``connect()``, so a
-    configuration error never reaches the vehicle. Simulators state their specs only once
-    connected, so for them it runs after."""
+def preflight(
+    robot: Robot, policy: PolicyLike | None, config: LaunchConfig, source: str, events: EventLog
+) -> CommandLimiter:
+    """Every check that needs no link: specs and frames (teleop: no policy to match), the robot's own
+    settings against the rate, the command limits; returns the limiter. For hardware it runs before
+    ``connect()``, so a configuration error never reaches the vehicle. Simulators state their specs
+    only once connected, so for them it runs after."""
     simulated = config.robot.kind == "sim"
     try:
-        check_robot_matches_policy(robot, policy, strict=not simulated)
+        if policy is not None:
+            check_robot_matches_policy(robot, policy, strict=not simulated)
         robot.preflight(config.rate_hz)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}; nothing was sent to the robot") from exc
@@ -266,41 +271,72 @@ def run_launch(
     handle_signals: bool = True,
     keyboard_estop: bool = True,
     max_steps: int | None = None,
+    takeover: HumanInput | None = None,
 ) -> RunResult:
     """Run ``config`` until its duration / ``duration_s`` / a stop signal; the stop command is
-    always sent at the end. ``policy`` overrides the launch file's (already loaded).
+    always sent at the end. ``policy`` overrides the launch file's (already loaded). ``takeover``: a
+    human input device (not yet opened, see :func:`lnn_control.runtime.teleop.make_human_input`)
+    that takes over from the policy while its takeover control is held.
 
-    Order: policy → robot object → :func:`preflight` (hardware: before any byte reaches it) → run
-    log → ``connect()`` (a failure raises :class:`RobotConnectError`: nothing was commanded) →
-    loop → stop command → disconnect."""
-    from lnn_control.runtime.logs.runlog import RunLogWriter
-
-    loop_config = loop_config_of(config, source)  # checked before anything reaches the robot
+    Order: policy → robot object → :func:`preflight` (hardware: before any byte reaches it) → human
+    input opened and bound → run log → ``connect()`` (a failure raises :class:`RobotConnectError`:
+    nothing was commanded) → loop → stop command → disconnect."""
+    loop_config_of(config, source)  # checked before anything reaches the robot
     if policy is None:
         policy = load_engine(config.policy, config.engine, config.loop.policy_threads)
     warm_up(policy, config.loop.warm_up_steps)
     height, width, _ = policy.observation_spec.image_shape
-    robot = make_robot(config, (height, width), source)
+    mode = ControlMode.RUN if takeover is None else ControlMode.TAKEOVER
+    return drive_robot(
+        config, source, policy, takeover, mode, (height, width), duration_s, log_path, live_stream,
+        handle_signals, keyboard_estop, max_steps,
+        {"policy": _policy_reference(config.policy), "engine": config.engine.value},
+    )
+
+
+def drive_robot(
+    config: LaunchConfig, source: str, policy: PolicyLike | None, human: HumanInput | None, mode: ControlMode,
+    image_shape: tuple[int, int], duration_s: float | None, log_path: Path | None, live_stream: TextIO | None,
+    handle_signals: bool, keyboard_estop: bool, max_steps: int | None, metadata: dict[str, Any],
+) -> RunResult:
+    """The part :func:`run_launch` and teleop share: robot, safety, human input, log, loop (see
+    :func:`run_launch` for the order). The log's action names are the policy's, else the robot's."""
+    from lnn_control.runtime.logs.runlog import RunLogWriter
+
+    loop_config = loop_config_of(config, source)
+    robot = make_robot(config, image_shape, source)
     events = EventLog()
     duration = duration_s if duration_s is not None else config.duration_s
     log_path = log_path if log_path is not None else default_log_path(config)
-    limiter = None if config.robot.kind == "sim" else preflight(robot, policy, config, source, events)
+    limiter: CommandLimiter | None = None
     writer = None
-    if log_path is not None:
-        writer = RunLogWriter(
-            log_path,
-            policy.action_spec.names,
-            config.log.writer_config(),
-            metadata={
-                "policy": _policy_reference(config.policy),
-                "engine": config.engine.value,
+
+    def prepare(limiter: CommandLimiter) -> None:  # once the specs are known: bind the input, open the log
+        nonlocal writer
+        if human is not None:
+            try:
+                human.bind(robot.action_spec, limiter.neutral)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {exc}; nothing was sent to the robot") from exc
+        if log_path is not None:
+            spec = (policy if policy is not None else robot).action_spec
+            writer = RunLogWriter(log_path, spec.names, config.log.writer_config(), metadata={
+                **metadata,
+                "mode": "teleop" if mode == ControlMode.TELEOP else "run",
+                "takeover": human.name if mode == ControlMode.TAKEOVER and human is not None else None,
                 "launch_source": source,
                 "rate_hz": config.rate_hz,
                 "robot_kind": config.robot.kind,
-                "action_units": list(policy.action_spec.units),
-            },
-        )
+                "action_units": list(spec.units),
+            })
+
     try:
+        if config.robot.kind != "sim":
+            limiter = preflight(robot, policy, config, source, events)
+        if human is not None:
+            human.open()  # a missing device fails here, before the robot is connected
+        if limiter is not None:
+            prepare(limiter)
         try:
             robot.connect()
         except RobotError as exc:
@@ -308,17 +344,20 @@ def run_launch(
         with robot:
             if limiter is None:
                 limiter = preflight(robot, policy, config, source, events)
+                prepare(limiter)
             try:
                 stats = _run_loop(robot, policy, config, loop_config, limiter, events, writer, live_stream,
-                                  handle_signals, keyboard_estop, duration, max_steps)
+                                  handle_signals, keyboard_estop, duration, max_steps, human, mode)
             except RobotError as exc:
                 exc.add_note(stop_outcome(events))
                 raise
     finally:
+        if human is not None:
+            human.close()
         if writer is not None:
             writer.close()
     step_durations = robot.step_durations
-    return RunResult(stats, log_path, events, robot.episodes_finished,
+    return RunResult(stats, log_path if writer is not None else None, events, robot.episodes_finished,
                      None if step_durations is None else list(step_durations))
 
 
@@ -348,13 +387,24 @@ def loop_config_of(config: LaunchConfig, source: str) -> LoopConfig:
 
 
 def _run_loop(
-    robot: Robot, policy: PolicyLike, config: LaunchConfig, loop_config: LoopConfig, limiter: CommandLimiter,
+    robot: Robot, policy: PolicyLike | None, config: LaunchConfig, loop_config: LoopConfig, limiter: CommandLimiter,
     events: EventLog, writer: Any,
     live_stream: TextIO | None, handle_signals: bool, keyboard_estop: bool, duration: float | None,
-    max_steps: int | None,
+    max_steps: int | None, human: HumanInput | None = None, mode: ControlMode = ControlMode.RUN,
 ) -> LoopStats:
-    """Build the loop for a connected robot and run it, with signal and keyboard e-stops."""
+    """Build the loop for a connected robot and run it, with signal and keyboard e-stops. With a
+    human input the status line (:class:`~lnn_control.runtime.inputs.status.TeleopStatus`) replaces
+    the loop's live timing line; a keyboard input handles the e-stop keys itself."""
+    from lnn_control.runtime.inputs.status import StepSinks, TeleopStatus
+
     estop = EStop(events)
+    status = None
+    sink = writer
+    if human is not None:
+        names = (policy if policy is not None else robot).action_spec.names
+        status = TeleopStatus(names, config.teleop.status_interval_s, writer, takeover=mode == ControlMode.TAKEOVER)
+        sink = StepSinks(writer, status)
+        live_stream = None
     loop = ControlLoop(
         robot,
         policy,
@@ -362,17 +412,21 @@ def _run_loop(
         limiter,
         Watchdog(config.watchdog.max_frame_age_s, events),
         estop=estop,
-        sink=writer,
+        sink=sink,
         events=events,
         live_stream=live_stream,
+        human=human,
+        mode=mode,
     )
+    if status is not None:
+        status.stats = loop.stats
     keyboard = None
     restore_signals = None
     try:
         if handle_signals:
             restore_signals = install_stop_signals(loop)
             estop.install_signal()
-        if keyboard_estop:
+        if keyboard_estop and (human is None or human.name != "keyboard"):
             keyboard = KeyboardEStop(estop)
             keyboard.start()
         return loop.run(duration_s=duration, max_steps=max_steps)

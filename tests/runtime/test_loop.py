@@ -142,7 +142,9 @@ def test_stalled_camera_trips_watchdog_within_one_period(tmp_path: Path) -> None
     stale = [r for r in sink.steps if r.wake_time > trip_point + 0.002]
     fresh = [r for r in sink.steps if r.wake_time < trip_point - 0.002]
     assert stale and fresh
-    assert all(r.state == StepState.WATCHDOG and r.sent is None for r in stale)
+    # the stop command: logged as source 'stop' with the neutral command it stands for, nothing applied
+    assert all(r.state == StepState.WATCHDOG and r.source == "stop" and r.applied is None for r in stale)
+    assert all(r.sent is not None and r.sent.tolist() == [0.0] for r in stale)
     assert all(r.state in (StepState.RUN, StepState.HOLD) for r in fresh)
     first = stale[0]
     # the stop goes out in the first step executed after the frame went stale: the step before

@@ -1,4 +1,4 @@
-"""The fixed-rate control loop: sense -> policy -> safety -> act, with absolute deadlines.
+"""The fixed-rate control loop: sense -> policy / human -> safety -> act, with absolute deadlines.
 
 Timing model (all seconds on ``time.monotonic()``):
 
@@ -23,13 +23,19 @@ event recorded, exception re-raised. :class:`LinkLostError` (or a RobotError whi
 ``max_reconnect_attempts`` ``disconnect()`` + ``connect()`` tries, else a LinkLostError that says so.
 A link that comes back never resumes motion by itself: a reconnect latches the e-stop, so the robot
 gets the stop command for the rest of the run; the operator restarts the run to drive again.
+
+Who commands (:mod:`~lnn_control.runtime.core.arbiter`): the policy (``run``), a human input device
+(``teleop``: dead-man held => its command, released => stop) or both (``takeover``: the policy runs on
+every new frame, the human's command is sent while the takeover control is held). The device is
+polled after ``read()``, so a change reaches the robot in the period it was seen. A human command goes
+through the same limiter as the policy's, and is sent on hold steps too (it needs no new frame).
+Every step records its :class:`CommandSource`.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +44,13 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
+from lnn_control.runtime.core.arbiter import (
+    Arbiter,
+    CommandSource,
+    ControlMode,
+    HumanCommand,
+    HumanInput,
+)
 from lnn_control.runtime.core.robot import LinkLostError, Observation, Robot, RobotError
 from lnn_control.runtime.core.safety import (
     CommandLimiter,
@@ -46,6 +59,12 @@ from lnn_control.runtime.core.safety import (
     SafetyEventKind,
     Watchdog,
 )
+from lnn_control.runtime.core.stats import LoopStats, print_summary
+
+__all__ = [  # LoopStats and print_summary moved to core.stats; importable from here as before
+    "ControlLoop", "LoopConfig", "LoopStats", "PolicyLike", "StepRecord", "StepSink", "StepState",
+    "install_stop_signals", "observation_dict", "print_summary",
+]
 
 
 class PolicyLike(Protocol):
@@ -64,8 +83,8 @@ class PolicyLike(Protocol):
 class StepState:
     """Why a step sent what it sent (string constants, stored in the run log)."""
 
-    RUN = "run"  # policy stepped on a new frame
-    HOLD = "hold"  # no new frame: last safe command re-sent
+    RUN = "run"  # a new frame: the policy stepped on it (if there is one)
+    HOLD = "hold"  # no new frame: last safe command re-sent (or the human's command)
     WATCHDOG = "watchdog"  # stale frame: stop command
     ESTOP = "estop"  # latched e-stop: stop command
 
@@ -81,15 +100,17 @@ class StepRecord:
     frame_index: int | None
     state: str
     dt: float | None
-    command: np.ndarray | None  # raw policy output
-    sent: np.ndarray | None  # after the limiter (None when the stop command was sent)
-    applied: np.ndarray | None  # what robot.write() reported
+    command: np.ndarray | None  # raw policy output (None: the policy did not run)
+    sent: np.ndarray | None  # after the limiter; stop steps: the neutral command the stop stands for
+    applied: np.ndarray | None  # what robot.write() reported (None: robot.stop() was called)
     write_time: float
     latency: float
     compute_time: float  # wake -> write done
     neurons: np.ndarray | None
     image: np.ndarray
     extras: dict[str, float] = field(default_factory=dict)
+    source: str = CommandSource.POLICY.value  # who commanded: policy | human | stop
+    human: HumanCommand | None = None  # the human input's sample this step, while one is attached
 
 
 class StepSink(Protocol):
@@ -132,12 +153,12 @@ def observation_dict(obs: Observation) -> dict[str, np.ndarray]:
 
 
 class ControlLoop:
-    """Drive ``robot`` with ``policy`` at ``config.rate_hz`` until stopped; see module docstring."""
+    """Drive ``robot`` with ``policy`` and/or a human at ``config.rate_hz`` until stopped; see module docstring."""
 
     def __init__(
         self,
         robot: Robot,
-        policy: PolicyLike,
+        policy: PolicyLike | None,
         config: LoopConfig,
         limiter: CommandLimiter,
         watchdog: Watchdog,
@@ -147,7 +168,11 @@ class ControlLoop:
         live_stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
+        human: HumanInput | None = None,
+        mode: ControlMode = ControlMode.RUN,
     ) -> None:
+        """``policy`` may be None only in ``teleop`` mode; ``human`` is required in ``teleop`` and
+        ``takeover`` mode (opened and bound to the robot's actions by the caller)."""
         self.robot = robot
         self.policy = policy
         self.config = config
@@ -167,6 +192,7 @@ class ControlLoop:
         self._stop_reason = ""
         if sink is not None:
             self.events.subscribe(sink.write_event)
+        self.arbiter = Arbiter(mode, human, policy is not None, self.events, self.estop, self.request_stop)
 
     # -- control ---------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -202,7 +228,8 @@ class ControlLoop:
             raise ValueError(f"duration_s must be > 0 seconds or None, got {duration_s!r}")
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {max_steps!r}")
-        self.policy.reset()
+        if self.policy is not None:
+            self.policy.reset()
         self.limiter.reset()
         # Full garbage-collector passes over everything set-up allocated (torch, the simulator)
         # took 20-40 ms and landed inside periods: freeze those objects (O(1), no collection, so
@@ -292,8 +319,8 @@ class ControlLoop:
         self._poll_robot_estop()
         obs = robot.read()
         now = self.clock()
+        human = self.arbiter.poll(now, self._last_sent)
         fresh = self.watchdog.check(obs.timestamp, now)
-        frame_index = obs.frame_index
         command = sent = applied = neurons = None
         dt: float | None = None
         if self.estop.is_set:
@@ -304,33 +331,37 @@ class ControlLoop:
             state = StepState.HOLD
         else:
             state = StepState.RUN
-        if state in (StepState.ESTOP, StepState.WATCHDOG):
-            if state == StepState.ESTOP and self._estop_step is None:
-                self._estop_step = self.stats.steps
+        if state == StepState.ESTOP and self._estop_step is None:
+            self._estop_step = self.stats.steps
+        if state == StepState.RUN:
+            dt = self.period if self._last_frame_ts is None else obs.timestamp - self._last_frame_ts
+            self._last_frame_ts = obs.timestamp
+            if self.policy is not None:  # also while a human drives: its command is logged (DAgger)
+                command, neurons = self._act(obs, dt)
+        source = self.arbiter.choose(human, state in (StepState.ESTOP, StepState.WATCHDOG))
+        if source == CommandSource.HUMAN:
+            assert human is not None  # the arbiter picks the human only with a sample
+            sent = self.limiter.limit(human.values, self._since_write())
+            applied = robot.write(sent)
+            self._last_sent = sent
+            self.stats.human_steps += 1
+        elif source == CommandSource.POLICY and command is not None:
+            sent = self.limiter.limit(command, self._since_write())
+            applied = robot.write(sent)
+            self._last_sent = sent
+        elif source == CommandSource.POLICY and self._last_sent is not None:  # no new frame: hold
+            sent = self._last_sent
+            applied = robot.write(sent)
+        else:  # safety stop, dead-man released, or nothing to hold since a stop / reconnect
+            if source == CommandSource.STOP:  # (holding with nothing to hold is counted as a hold)
+                self.stats.stop_steps += 1
+            source = CommandSource.STOP
             robot.stop()
-            self.stats.stop_steps += 1
+            sent = self.limiter.neutral.astype(np.float32)
             self.limiter.reset()  # resume from neutral, not from the pre-stop command
             self._last_sent = None
-        elif state == StepState.HOLD:
-            if self._last_sent is not None:
-                sent = self._last_sent
-                applied = robot.write(sent)
-            else:  # no command since a stop / reconnect, and no new frame to compute one from
-                robot.stop()
+        if state == StepState.HOLD:
             self.stats.hold_steps += 1
-        else:
-            dt = self.period if self._last_frame_ts is None else obs.timestamp - self._last_frame_ts
-            command = np.asarray(self.policy.act(observation_dict(obs), dt), np.float32)
-            since_write = self.period if self._last_write is None else self.clock() - self._last_write
-            sent = self.limiter.limit(command, since_write)
-            applied = robot.write(sent)
-            self._last_frame_ts = obs.timestamp
-            self._last_sent = sent
-            self.stats.policy_steps += 1
-            self.stats.policy_dt.append(dt)
-            activity = getattr(self.policy, "neuron_activity", None)
-            if activity is not None:
-                neurons = np.asarray(activity(), np.float32).reshape(-1)
         write_time = self.clock()
         self._last_write = write_time
         self.stats.watchdog_trips = self.watchdog.trips
@@ -341,7 +372,7 @@ class ControlLoop:
             slot_time=slot_time,
             wake_time=wake,
             frame_timestamp=obs.timestamp,
-            frame_index=frame_index,
+            frame_index=obs.frame_index,
             state=state,
             dt=dt,
             command=command,
@@ -353,10 +384,25 @@ class ControlLoop:
             neurons=neurons,
             image=obs.image,
             extras=dict(obs.extras),
+            source=source.value,
+            human=human,
         )
         self.stats.steps += 1
         if self.sink is not None:
             self.sink.write_step(record)
+
+    def _act(self, obs: Observation, dt: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """Step the policy on a new frame: its raw command and neuron activity (if it reports any)."""
+        assert self.policy is not None
+        command = np.asarray(self.policy.act(observation_dict(obs), dt), np.float32)
+        self.stats.policy_steps += 1
+        self.stats.policy_dt.append(dt)
+        activity = getattr(self.policy, "neuron_activity", None)
+        neurons = None if activity is None else np.asarray(activity(), np.float32).reshape(-1)
+        return command, neurons
+
+    def _since_write(self) -> float:
+        return self.period if self._last_write is None else self.clock() - self._last_write
 
     def _is_link_loss(self, error: RobotError) -> bool:
         """LinkLostError, or any RobotError while the robot reports ``link_ok() == False``."""

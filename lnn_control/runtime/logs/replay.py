@@ -63,6 +63,11 @@ def replay_log(log: RunLog, policy: Any) -> ReplayResult:
     names = log.action_names
     if not names:
         raise ValueError(f"{log.path}: no action names in the run metadata; is this an lnn-control run log?")
+    if log.mode == "teleop":
+        raise ValueError(
+            f"{log.path} is a teleop log: a human drove and no policy ran, so there is nothing to replay; "
+            "turn it into training data with 'lnn-control dataset from-log'"
+        )
     images = {m.sequence: m.payload for m in log.topic("/camera/image")}
     commands = {m.sequence: m.payload["values"] for m in log.topic("/commands/policy")}
     run_steps = [m for m in log.topic("/loop/timing") if m.payload["state"] == "run"]

@@ -6,17 +6,34 @@ Channels (JSON message encoding, JSON-schema schemas):
 topic                  schema                       content
 =====================  ===========================  =========================================
 /camera/image          foxglove.CompressedImage     JPEG or PNG frames at ``image_rate_hz``
-/commands/policy       lnn_control.Command          raw policy output, by action name
-/commands/sent         lnn_control.Command          after clamp / slew / NaN guard
+/commands/policy       lnn_control.Command          raw policy output, by action name, every step
+                                                    the policy ran (takeover: in human segments
+                                                    too; pure teleop: absent)
+/commands/sent         lnn_control.Command          after clamp / slew / NaN guard, every step,
+                                                    plus ``"source"``: ``"policy"``, ``"human"`` or
+                                                    ``"stop"`` (the stop command: watchdog, e-stop,
+                                                    dead-man release; values = the neutral command)
 /commands/applied      lnn_control.Command          what the robot reported applying
+/commands/human        lnn_control.HumanCommand     the human input every step while one is
+                                                    attached: ``values`` (the human's command,
+                                                    before the limiter) + ``"deadman"``,
+                                                    ``"takeover"`` (bool: control held)
 /policy/neurons        lnn_control.NeuronActivity   the liquid network's state per step
 /loop/timing           lnn_control.LoopTiming       dt, latency, lateness, state per step
-/safety/events         lnn_control.SafetyEvent      watchdog, e-stop, NaN, link, exceptions
+/safety/events         lnn_control.SafetyEvent      watchdog, e-stop, NaN, link, exceptions,
+                                                    control_source (who drives), input_lost
 =====================  ===========================  =========================================
 
 Every per-step message carries the step number as its MCAP ``sequence``. Message times are
 wall-clock nanoseconds (what Foxglove shows); the payloads keep the raw ``time.monotonic()``
 seconds, and the ``run`` metadata record stores ``monotonic_to_unix_offset_s``.
+
+The ``run`` metadata record (string values; non-strings JSON-encoded) holds ``action_names``,
+``log_format_version`` (:data:`LOG_FORMAT_VERSION`), ``mode`` (``"run"`` or ``"teleop"``) and
+``takeover`` (``"gamepad"``, ``"keyboard"`` or ``"null"``) next to what the runner adds (policy,
+engine, robot kind, rate). :class:`RunLog` reads them with the old-log defaults: a log without
+``log_format_version`` is version 1, without ``mode`` a ``"run"`` without takeover, and a
+``/commands/sent`` message without ``"source"`` came from the policy.
 
 Threading: steps are written synchronously by the loop thread after ``robot.write()`` (a writer
 thread was measured to be worse: GIL hand-over delays the loop's wake-up by up to the 5 ms switch
@@ -43,71 +60,12 @@ import numpy as np
 
 from lnn_control.runtime.core.loop import StepRecord
 from lnn_control.runtime.core.safety import SafetyEvent
+from lnn_control.runtime.logs.schema import LOG_FORMAT_VERSION, TOPICS
 
-COMPRESSED_IMAGE_SCHEMA = {
-    "title": "foxglove.CompressedImage",
-    "type": "object",
-    "properties": {
-        "timestamp": {
-            "type": "object",
-            "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}},
-        },
-        "frame_id": {"type": "string"},
-        "data": {"type": "string", "contentEncoding": "base64"},
-        "format": {"type": "string"},
-    },
-}
-
-
-def _object_schema(title: str, properties: dict[str, Any]) -> dict[str, Any]:
-    return {"title": title, "type": "object", "properties": properties}
-
-
-_TIME = {"type": "object", "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}}}
-COMMAND_SCHEMA = _object_schema(
-    "lnn_control.Command",
-    {
-        "timestamp": _TIME,
-        "step": {"type": "integer"},
-        "values": {"type": "object", "additionalProperties": {"type": "number"}},
-    },
-)
-NEURON_SCHEMA = _object_schema(
-    "lnn_control.NeuronActivity",
-    {"timestamp": _TIME, "step": {"type": "integer"}, "activity": {"type": "array", "items": {"type": ["number", "null"]}}},
-)
-TIMING_SCHEMA = _object_schema(
-    "lnn_control.LoopTiming",
-    {
-        "timestamp": _TIME,
-        "step": {"type": "integer"},
-        "state": {"type": "string"},
-        "dt_s": {"type": ["number", "null"]},
-        "frame_timestamp_s": {"type": "number"},
-        "wake_time_s": {"type": "number"},
-        "slot_time_s": {"type": "number"},
-        "write_time_s": {"type": "number"},
-        "latency_s": {"type": "number"},
-        "compute_s": {"type": "number"},
-        "lateness_s": {"type": "number"},
-        "image_logged": {"type": "boolean"},
-        "extras": {"type": "object", "additionalProperties": {"type": "number"}},
-    },
-)
-EVENT_SCHEMA = _object_schema(
-    "lnn_control.SafetyEvent",
-    {"timestamp": _TIME, "kind": {"type": "string"}, "detail": {"type": "string"}, "time_s": {"type": "number"}},
-)
-
-TOPICS = {
-    "/camera/image": COMPRESSED_IMAGE_SCHEMA,
-    "/commands/policy": COMMAND_SCHEMA,
-    "/commands/sent": COMMAND_SCHEMA,
-    "/commands/applied": COMMAND_SCHEMA,
-    "/policy/neurons": NEURON_SCHEMA,
-    "/loop/timing": TIMING_SCHEMA,
-    "/safety/events": EVENT_SCHEMA,
-}
+__all__ = [
+    "LOG_FORMAT_VERSION", "LogConfig", "LoggedMessage", "RunLog", "RunLogWriter", "decode_image",
+    "encode_image", "iter_messages", "read_run_log",
+]
 
 
 @dataclass(frozen=True)
@@ -202,6 +160,9 @@ class RunLogWriter:
             )
         meta = {
             "action_names": json.dumps(list(self.action_names)),
+            "log_format_version": str(LOG_FORMAT_VERSION),
+            "mode": "run",
+            "takeover": "null",
             "monotonic_to_unix_offset_s": repr(self._offset),
             "started_unix_s": repr(time.time()),
         }
@@ -305,7 +266,14 @@ class RunLogWriter:
             ("/commands/applied", record.applied),
         ):
             if values is not None:
-                self._add(topic, self._command(values, seq, stamp), ns, seq)
+                payload = self._command(values, seq, stamp)
+                if topic == "/commands/sent":
+                    payload["source"] = record.source
+                self._add(topic, payload, ns, seq)
+        if record.human is not None:
+            human = self._command(record.human.values, seq, stamp)
+            human.update(deadman=bool(record.human.deadman), takeover=bool(record.human.takeover))
+            self._add("/commands/human", human, ns, seq)
         if record.neurons is not None:
             self._add(
                 "/policy/neurons",
@@ -406,6 +374,22 @@ class RunLog:
     @property
     def action_names(self) -> tuple[str, ...]:
         return tuple(json.loads(self.metadata.get("action_names", "[]")))
+
+    @property
+    def format_version(self) -> int:
+        """:data:`LOG_FORMAT_VERSION` the log was written with (1 for logs before it was recorded)."""
+        return int(self.metadata.get("log_format_version", "1"))
+
+    @property
+    def mode(self) -> str:
+        """``"run"`` (a policy drove, maybe with takeover) or ``"teleop"``; old logs: ``"run"``."""
+        return self.metadata.get("mode", "run")
+
+    @property
+    def takeover(self) -> str | None:
+        """The takeover input of a run (``"gamepad"`` / ``"keyboard"``), None without one."""
+        value = self.metadata.get("takeover", "null")
+        return None if value == "null" else value
 
 
 def iter_messages(path: str | Path) -> Iterator[tuple[str, Any, bool]]:
