@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.teleop",
     "lnn_control.cli.replay",
     "lnn_control.cli.dataset",
+    "lnn_control.cli.camera",
     "lnn_control.cli.bench",
 )
 

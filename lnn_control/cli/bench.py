@@ -1,5 +1,5 @@
-"""``lnn-control bench nn|env|runtime|explain``: speed of the networks, the envs, the real-time loop and
-``explain`` (table + JSON)."""
+"""``lnn-control bench nn|env|runtime|explain|camera``: speed of the networks, the envs, the real-time loop,
+``explain`` and the real camera's view correction (table + JSON)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     explain_parser.add_argument("--no-video", action="store_true", help="leave the video out")
     explain_parser.add_argument("--json", metavar="FILE", help="also write the report as JSON (atomic)")
     explain_parser.set_defaults(func=run_explain_bench_command)
+    camera_parser = targets.add_parser(
+        "camera", help="per-frame cost of undistortion + FOV match (remap + resize) vs a plain resize"
+    )
+    camera_parser.add_argument("--input-size", default="640x480", metavar="WxH", help="camera frame (default 640x480)")
+    camera_parser.add_argument("--output-size", default="64x128", metavar="HxW", help="policy image (default 64x128)")
+    camera_parser.add_argument("--vertical-fov-deg", type=float, default=50.0, help="target view (default 50, lane)")
+    camera_parser.add_argument("--frames", type=int, default=500, help="timed frames per figure (default 500)")
+    camera_parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON (atomic)")
+    camera_parser.set_defaults(func=run_camera_bench_command)
+
+
+def _pair(text: str, option: str, order: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CommandError(f"{option} must be {order} in pixels, e.g. 640x480, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def run_camera_bench_command(args: argparse.Namespace) -> int:
+    from lnn_control.atomic import atomic_write_json
+    from lnn_control.bench.camera import CameraBenchSettings, format_camera_report, run_camera_bench
+
+    settings = CameraBenchSettings(
+        input_size=_pair(args.input_size, "--input-size", "WxH"),
+        output_shape=_pair(args.output_size, "--output-size", "HxW"),
+        vertical_fov_deg=args.vertical_fov_deg,
+        frames=args.frames,
+    )
+    report = run_camera_bench(settings)
+    print(format_camera_report(report))
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
 
 
 def run_explain_bench_command(args: argparse.Namespace) -> int:

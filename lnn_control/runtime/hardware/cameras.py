@@ -11,6 +11,10 @@ Usage::
     with OpenCVCamera(0, width=640, height=480, fps=30, output_shape=(64, 128)) as cam:
         frame = cam.read()        # Frame(image (64, 128, 3) uint8 RGB, timestamp, index)
         if frame.age() > 0.1: ...  # stale
+
+A ``frame_transform`` (e.g. :class:`lnn_control.camera.rectify.FrameRectifier`: undistortion and the
+simulator's field of view, from ``camera.calibration`` in a launch file) replaces the plain resize:
+it takes the raw BGR frame and returns it at ``output_shape``.
 """
 
 from __future__ import annotations
@@ -18,12 +22,18 @@ from __future__ import annotations
 import abc
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
+
+from lnn_control.camera.model import CalibrationRef
+
+FrameTransform = Callable[[np.ndarray], np.ndarray]
+"""Raw (H, W[, C]) BGR/gray frame -> frame at the camera's output_shape (same channels)."""
 
 
 class CameraError(RuntimeError):
@@ -58,10 +68,18 @@ def _check_output_shape(output_shape: tuple[int, int] | None) -> tuple[int, int]
     return int(output_shape[0]), int(output_shape[1])
 
 
-def _to_rgb(bgr: np.ndarray, output_shape: tuple[int, int] | None) -> np.ndarray:
-    """OpenCV BGR(A)/gray frame -> contiguous uint8 RGB, resized to (height, width) if given."""
+def _to_rgb(
+    bgr: np.ndarray, output_shape: tuple[int, int] | None, transform: FrameTransform | None = None
+) -> np.ndarray:
+    """OpenCV BGR(A)/gray frame -> contiguous uint8 RGB, through ``transform`` if given (before the
+    colour conversion: it shrinks the frame), resized to (height, width) if given."""
     import cv2
 
+    if transform is not None:
+        try:
+            bgr = transform(bgr)
+        except ValueError as exc:  # e.g. a frame size the calibration does not fit
+            raise CameraError(str(exc)) from exc
     if bgr.ndim == 2:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
     elif bgr.shape[2] == 4:
@@ -124,6 +142,7 @@ class OpenCVCamera(Camera):
     first_frame_timeout_s: how long ``read()`` waits for the very first frame.
     failure_timeout_s: after this long without a successful grab the source counts as failed and
         ``read()`` raises :class:`CameraError`. Shorter stalls only make frames stale.
+    frame_transform: applied to every raw frame in the grabber thread (see the module docstring).
 
     The grabber thread keeps only the latest frame (no queue, so no added latency) and stamps it
     with ``time.monotonic()`` right after the driver hands it over.
@@ -138,6 +157,7 @@ class OpenCVCamera(Camera):
         output_shape: tuple[int, int] | None = None,
         first_frame_timeout_s: float = 5.0,
         failure_timeout_s: float = 2.0,
+        frame_transform: FrameTransform | None = None,
     ) -> None:
         if isinstance(source, bool) or not isinstance(source, (int, str)):
             raise ValueError(
@@ -160,6 +180,7 @@ class OpenCVCamera(Camera):
         self.output_shape = _check_output_shape(output_shape)
         self.first_frame_timeout_s = float(first_frame_timeout_s)
         self.failure_timeout_s = float(failure_timeout_s)
+        self.frame_transform = frame_transform
         self._capture: Any = None  # cv2.VideoCapture once open
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
@@ -226,7 +247,7 @@ class OpenCVCamera(Camera):
                     time.sleep(0.005)  # back off before the driver is asked again
                     continue
                 last_success = now
-                frame = Frame(_to_rgb(bgr, self.output_shape), now, index)
+                frame = Frame(_to_rgb(bgr, self.output_shape, self.frame_transform), now, index)
                 index += 1
                 with self._new_frame:
                     self._latest = frame
@@ -276,6 +297,7 @@ class VideoFileCamera(Camera):
         forever with its original timestamp, i.e. the source stalls (``finished`` turns True).
     output_shape: (height, width) the frames are resized to; ``None`` keeps the file's size.
     fps: overrides the file's frame rate (needed when the container does not store one).
+    frame_transform: applied to every decoded frame (see the module docstring).
     """
 
     def __init__(
@@ -285,6 +307,7 @@ class VideoFileCamera(Camera):
         loop: bool = False,
         output_shape: tuple[int, int] | None = None,
         fps: float | None = None,
+        frame_transform: FrameTransform | None = None,
     ) -> None:
         if fps is not None and not fps > 0:
             raise ValueError(f"fps must be > 0 or None (use the file's rate), got {fps!r}")
@@ -292,6 +315,7 @@ class VideoFileCamera(Camera):
         self.realtime = bool(realtime)
         self.loop = bool(loop)
         self.output_shape = _check_output_shape(output_shape)
+        self.frame_transform = frame_transform
         self._fps_override = fps
         self.fps: float = 0.0
         self.frame_count = 0
@@ -390,7 +414,7 @@ class VideoFileCamera(Camera):
                     return self._latest
             stamp = self._start + due / self.fps if self.realtime else now
             self._delivered = due
-            self._latest = Frame(_to_rgb(self._bgr, self.output_shape), stamp, due)
+            self._latest = Frame(_to_rgb(self._bgr, self.output_shape, self.frame_transform), stamp, due)
             return self._latest
 
     def close(self) -> None:
@@ -410,6 +434,9 @@ class CameraConfig:
     source: device index, URL, pipeline or video file path.
     width, height, fps: requested capture settings (``opencv``); fps overrides a file's rate.
     realtime, loop: playback options of ``video_file``.
+    calibration: undistort and give frames the simulator camera's field of view and pitch
+        (:class:`~lnn_control.camera.model.CalibrationRef`: ``{file: calib.yaml, mount_pitch_deg: 12}``,
+        written by ``lnn-control camera calibrate``); without it frames are only resized.
     """
 
     kind: CameraKind
@@ -419,6 +446,7 @@ class CameraConfig:
     fps: float | None = None
     realtime: bool = True
     loop: bool = False
+    calibration: CalibrationRef | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "video_file" and not isinstance(self.source, str):
@@ -426,10 +454,22 @@ class CameraConfig:
 
 
 def make_camera(config: CameraConfig, output_shape: tuple[int, int] | None) -> Camera:
-    """Build (not open) the camera ``config`` describes, resizing frames to ``output_shape``."""
+    """Build (not open) the camera ``config`` describes, resizing frames to ``output_shape`` (with a
+    ``calibration``: rectified to the simulator's view at that size; the maps are computed here)."""
+    transform: FrameTransform | None = None
+    if config.calibration is not None:
+        from lnn_control.camera.rectify import rectifier_from_ref
+
+        if output_shape is None:
+            raise ValueError("camera.calibration needs the policy's image size (output_shape)")
+        rectifier = rectifier_from_ref(config.calibration, output_shape)
+        if config.width is not None and config.height is not None:
+            rectifier.maps_for(config.width, config.height)  # a size it cannot fit fails before connecting
+        transform = rectifier
     if config.kind == "opencv":
         return OpenCVCamera(
-            config.source, config.width, config.height, config.fps, output_shape=output_shape
+            config.source, config.width, config.height, config.fps, output_shape=output_shape,
+            frame_transform=transform,
         )
     if config.kind == "video_file":
         return VideoFileCamera(
@@ -438,5 +478,6 @@ def make_camera(config: CameraConfig, output_shape: tuple[int, int] | None) -> C
             loop=config.loop,
             output_shape=output_shape,
             fps=config.fps,
+            frame_transform=transform,
         )
     raise ValueError(f"camera.kind is {config.kind!r}; allowed: opencv, video_file")
