@@ -124,7 +124,7 @@ def check_compatible(
 
     For simulators: a policy whose action frame is not stated (``None``, a bundle saved before
     frames were recorded, all trained in the FLU simulators) fits any frame here. Hardware robots
-    check frames strictly (``lnn_control.runtime.runner.check_robot_matches_policy``)."""
+    check frames strictly (``lnn_control.runtime.session.check_robot_matches_policy``)."""
     if type(expected) is not type(provided):
         raise ValueError(f"{what}: cannot compare {type(expected).__name__} with {type(provided).__name__}")
     def comparable(value: Any) -> Any:

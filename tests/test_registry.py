@@ -15,7 +15,7 @@ def test_a_name_imports_its_module_only_when_it_is_asked_for():
         "import sys\n"
         "from lnn_control.nn.cores import core_types\n"
         "assert 'lnn_control.nn.ltc' not in sys.modules and 'ltc' in core_types()\n"
-        "from lnn_control.runtime.runner import HARDWARE_ROBOTS\n"
+        "from lnn_control.runtime.session import HARDWARE_ROBOTS\n"
         "assert 'lnn_control.runtime.hardware.mavlink_drone' not in sys.modules\n"
         "assert HARDWARE_ROBOTS.get('mavlink_drone').__name__ == 'MavlinkDrone'\n"
     )

@@ -35,7 +35,7 @@ from lnn_control.envs.drone_forest.forest import (
     generate_forest,
 )
 from lnn_control.envs.drone_forest.quad import QuadParams, motor_response
-from lnn_control.envs.drone_forest.task import DroneTask, DroneTaskConfig
+from lnn_control.envs.drone_forest.rules import DroneRules, DroneRulesConfig
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 VELOCITY_LIMIT = 5.0
@@ -64,7 +64,7 @@ class DroneForestEnv(TaskEnv):
     with ``include_velocity=True``: ``"vx"``, ``"vy"``, ``"vz"``: ``Box(-5, 5, (1,), float32)`` each,
     heading-frame velocity (m/s).
 
-    **Reward**: Σ weight · term (:class:`~.task.RewardWeights`): ``progress`` (m closer to the target),
+    **Reward**: Σ weight · term (:class:`~.rules.RewardWeights`): ``progress`` (m closer to the target),
     ``proximity`` (near trunks), ``success`` (+1 on arrival), ``failure`` (−1). Terms in
     ``info["reward_terms"]``.
 
@@ -98,7 +98,7 @@ class DroneForestEnv(TaskEnv):
         forest_config: ForestConfig | Mapping[str, Any] | None = None,
         forest_density: float | None = None,
         quad: QuadParams | Mapping[str, Any] | None = None,
-        task: DroneTaskConfig | Mapping[str, Any] | None = None,
+        rules: DroneRulesConfig | Mapping[str, Any] | None = None,
         expert: ExpertConfig | Mapping[str, Any] | None = None,
         gains: ControllerGains | Mapping[str, Any] | None = None,
         control_rate_hz: float = 20.0,
@@ -117,7 +117,7 @@ class DroneForestEnv(TaskEnv):
                 raise ValueError(f"forest_density must be ≥ 0 trees per 100 m², got {forest_density!r}")
             self.forest_config = dataclasses.replace(self.forest_config, density=float(forest_density))
         self.quad: QuadParams = config_from(QuadParams, quad, "quad", _OWNER)
-        self.task_config: DroneTaskConfig = config_from(DroneTaskConfig, task, "task", _OWNER)
+        self.rules_config: DroneRulesConfig = config_from(DroneRulesConfig, rules, "rules", _OWNER)
         self.expert_config: ExpertConfig = config_from(ExpertConfig, expert, "expert", _OWNER)
         self.gains: ControllerGains = config_from(ControllerGains, gains, "gains", _OWNER)
         if not (math.isfinite(control_rate_hz) and 1 <= control_rate_hz <= 100):
@@ -159,7 +159,7 @@ class DroneForestEnv(TaskEnv):
         )
         self.forest: Forest | None = None
         self.forest_seed: int | None = None
-        self._task: DroneTask | None = None
+        self._rules: DroneRules | None = None
         self._expert: DroneExpert | None = None
         self._motor = np.zeros(4)
         self._info: dict[str, Any] = {}
@@ -184,16 +184,16 @@ class DroneForestEnv(TaskEnv):
         self._controller.reset()
         self._motor = np.full(4, self.quad.hover_thrust)
         self._backend.set_rotor_thrusts(self._motor)
-        self._task = DroneTask(self.forest, self.quad, self.task_config)
+        self._rules = DroneRules(self.forest, self.quad, self.rules_config)
         self._expert = DroneExpert(self.forest, self.expert_config)
         state = self._backend.drone_state()
         self._expert.reset()
-        self._info = {**self._task.reset(state), "forest_seed": forest_seed}
+        self._info = {**self._rules.reset(state), "forest_seed": forest_seed}
         self._obs = self._observation(state)
         return self._obs, dict(self._info)
 
     def _step_episode(self, command: np.ndarray) -> StepResult:
-        assert self._task is not None and self._obs is not None  # TaskEnv.step refuses a step before reset()
+        assert self._rules is not None and self._obs is not None  # TaskEnv.step refuses a step before reset()
         backend, quad = self._backend, self.quad
         state = backend.drone_state()
         for _ in range(self.substeps):
@@ -205,7 +205,7 @@ class DroneForestEnv(TaskEnv):
                 backend.set_rotor_thrusts(self._motor)
                 backend.advance(self.physics_dt)
             state = backend.drone_state()
-        outcome = self._task.step(state, backend.collided())
+        outcome = self._rules.step(state, backend.collided())
         self._info = {**outcome.info, "forest_seed": self.forest_seed}
         if outcome.info["end_reason"] != "diverged":
             self._obs = self._observation(state)

@@ -23,7 +23,7 @@ from lnn_control.envs.lane_keeping.backend import (
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.expert import PurePursuitConfig, expert_action
 from lnn_control.envs.lane_keeping.road import Road, RoadConfig, generate_road
-from lnn_control.envs.lane_keeping.task import LaneTask, TaskConfig
+from lnn_control.envs.lane_keeping.rules import LaneRules, LaneRulesConfig
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 _REAL = (int, float, np.integer, np.floating)  # plain and NumPy numbers (bool excluded where used)
@@ -46,7 +46,7 @@ class LaneKeepingEnv(TaskEnv):
     (size from ``CarParams``); ``"speed"``: ``Box(-2·max_speed, 2·max_speed, (1,), float32)`` forward
     speed in m/s (omitted with ``include_speed=False``).
 
-    **Reward**: Σ weight · term (:class:`~.task.RewardWeights`): ``progress`` (m along the road this
+    **Reward**: Σ weight · term (:class:`~.rules.RewardWeights`): ``progress`` (m along the road this
     step), ``centering`` (−(offset/half lane)²), ``heading`` (−|heading error| rad), ``departure`` (−1 on
     failure). The terms are in ``info["reward_terms"]``.
 
@@ -77,7 +77,7 @@ class LaneKeepingEnv(TaskEnv):
         road_length: float | None = None,
         road_config: RoadConfig | Mapping[str, Any] | None = None,
         car: CarParams | Mapping[str, Any] | None = None,
-        task: TaskConfig | Mapping[str, Any] | None = None,
+        rules: LaneRulesConfig | Mapping[str, Any] | None = None,
         expert: PurePursuitConfig | Mapping[str, Any] | None = None,
         target_speed: float = 1.5,
         control_rate_hz: float = 20.0,
@@ -94,7 +94,7 @@ class LaneKeepingEnv(TaskEnv):
         if road_length is not None:
             self.road_config = dataclasses.replace(self.road_config, length=float(road_length))
         self.car: CarParams = config_from(CarParams, car, "car", _OWNER)
-        self.task_config: TaskConfig = config_from(TaskConfig, task, "task", _OWNER)
+        self.rules_config: LaneRulesConfig = config_from(LaneRulesConfig, rules, "rules", _OWNER)
         self.expert_config: PurePursuitConfig = config_from(PurePursuitConfig, expert, "expert", _OWNER)
         if not (math.isfinite(target_speed) and 0 < target_speed <= self.car.max_speed):
             raise ValueError(f"target_speed must be in (0, {self.car.max_speed}] m/s, got {target_speed}")
@@ -132,7 +132,7 @@ class LaneKeepingEnv(TaskEnv):
         self._roads: BoundedCache[int, Road] = BoundedCache(lambda seed: generate_road(seed, self.road_config))
         self.road: Road | None = None
         self.road_seed: int | None = None
-        self._task: LaneTask | None = None
+        self._rules: LaneRules | None = None
         self._target = self.target_speed
         self._info: dict[str, Any] = {}
 
@@ -146,23 +146,23 @@ class LaneKeepingEnv(TaskEnv):
             if self.start_noise else (0.0, 0.0)
         )
         self._backend.build(self.road, self.car, visuals, self.physics_dt)
-        self._task = LaneTask(self.road, self.car, self.task_config, self.target_speed)
+        self._rules = LaneRules(self.road, self.car, self.rules_config, self.target_speed)
         self._target = self.target_speed
-        self._backend.reset(self._task.start_pose(lateral, heading), self.target_speed)
+        self._backend.reset(self._rules.start_pose(lateral, heading), self.target_speed)
         self._backend.set_command(0.0, self.target_speed)
         state = self._backend.vehicle_state()
-        self._info = {**self._task.reset(state), "road_seed": road_seed}
+        self._info = {**self._rules.reset(state), "road_seed": road_seed}
         return self._observation(state.speed), dict(self._info)
 
     def _step_episode(self, action: np.ndarray) -> StepResult:
-        assert self._task is not None  # TaskEnv.step refuses a step before reset()
+        assert self._rules is not None  # TaskEnv.step refuses a step before reset()
         steering = self.car.steering_from_normalized(float(action[0]))
         if self.speed_action:
             self._target = (float(action[1]) + 1.0) / 2.0 * self.car.max_speed
         self._backend.set_command(steering, self._target)
         self._backend.advance(self.control_dt)
         state = self._backend.vehicle_state()
-        outcome = self._task.step(state)
+        outcome = self._rules.step(state)
         self._info = {**outcome.info, "road_seed": self.road_seed}
         speed = state.speed if state.finite else 0.0
         return self._observation(speed), outcome.reward, outcome.terminated, outcome.truncated, dict(self._info)
@@ -170,7 +170,7 @@ class LaneKeepingEnv(TaskEnv):
     # --- extras used by the pipeline ----------------------------------------------------------------
     def expert_action(self) -> np.ndarray:
         """The privileged pure-pursuit expert's action for the current state (action-space units)."""
-        if self._task is None or self.road is None:
+        if self._rules is None or self.road is None:
             raise RuntimeError("call reset() before expert_action()")
         state = self._backend.vehicle_state()
         steering = expert_action(state, self.road, self.car, self.expert_config, s_hint=self._info.get("s"))

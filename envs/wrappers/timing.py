@@ -12,7 +12,7 @@ camera driver that keeps only the newest frame. The wrapper reports per step, in
 
 The observation is always the newest delivered frame (held between deliveries), so a policy
 that runs only when ``frame_delivered`` sees intervals of 1, 2, 3 ... ticks between the capture
-times of consecutive frames, and frames of varying age. The evaluation runner does exactly that:
+times of consecutive frames, and frames of varying age. The closed-loop evaluation (lnn_control.evaluate.closed_loop) does exactly that:
 it calls the policy only on delivered frames, passes the measured elapsed time between their
 capture timestamps as ``dt`` (or the nominal period in the nominal-dt ablation) and holds the last
 command in between.

@@ -32,7 +32,7 @@ def run_explain_bench(settings: ExplainBenchSettings, out: str | None = None) ->
     """Run explain once (into ``out`` or a temporary folder) and report its timings."""
     import torch
 
-    from lnn_control.explain.runner import ExplainConfig, run_explain
+    from lnn_control.explain.pipeline import ExplainConfig, run_explain
     from lnn_control.explain.saliency import SmoothGradConfig
 
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as scratch:

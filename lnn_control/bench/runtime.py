@@ -256,7 +256,7 @@ def run_runtime_bench(
     see :class:`~lnn_control.runtime.launch.SimConfig`."""
     import torch
 
-    from lnn_control.runtime.runner import load_engine, run_launch
+    from lnn_control.runtime.session import load_engine, run_launch
     from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
     torch.set_num_threads(1)

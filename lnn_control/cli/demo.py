@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lnn_control.demo.runner import DemoConfig, run_demo
+    from lnn_control.demo.episode import DemoConfig, run_demo
     from lnn_control.tasks import get_task
 
     policy = args.policy or get_task(args.task).shipped_policy

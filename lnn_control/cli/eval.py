@@ -30,14 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lnn_control.atomic import atomic_write_json
-    from lnn_control.evaluate.report import format_table, plot_results
-    from lnn_control.evaluate.runner import (
+    from lnn_control.evaluate.closed_loop import (
         EvalConfig,
         evaluate,
         evaluate_parallel,
         expert_controller,
         policy_controller,
     )
+    from lnn_control.evaluate.report import format_table, plot_results
 
     if args.workers < 1:
         raise ValueError(f"--workers must be ≥ 1, got {args.workers}")

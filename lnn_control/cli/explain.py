@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lnn_control.explain.runner import ExplainConfig, run_explain
+    from lnn_control.explain.pipeline import ExplainConfig, run_explain
     from lnn_control.explain.saliency import SmoothGradConfig
 
     neurons = tuple(name.strip() for name in args.neurons.split(",") if name.strip())

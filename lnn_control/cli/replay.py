@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.runtime.launch import Engine
     from lnn_control.runtime.logs.replay import plot_replay, replay_log
     from lnn_control.runtime.logs.runlog import read_run_log
-    from lnn_control.runtime.runner import load_engine
+    from lnn_control.runtime.session import load_engine
 
     path = Path(args.log)
     if not path.is_file():

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.runtime.core.loop import print_summary
     from lnn_control.runtime.core.robot import RobotError
     from lnn_control.runtime.launch import Engine, load_launch
-    from lnn_control.runtime.runner import RobotConnectError, run_launch
+    from lnn_control.runtime.session import RobotConnectError, run_launch
 
     if args.duration is not None and not args.duration > 0:
         raise CommandError(f"--duration must be > 0 seconds, got {args.duration}")

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.cli import CommandError
     from lnn_control.parallel.executor import MissingDependency
     from lnn_control.study.config import load_study
-    from lnn_control.study.runner import StudyIncomplete, run_study
+    from lnn_control.study.scheduler import StudyIncomplete, run_study
 
     if args.workers < 1:
         raise ValueError(f"--workers must be ≥ 1, got {args.workers}")

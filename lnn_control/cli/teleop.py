@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from lnn_control.runtime.core.robot import RobotError
     from lnn_control.runtime.core.stats import print_summary
     from lnn_control.runtime.launch import load_launch
-    from lnn_control.runtime.runner import RobotConnectError
+    from lnn_control.runtime.session import RobotConnectError
     from lnn_control.runtime.teleop import make_human_input, teleop_launch
 
     if args.duration is not None and not args.duration > 0:

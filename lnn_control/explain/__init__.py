@@ -10,5 +10,5 @@ feed-forward) and, in simulation, the env's privileged camera masks; it never ch
 - :mod:`.recording`: a closed-loop episode (or a run log) as the frames, clean twins, masks,
   extras, dt and signals the analysis needs;
 - :mod:`.analysis`: saliency, states and time constants along a recording;
-- :mod:`.figures` / :mod:`.video`: PNGs and the video; :mod:`.runner`: the whole command.
+- :mod:`.figures` / :mod:`.video`: PNGs and the video; :mod:`.pipeline`: the whole command.
 """

@@ -2,7 +2,7 @@
 
 Subpackages, one job each (imports point down this list, never up):
 
-- ``launch`` / ``runner`` / ``teleop`` (modules): the launch-file schema, wiring a run together
+- ``launch`` / ``session`` / ``teleop`` (modules): the launch-file schema, wiring a run together
   from it (policy engine, robot, pre-flight checks, loop, run log), and driving it by hand.
 - ``inputs``: human input devices (terminal keyboard, evdev gamepad) and the operator's status line.
 - ``hardware``: physical robots and sensors (cameras, serial RC car, MAVLink drone).

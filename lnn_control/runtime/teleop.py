@@ -16,7 +16,7 @@ from typing import Literal, TextIO
 from lnn_control.config import ConfigError
 from lnn_control.runtime.core.arbiter import ControlMode, HumanInput
 from lnn_control.runtime.launch import LaunchConfig, resolve_policy_path
-from lnn_control.runtime.runner import RunResult, drive_robot
+from lnn_control.runtime.session import RunResult, drive_robot
 
 InputKind = Literal["keyboard", "gamepad"]
 INPUT_KINDS: tuple[InputKind, ...] = ("keyboard", "gamepad")

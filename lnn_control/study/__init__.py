@@ -8,7 +8,7 @@ seam (:mod:`lnn_control.parallel`) and aggregates them into a report:
   LSTM/GRU, a memory-less CNN, a 64-unit LSTM) and their parameter counts;
 - :mod:`.cells`: the cell tasks (collect once, train one model, evaluate one model under one
   condition on one backend), each writing its result file atomically;
-- :mod:`.runner`: planning, skipping finished cells, scheduling, progress;
+- :mod:`.scheduler`: planning, skipping finished cells, scheduling, progress;
 - :mod:`.stats`: intervals (seed-level cluster bootstrap, Wilson);
 - :mod:`.report`: ``report.json``, ``report.md`` and the PNG plots.
 """

@@ -32,7 +32,7 @@ from lnn_control.parallel.executor import describe_worker
 from lnn_control.study.config import Backend, StudyConfig
 
 if TYPE_CHECKING:
-    from lnn_control.evaluate.runner import DtMode
+    from lnn_control.evaluate.closed_loop import DtMode
 
 DATA_CELL = "data"
 NOMINAL_DT_SUFFIX = "~nominal-dt"
@@ -281,7 +281,7 @@ def _per_model_dagger(root: Path, study: StudyConfig, launch: Any, policy: Any, 
 # ---------------------------------------------------------------------------------------- eval
 def run_eval_cell(out: str, study: StudyConfig, launch: Any, cell: EvalCell) -> dict[str, Any]:
     """Evaluate one model under one condition on one backend on the study's held-out seeds."""
-    from lnn_control.evaluate.runner import EvalConfig, evaluate, policy_controller
+    from lnn_control.evaluate.closed_loop import EvalConfig, evaluate, policy_controller
     from lnn_control.policies.bundle import load_policy, read_bundle_config
 
     root = Path(out)

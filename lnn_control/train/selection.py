@@ -78,7 +78,7 @@ class ClosedLoopValidator:
 
     def __init__(self, task: str, backend: Literal["mujoco", "pybullet"], env_kwargs: dict[str, Any],
                  select: SelectSection, work_dir: Path) -> None:
-        from lnn_control.evaluate.runner import EvalConfig
+        from lnn_control.evaluate.closed_loop import EvalConfig
 
         self.select = select
         self.work_dir = Path(work_dir)
@@ -90,7 +90,7 @@ class ClosedLoopValidator:
 
     def __call__(self, policy: Any) -> dict[str, Any]:
         """Success rate over the validation episodes: ``{"success_rate": float, "per_condition": {...}}``."""
-        from lnn_control.evaluate.runner import evaluate, evaluate_parallel, policy_controller
+        from lnn_control.evaluate.closed_loop import evaluate, evaluate_parallel, policy_controller
 
         self.calls += 1
         was_training = policy.training

@@ -8,7 +8,7 @@ import pytest
 from lnn_control.data.collect import make_env
 from lnn_control.envs.wrappers import parse_conditions
 from lnn_control.envs.wrappers.timing import FRAMEDROP_BY_SEVERITY
-from lnn_control.evaluate.runner import run_episode
+from lnn_control.evaluate.closed_loop import run_episode
 from lnn_control.tasks import get_task
 
 ROAD = {"road_length": 8.0}

@@ -13,7 +13,7 @@ from lnn_hw_testkit import wait_until
 from lnn_control.runtime.inputs.evdev_events import EV_SYN, SYN_REPORT, InputEvent
 from lnn_control.runtime.inputs.gamepad import GamepadInput
 from lnn_control.runtime.logs.runlog import RunLog
-from lnn_control.runtime.runner import RunResult
+from lnn_control.runtime.session import RunResult
 
 STICK = (-32768, 32767)
 

@@ -249,7 +249,7 @@ class ConfiguredRobot(CameraRobot):
 
 
 def test_hardware_robot_settings_reach_the_robot_strictly(tmp_path: Path) -> None:
-    from lnn_control.runtime.runner import build_hardware_robot
+    from lnn_control.runtime.session import build_hardware_robot
 
     camera = VideoFileCamera(tmp_path / "unused.avi")
     robot = build_hardware_robot(CameraRobot, {"failed_reconnects": 2}, camera, "car.yaml")

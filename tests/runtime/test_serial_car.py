@@ -29,7 +29,7 @@ from lnn_control.runtime.hardware.serial_protocol import (
     decode,
     encode,
 )
-from lnn_control.runtime.runner import build_hardware_robot
+from lnn_control.runtime.session import build_hardware_robot
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from lnn_control.runtime.inputs.evdev_events import ABS_CODES, BUTTON_CODES, EV_
 from lnn_control.runtime.inputs.gamepad import GamepadInput
 from lnn_control.runtime.launch import load_launch
 from lnn_control.runtime.logs.runlog import read_run_log
-from lnn_control.runtime.runner import run_launch
+from lnn_control.runtime.session import run_launch
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
 pytest.importorskip("serial")

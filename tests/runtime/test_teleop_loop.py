@@ -39,7 +39,7 @@ from lnn_control.runtime.launch import (
 )
 from lnn_control.runtime.logs.replay import replay_log
 from lnn_control.runtime.logs.runlog import read_run_log
-from lnn_control.runtime.runner import run_launch
+from lnn_control.runtime.session import run_launch
 from lnn_control.runtime.teleop import teleop_launch
 from lnn_control.spec import ActionSpec, ObservationSpec
 

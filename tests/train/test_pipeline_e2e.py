@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lnn_control.data.episodes import EpisodeDataset
-from lnn_control.evaluate.runner import EvalConfig, evaluate, policy_controller
+from lnn_control.evaluate.closed_loop import EvalConfig, evaluate, policy_controller
 from lnn_control.train.bc import TrainConfig
 from lnn_control.train.launch import CollectSection, DaggerSection, PolicySection, TrainLaunch
 from lnn_control.train.pipeline import run_pipeline

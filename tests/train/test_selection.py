@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from lnn_control.data.episodes import DatasetManifest, EpisodeDataset, EpisodeWriter
-from lnn_control.evaluate.runner import EvalConfig, evaluate, policy_controller
+from lnn_control.evaluate.closed_loop import EvalConfig, evaluate, policy_controller
 from lnn_control.policies.presets import build_policy
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 from lnn_control.train.bc import TrainConfig, train_behaviour_cloning

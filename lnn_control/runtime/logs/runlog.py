@@ -30,7 +30,7 @@ seconds, and the ``run`` metadata record stores ``monotonic_to_unix_offset_s``.
 
 The ``run`` metadata record (string values; non-strings JSON-encoded) holds ``action_names``,
 ``log_format_version`` (:data:`LOG_FORMAT_VERSION`), ``mode`` (``"run"`` or ``"teleop"``) and
-``takeover`` (``"gamepad"``, ``"keyboard"`` or ``"null"``) next to what the runner adds (policy,
+``takeover`` (``"gamepad"``, ``"keyboard"`` or ``"null"``) next to what the run session adds (policy,
 engine, robot kind, rate). :class:`RunLog` reads them with the old-log defaults: a log without
 ``log_format_version`` is version 1, without ``mode`` a ``"run"`` without takeover, and a
 ``/commands/sent`` message without ``"source"`` came from the policy.

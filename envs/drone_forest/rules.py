@@ -67,7 +67,7 @@ class RewardWeights:
 
 
 @dataclass(frozen=True)
-class DroneTaskConfig:
+class DroneRulesConfig:
     """Task parameters: success_radius (m); max_tilt (rad); time_limit (s; None = 10 s + 3 × the
     start-to-target distance / 1 m/s); proximity_distance (m) of the proximity penalty."""
 
@@ -81,9 +81,9 @@ class DroneTaskConfig:
         for name in ("success_radius", "max_tilt", "proximity_distance"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"DroneTaskConfig.{name} must be a finite number > 0, got {value!r}")
+                raise ValueError(f"DroneRulesConfig.{name} must be a finite number > 0, got {value!r}")
         if self.time_limit is not None and not self.time_limit > 0:
-            raise ValueError(f"DroneTaskConfig.time_limit must be > 0 s or None, got {self.time_limit}")
+            raise ValueError(f"DroneRulesConfig.time_limit must be > 0 s or None, got {self.time_limit}")
 
 
 @dataclass(frozen=True)
@@ -94,10 +94,10 @@ class StepOutcome:
     info: dict[str, Any]
 
 
-class DroneTask:
+class DroneRules:
     """Tracks one episode in one forest: :meth:`reset` with the start state, then :meth:`step`."""
 
-    def __init__(self, forest: Forest, quad: QuadParams, config: DroneTaskConfig) -> None:
+    def __init__(self, forest: Forest, quad: QuadParams, config: DroneRulesConfig) -> None:
         self.forest, self.quad, self.config = forest, quad, config
         distance = float(np.linalg.norm(forest.target_position - forest.start_position))
         self.time_limit = config.time_limit if config.time_limit is not None else 10.0 + 3.0 * distance

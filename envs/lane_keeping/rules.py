@@ -65,7 +65,7 @@ class RewardWeights:
 
 
 @dataclass(frozen=True)
-class TaskConfig:
+class LaneRulesConfig:
     """Task parameters.
 
     start_s: arclength (m) of the start pose on the road (inside the straight lead-in).
@@ -86,15 +86,15 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         if not (self.start_s >= 0 and self.end_margin >= 0):  # also rejects NaN
-            raise ValueError(f"TaskConfig.start_s ({self.start_s}) and end_margin ({self.end_margin}) must be ≥ 0")
+            raise ValueError(f"LaneRulesConfig.start_s ({self.start_s}) and end_margin ({self.end_margin}) must be ≥ 0")
         if self.departure_offset is not None and not self.departure_offset > 0:
-            raise ValueError(f"TaskConfig.departure_offset must be > 0 or None, got {self.departure_offset}")
+            raise ValueError(f"LaneRulesConfig.departure_offset must be > 0 or None, got {self.departure_offset}")
         if self.time_limit is not None and not self.time_limit > 0:
-            raise ValueError(f"TaskConfig.time_limit must be > 0 s or None, got {self.time_limit}")
+            raise ValueError(f"LaneRulesConfig.time_limit must be > 0 s or None, got {self.time_limit}")
         if not 0 < self.max_heading_error <= math.pi:
-            raise ValueError(f"TaskConfig.max_heading_error must be in (0, π] rad, got {self.max_heading_error}")
+            raise ValueError(f"LaneRulesConfig.max_heading_error must be in (0, π] rad, got {self.max_heading_error}")
         if not 0 < self.max_tilt < math.pi:
-            raise ValueError(f"TaskConfig.max_tilt must be in (0, π) rad, got {self.max_tilt}")
+            raise ValueError(f"LaneRulesConfig.max_tilt must be in (0, π) rad, got {self.max_tilt}")
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,10 @@ class StepOutcome:
     info: dict[str, Any]
 
 
-class LaneTask:
+class LaneRules:
     """Tracks one episode on one road: call :meth:`start_pose`, :meth:`reset`, then :meth:`step`."""
 
-    def __init__(self, road: Road, car: CarParams, config: TaskConfig, target_speed: float) -> None:
+    def __init__(self, road: Road, car: CarParams, config: LaneRulesConfig, target_speed: float) -> None:
         if not config.start_s + config.end_margin + 1.0 <= road.length:
             raise ValueError(
                 f"road of {road.length:.1f} m is too short for start_s={config.start_s} and "
