@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,12 +20,16 @@ MAPPED = {
     "assets": "lnn_control/assets",
 }
 SHIPPED_SUFFIXES = {".py", ".yaml", ".xml", ".urdf", ".obj", ".png", ".json", ".safetensors", ".md", ".ino"}
+DOCUMENTATION_ONLY = ("assets/readme", "assets/studies")  # in the repository, not in the wheel
 
 
 def _expected_files() -> set[str]:
     expected = set()
     for folder, target in MAPPED.items():
         for path in (REPO / folder).rglob("*"):
+            relative = path.relative_to(REPO).as_posix()
+            if relative.startswith(DOCUMENTATION_ONLY):
+                continue
             if path.is_file() and path.suffix in SHIPPED_SUFFIXES and "__pycache__" not in path.parts:
                 expected.add(f"{target}/{path.relative_to(REPO / folder).as_posix()}")
     return expected
@@ -33,6 +38,8 @@ def _expected_files() -> set[str]:
 @pytest.fixture(scope="module")
 def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     out = tmp_path_factory.mktemp("wheel")
+    # setuptools' scratch copy (build/lib) keeps files of earlier builds; start from the sources
+    shutil.rmtree(REPO / "build" / "lib", ignore_errors=True)
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
         check=True,
@@ -48,6 +55,12 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
 def test_wheel_holds_every_module_asset_and_launch_file(wheel_names: set[str]) -> None:
     missing = sorted(_expected_files() - wheel_names)
     assert not missing, f"files missing from the wheel (add the package to pyproject): {missing}"
+
+
+@pytest.mark.slow
+def test_wheel_leaves_out_the_documentation_assets(wheel_names: set[str]) -> None:
+    shipped = [name for name in wheel_names if name.startswith(("lnn_control/assets/readme", "lnn_control/assets/studies"))]
+    assert not shipped, f"README figures and study reports are not installed, the wheel has {shipped[:5]}"
 
 
 @pytest.mark.slow
