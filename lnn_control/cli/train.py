@@ -1,9 +1,29 @@
-"""``lnn-control train --launch FILE --out DIR``: collect → behaviour cloning → DAgger → policy bundle."""
+"""``lnn-control train --launch FILE --out DIR``: collect → behaviour cloning → DAgger → policy bundle.
+
+Fine-tuning overrides: ``--init-from BUNDLE``, ``--freeze perception|core|none`` and the repeatable
+``--dataset DATA[:WEIGHT]`` (appended to the launch file's ``datasets``)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+
+FREEZE_CHOICES = ("none", "perception", "core")  # lnn_control.train.freeze.FREEZE_KINDS (no torch import here)
+
+
+def parse_dataset(text: str) -> tuple[str, float]:
+    """``DATA`` or ``DATA:WEIGHT`` -> (path, weight); a suffix that is not a number belongs to the path."""
+    path, sep, tail = text.rpartition(":")
+    if sep and path:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return text, 1.0
+        if not (math.isfinite(weight) and weight > 0):
+            raise argparse.ArgumentTypeError(f"weight of {path} must be a finite number > 0, got {tail}")
+        return path, weight
+    return text, 1.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--dagger-rounds", type=int, help="override dagger.rounds")
     parser.add_argument("--seed", type=int, help="override the seed")
+    parser.add_argument("--dataset", action="append", default=[], metavar="DATA[:WEIGHT]", type=parse_dataset,
+                        help="also train on this dataset folder (dataset from-log / collect) with this mixing "
+                             "weight (default 1; relative to the others and to collect.weight); repeatable")
+    parser.add_argument("--init-from", metavar="BUNDLE",
+                        help="start from this policy bundle (folder, .zip or shipped name such as lane_keeping_ncp19)")
+    parser.add_argument("--freeze", choices=list(FREEZE_CHOICES), help="override freeze: keep the CNN or the core fixed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -44,15 +70,25 @@ def apply_overrides(launch, args: argparse.Namespace):  # noqa: ANN001, ANN201 -
         launch = replace(launch, dagger=replace(launch.dagger, rounds=args.dagger_rounds))
     if args.seed is not None:
         launch = replace(launch, seed=args.seed, train=replace(launch.train, seed=args.seed))
+    if args.dataset:
+        from lnn_control.train.launch import DatasetEntry
+
+        added = tuple(DatasetEntry(path=path, weight=weight) for path, weight in args.dataset)
+        launch = replace(launch, datasets=(*launch.datasets, *added))
+    if args.init_from:
+        launch = replace(launch, init_from=args.init_from)
+    if args.freeze:
+        launch = replace(launch, freeze=args.freeze)
     return launch
 
 
 def run(args: argparse.Namespace) -> int:
-    from lnn_control.train.launch import load_train_launch
+    from lnn_control.train.launch import check_launch, load_train_launch
     from lnn_control.train.pipeline import run_pipeline
 
     launch, text = load_train_launch(args.launch)
     launch = apply_overrides(launch, args)
+    check_launch(launch, str(args.launch))
     bundle = run_pipeline(launch, text, args.out, resume=args.resume, progress=not args.quiet)
     print(f"wrote policy bundle {bundle}")
     print(f"next: lnn-control eval {bundle} --task {launch.task} --backend {launch.backend}")

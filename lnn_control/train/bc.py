@@ -34,11 +34,14 @@ import torch
 
 from lnn_control.atomic import atomic_write_bytes
 from lnn_control.data.episodes import Episode, EpisodeDataset
+from lnn_control.data.mixture import DatasetMix
 from lnn_control.spec import ActionSpec
 from lnn_control.train.augment import AugmentConfig, augment_windows
 from lnn_control.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lnn_control.train.freeze import frozen
+from lnn_control.train.sampling import WindowPlan, plan_windows
 from lnn_control.train.selection import Score, SelectSection
-from lnn_control.train.windows import Window, assemble_batch, make_windows, split_episodes
+from lnn_control.train.windows import Window, assemble_batch
 
 if TYPE_CHECKING:
     from lnn_control.policies.policy import Policy
@@ -57,7 +60,7 @@ def normalised_labels(episodes: Iterable[Episode], spec: ActionSpec) -> np.ndarr
     return (labels - (low + high) / 2) / ((high - low) / 2)
 
 
-def init_output_layer(policy: Policy, dataset: EpisodeDataset, min_label_std: float = 0.05) -> None:
+def init_output_layer(policy: Policy, dataset: EpisodeDataset | DatasetMix, min_label_std: float = 0.05) -> None:
     """Start a fresh policy's output scaling at the labels' statistics: the bias so a zero core
     output gives the mean label (tanh or clip squash), the gain so one unit of core output moves an
     action component by about its label standard deviation (normalised units, floored at
@@ -149,7 +152,7 @@ class TrainResult:
 
 def train_behaviour_cloning(
     policy: Policy,
-    dataset: EpisodeDataset,
+    dataset: EpisodeDataset | DatasetMix,
     config: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
@@ -157,6 +160,7 @@ def train_behaviour_cloning(
     validator: Callable[[Policy], dict[str, Any]] | None = None,
     select: SelectSection | None = None,
     label_std: Iterable[float] | None = None,
+    freeze: str = "none",
 ) -> TrainResult:
     """Train ``policy`` in place; the kept checkpoint's weights are loaded into it on return.
 
@@ -164,29 +168,47 @@ def train_behaviour_cloning(
     (and ``select``), ``validator(policy)`` drives the policy every ``select.every_epochs`` epochs
     and the kept checkpoint is the best :class:`~lnn_control.train.selection.Score`; ``patience``
     stops early. ``label_std`` fixes the per-component label scale (else: from this dataset's
-    training split), so DAgger stages keep the first stage's loss units."""
+    training split), so DAgger stages keep the first stage's loss units.
+
+    ``dataset`` may be a :class:`~lnn_control.data.mixture.DatasetMix`: each epoch then draws its
+    windows by the datasets' weights, and the validation loss is the share-weighted mean of the
+    datasets' validation losses (each in the metrics as ``val_loss_per_dataset``); see
+    :mod:`lnn_control.train.sampling`. ``freeze`` (``none``, ``perception``, ``core``) keeps that
+    part of the policy bit-identical (:mod:`lnn_control.train.freeze`)."""
+    with frozen(policy, freeze) as trainable:
+        return _train(policy, dataset, config, Path(out_dir), resume, progress, validator, select, label_std,
+                      freeze, trainable)
+
+
+def _train(
+    policy: Policy,
+    dataset: EpisodeDataset | DatasetMix,
+    config: TrainConfig,
+    out: Path,
+    resume: bool,
+    progress: bool,
+    validator: Callable[[Policy], dict[str, Any]] | None,
+    select: SelectSection | None,
+    label_std: Iterable[float] | None,
+    freeze: str,
+    trainable: list[torch.nn.Parameter],
+) -> TrainResult:
     if validator is not None and select is None:
         raise ValueError("a closed-loop validator needs its SelectSection (every_epochs, patience)")
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    if len(dataset) == 0:
-        raise ValueError(f"dataset {dataset.root} has no episodes; run 'lnn-control collect' first")
-
-    episodes = {i: dataset[i] for i in range(len(dataset))}
-    train_ids, val_ids = split_episodes(len(episodes), config.val_fraction, rng)
-    train_windows = make_windows({i: len(episodes[i]) for i in train_ids}, config.seq_len, config.stride)
-    val_windows = make_windows({i: len(episodes[i]) for i in val_ids}, config.seq_len, config.seq_len)
+    plan = plan_windows(dataset, config.seq_len, config.stride, config.val_fraction, rng)
+    episodes = plan.episodes
     spec = dataset.manifest.action_spec
     low = torch.tensor(spec.low, dtype=torch.float32)
     high = torch.tensor(spec.high, dtype=torch.float32)
     nominal_dt = 1.0 / float(policy.config.control_rate_hz)
-    fingerprint = _settings_fingerprint(config, select, validator is not None)
+    fingerprint = _settings_fingerprint(config, select, validator is not None, freeze, dataset)
 
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    batches_per_epoch = math.ceil(len(train_windows) / config.batch_size)
+    optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    batches_per_epoch = math.ceil(len(plan.sampler) / config.batch_size)
     total_steps = max(1, batches_per_epoch * config.epochs)
     start_epoch, best_val, best_epoch, history = 0, math.inf, -1, []
     best_key: list[float] | None = None  # the kept checkpoint's Score.key() (closed-loop selection)
@@ -217,7 +239,7 @@ def train_behaviour_cloning(
         # epochs after the checkpoint (a kill between the metrics line and the checkpoint) run again
         atomic_write_bytes(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
     if label_std is None:
-        label_std = normalised_labels((episodes[i] for i in train_ids), spec).std(axis=0)
+        label_std = normalised_labels((episodes[i] for i in plan.train_ids), spec).std(axis=0)
     label_std = [float(v) for v in label_std]
     if len(label_std) != spec.size:
         raise ValueError(f"label_std has {len(label_std)} entries, the action spec {spec.size}")
@@ -229,11 +251,11 @@ def train_behaviour_cloning(
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         policy.train()
-        order = rng.permutation(len(train_windows))
+        drawn = plan.sampler.epoch(rng)
         losses = []
-        batches = range(0, len(order), config.batch_size)
+        batches = range(0, len(drawn), config.batch_size)
         for begin in _progress(batches, progress, f"epoch {epoch + 1}/{config.epochs}"):
-            chosen = [train_windows[j] for j in order[begin : begin + config.batch_size]]
+            chosen = drawn[begin : begin + config.batch_size]
             batch = assemble_batch(episodes, chosen, nominal_dt)
             images = augment_windows(batch.images, config.augment, rng)
             loss = _loss(policy, images, batch, scale)
@@ -246,9 +268,11 @@ def train_behaviour_cloning(
             global_step += 1
             losses.append(float(loss.detach()))
         train_loss = float(np.mean(losses))
-        val_loss = evaluate_loss(policy, episodes, val_windows, config.batch_size, nominal_dt, scale) if val_windows else train_loss
+        val_loss, per_dataset = _validation_loss(policy, plan, config.batch_size, nominal_dt, scale, train_loss)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                                   "lr": optimizer.param_groups[0]["lr"]}
+        if per_dataset is not None:
+            record["val_loss_per_dataset"] = per_dataset
         if validator is None:
             improved = val_loss < best_val
         elif select is not None and ((epoch + 1) % select.every_epochs == 0 or epoch == config.epochs - 1):
@@ -313,6 +337,21 @@ def train_behaviour_cloning(
                        label_std=label_std, stopped_early=stopped_early)
 
 
+def _validation_loss(policy: Policy, plan: WindowPlan, batch_size: int, nominal_dt: float, scale: torch.Tensor,
+                     train_loss: float) -> tuple[float, dict[str, float] | None]:
+    """The epoch's validation loss: over the one dataset's validation windows (the training loss when
+    it has none); with several datasets the share-weighted mean over those that have validation
+    windows, and each one's loss by name."""
+    groups = [g for g in plan.validation if g.windows]
+    if len(plan.validation) == 1:
+        windows = plan.validation[0].windows
+        return (evaluate_loss(policy, plan.episodes, windows, batch_size, nominal_dt, scale) if windows else train_loss), None
+    per = {g.name: evaluate_loss(policy, plan.episodes, g.windows, batch_size, nominal_dt, scale) for g in groups}
+    if not groups:
+        return train_loss, per
+    return sum(g.share * per[g.name] for g in groups) / sum(g.share for g in groups), per
+
+
 def evaluate_loss(
     policy: Policy,
     episodes: dict,
@@ -354,15 +393,21 @@ def _progress(iterable: Any, enabled: bool, description: str) -> Any:
     return tqdm(iterable, desc=description, leave=False, unit="batch")
 
 
-def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, closed_loop: bool) -> str:
-    """What a resumed run must share with the one it continues (epochs, schedule, selection...)."""
+def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, closed_loop: bool, freeze: str = "none",
+                          dataset: EpisodeDataset | DatasetMix | None = None) -> str:
+    """What a resumed run must share with the one it continues (epochs, schedule, selection, what is
+    frozen, the datasets' names and shares; the last two only when used, so earlier checkpoints resume)."""
     import dataclasses
     import hashlib
 
     train_settings = dataclasses.asdict(config)
     train_settings.pop("threads", None)  # threads change speed, not the result
-    settings = {"train": train_settings, "select": dataclasses.asdict(select) if select else None,
-                "closed_loop": closed_loop}
+    settings: dict[str, Any] = {"train": train_settings, "select": dataclasses.asdict(select) if select else None,
+                                "closed_loop": closed_loop}
+    if freeze != "none":
+        settings["freeze"] = freeze
+    if isinstance(dataset, DatasetMix) and len(dataset.sources) > 1:
+        settings["mix"] = [[s.name, share] for s, share in zip(dataset.sources, dataset.shares)]
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

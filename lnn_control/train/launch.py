@@ -1,16 +1,22 @@
 """The training launch file (e.g. ``launch/lane_keeping.yaml``): collect → train → DAgger → bundle.
 
 Every section is a typed dataclass; unknown keys are rejected with the key and file named.
+Fine-tuning keys (``launch/lane_keeping_finetune.yaml``): ``init_from`` (a bundle to start from,
+:mod:`lnn_control.train.init_from`), ``datasets`` (dataset folders with mixing weights,
+:mod:`lnn_control.data.mixture`), ``freeze`` (:mod:`lnn_control.train.freeze`); ``collect.episodes:
+0`` trains on the given datasets only. :func:`check_launch` checks how the sections fit together.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from lnn_control.config import ConfigError, load_yaml_dataclass
 from lnn_control.train.bc import TrainConfig
+from lnn_control.train.freeze import FreezeKind
 from lnn_control.train.selection import SelectSection
 
 CoreType = Literal["ltc", "cfc", "wired_ctrnn", "lstm", "gru", "ctrnn", "feedforward"]
@@ -18,12 +24,44 @@ CoreType = Literal["ltc", "cfc", "wired_ctrnn", "lstm", "gru", "ctrnn", "feedfor
 
 @dataclass(frozen=True)
 class CollectSection:
-    """Expert demonstrations with DART noise (see :mod:`lnn_control.data.collect`)."""
+    """Expert demonstrations with DART noise (see :mod:`lnn_control.data.collect`).
+
+    episodes: simulated expert episodes (0: none; the run trains on ``datasets`` only).
+    weight: mixing weight of these episodes (and the DAgger ones) next to ``datasets``; relative,
+        like the datasets' weights; unused when there are no ``datasets``.
+    """
 
     episodes: int = 40
     noise_std: float = 0.1
     domain_randomization: bool = True
     conditions: list[str] = field(default_factory=lambda: ["clean"])
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.episodes < 0:
+            raise ValueError(f"collect.episodes must be ≥ 0 (0 = no simulated collection), got {self.episodes}")
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"collect.weight must be a finite number > 0, got {self.weight}")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """An existing dataset folder to train on (``lnn-control dataset from-log`` or ``collect``).
+
+    path: the folder; relative paths are relative to the current directory (as ``--out``).
+    weight: relative mixing weight: the dataset's share of each epoch's training windows is
+        ``weight / sum of all weights`` (the recipe's own collection counts with ``collect.weight``).
+    """
+
+    path: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.path.strip():
+            raise ValueError("datasets[].path must name a dataset folder")
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"datasets[].weight of {self.path} must be a finite number > 0, got {self.weight} "
+                             "(leave the entry out to not train on it)")
 
 
 @dataclass(frozen=True)
@@ -54,6 +92,14 @@ class PolicySection:
 
 @dataclass(frozen=True)
 class TrainLaunch:
+    """A training recipe (see the module docstring and the shipped ``launch/*.yaml``).
+
+    init_from: a bundle folder, ``.zip`` or shipped bundle name to start from (``None``: fresh weights).
+    freeze: ``none``, ``perception`` or ``core``: the part of the policy kept fixed in every stage.
+    datasets: existing dataset folders trained on next to (or, with ``collect.episodes: 0``, instead
+        of) the recipe's own simulated collection, each with a mixing weight.
+    """
+
     task: str = "lane-keeping"
     backend: Literal["mujoco", "pybullet"] = "pybullet"
     seed: int = 0
@@ -63,6 +109,26 @@ class TrainLaunch:
     policy: PolicySection = field(default_factory=PolicySection)
     train: TrainConfig = field(default_factory=TrainConfig)
     select: SelectSection = field(default_factory=SelectSection)
+    init_from: str | None = None
+    freeze: FreezeKind = "none"
+    datasets: tuple[DatasetEntry, ...] = ()
+
+
+def needs_simulator(launch: TrainLaunch) -> bool:
+    """Whether the run drives the task's simulator: to collect, for DAgger, or for closed-loop selection."""
+    return launch.collect.episodes > 0 or launch.dagger.rounds > 0 or launch.select.metric == "closed_loop"
+
+
+def check_launch(launch: TrainLaunch, source: str = "launch file") -> None:
+    """How the sections fit together (after command-line overrides): a :class:`ConfigError` naming the
+    keys and what is allowed when the run has no training data or asks DAgger for a run without
+    simulated collection."""
+    if launch.collect.episodes == 0 and not launch.datasets:
+        raise ConfigError(f"{source}: no training data: collect.episodes is 0 and 'datasets' is empty; give "
+                          "datasets (launch file 'datasets:' or --dataset DATA[:WEIGHT]) or collect.episodes > 0")
+    if launch.collect.episodes == 0 and launch.dagger.rounds > 0:
+        raise ConfigError(f"{source}: dagger.rounds is {launch.dagger.rounds} but collect.episodes is 0; DAgger "
+                          "rounds extend the simulated collection: set dagger.rounds: 0 for a run on datasets only")
 
 
 def load_train_launch(name_or_path: str | Path) -> tuple[TrainLaunch, str]:

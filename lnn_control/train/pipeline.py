@@ -2,11 +2,18 @@
 
 Output folder layout (``--out``)::
 
-    data/            the episode dataset (expert + DAgger episodes)
+    data/            the episode dataset (expert + DAgger episodes; absent with collect.episodes: 0)
     train/           checkpoint, metrics.jsonl, tensorboard scalars (per stage)
     policy/          the final policy bundle (config.json + model.safetensors)
 
 Re-running with ``resume=True`` reuses collected episodes and the training checkpoint.
+
+Fine-tuning (see :mod:`lnn_control.train.launch`): ``init_from`` starts stage 0 from a bundle's
+weights, output scaling and label scale (:mod:`lnn_control.train.init_from`); ``datasets`` are
+mixed with the collection by weight (:mod:`lnn_control.train.sources`); ``freeze`` holds the CNN or
+the core fixed in every stage. A run that neither collects, runs DAgger nor selects in closed loop
+never creates the simulator: its specs come from the datasets and its control rate from
+``init_from`` (else the preset's).
 """
 
 from __future__ import annotations
@@ -22,9 +29,18 @@ from typing import Any
 
 from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
+from lnn_control.data.mixture import MixSource
 from lnn_control.train.bc import TrainResult, init_output_layer, train_behaviour_cloning
-from lnn_control.train.launch import TrainLaunch
+from lnn_control.train.init_from import InitBundle, load_init_weights, read_init_bundle
+from lnn_control.train.launch import TrainLaunch, check_launch, needs_simulator
 from lnn_control.train.selection import ClosedLoopValidator
+from lnn_control.train.sources import (
+    check_fits_policy,
+    datasets_record,
+    open_datasets,
+    training_conditions,
+    training_data,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,40 +59,34 @@ def git_commit() -> str:
 def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Run every stage; returns the path of the written policy bundle."""
     from lnn_control.policies.bundle import save_policy
-    from lnn_control.policies.presets import build_policy
 
+    check_launch(launch)
     out = Path(out_dir)
     data_dir = out / "data"
     started = time.time()
-    collect_cfg = CollectConfig(
-        task=launch.task,
-        backend=launch.backend,
-        episodes=launch.collect.episodes,
-        seed=launch.seed,
-        noise_std=launch.collect.noise_std,
-        domain_randomization=launch.collect.domain_randomization,
-        conditions=list(launch.collect.conditions),
-        env_kwargs=dict(launch.env_kwargs),
-    )
-    have = len(EpisodeDataset(data_dir)) if (data_dir / "dataset.json").is_file() else 0
-    if have < collect_cfg.episodes:
-        collect(dataclasses.replace(collect_cfg, episodes=collect_cfg.episodes - have, seed=launch.seed + have), data_dir, progress=progress)
+    given = open_datasets(launch.datasets)
+    init = read_init_bundle(launch.init_from) if launch.init_from else None  # before any collection
+    collect_cfg = None
+    if launch.collect.episodes > 0:
+        collect_cfg = CollectConfig(
+            task=launch.task,
+            backend=launch.backend,
+            episodes=launch.collect.episodes,
+            seed=launch.seed,
+            noise_std=launch.collect.noise_std,
+            domain_randomization=launch.collect.domain_randomization,
+            conditions=list(launch.collect.conditions),
+            env_kwargs=dict(launch.env_kwargs),
+        )
+        have = len(EpisodeDataset(data_dir)) if (data_dir / "dataset.json").is_file() else 0
+        if have < collect_cfg.episodes:
+            collect(dataclasses.replace(collect_cfg, episodes=collect_cfg.episodes - have, seed=launch.seed + have), data_dir, progress=progress)
 
-    probe = make_env(launch.task, launch.backend, "clean", seed=0, **launch.env_kwargs)
-    try:
-        obs_spec, act_spec = env_specs(probe)
-        control_rate = 1.0 / float(probe.unwrapped.control_dt)
-    finally:
-        probe.close()
-    policy = build_policy(
-        launch.policy.preset,
-        core=launch.policy.core,
-        seed=launch.seed,
-        observation_spec=obs_spec,
-        action_spec=act_spec,
-        control_rate_hz=control_rate,
-        hidden_size=launch.policy.hidden_size,
-    )
+    policy = _recipe_policy(launch, given, init)
+    if init is not None:
+        load_init_weights(policy, init)
+    if given:
+        check_fits_policy(training_data(launch, data_dir, given), policy)
 
     validator = None
     if launch.select.metric == "closed_loop":
@@ -86,14 +96,17 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
     stage_results: list[TrainResult] = []
     stages: list[dict] = []
     stage0_saved = resume and (out / "train" / "stage0" / "checkpoint").is_dir()
-    if not stage0_saved:  # a kill before the first checkpoint: this stage starts afresh
-        init_output_layer(policy, EpisodeDataset(data_dir), launch.train.min_label_std)
-    result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), launch.train, out / "train" / "stage0",
-                                     resume=stage0_saved, progress=progress, **selection)
+    if not stage0_saved and init is None:  # a kill before the first checkpoint: this stage starts afresh
+        init_output_layer(policy, training_data(launch, data_dir, given), launch.train.min_label_std)
+    result = train_behaviour_cloning(policy, training_data(launch, data_dir, given), launch.train,
+                                     out / "train" / "stage0", resume=stage0_saved, progress=progress,
+                                     label_std=None if init is None else init.label_std, freeze=launch.freeze,
+                                     **selection)
     stage_results.append(result)
     stages.append(_stage_record("stage0", result, accepted=True))
     kept, kept_result = _copy_weights(policy), result
     for round_index in range(launch.dagger.rounds):
+        assert collect_cfg is not None  # check_launch: DAgger rounds need the simulated collection
         dagger_cfg = dataclasses.replace(
             collect_cfg,
             episodes=launch.dagger.episodes,
@@ -111,9 +124,9 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
             collect(dataclasses.replace(dagger_cfg, episodes=wanted - have, seed=dagger_cfg.seed + done), data_dir,
                     learner=policy, progress=progress)
         fine_tune = dataclasses.replace(launch.train, epochs=launch.dagger.epochs, seed=launch.train.seed + round_index + 1)
-        result = train_behaviour_cloning(policy, EpisodeDataset(data_dir), fine_tune, stage_dir,
+        result = train_behaviour_cloning(policy, training_data(launch, data_dir, given), fine_tune, stage_dir,
                                          resume=resume and (stage_dir / "checkpoint").is_dir(), progress=progress,
-                                         label_std=stage_results[0].label_std, **selection)
+                                         label_std=stage_results[0].label_std, freeze=launch.freeze, **selection)
         stage_results.append(result)
         # success rates only: the stages' BC losses come from different validation windows
         accepted = validator is None or _success(result) >= _success(kept_result)
@@ -125,7 +138,7 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
             logger.warning("DAgger round %d rejected: validation success %.0f %% < %.0f %% before it", round_index + 1,
                            100 * _success(result), 100 * _success(kept_result))
 
-    dataset = EpisodeDataset(data_dir)
+    dataset = training_data(launch, data_dir, given)
     provenance = {
         "command": " ".join(shlex.quote(a) for a in ["lnn-control", *sys.argv[1:]]) if sys.argv else "",
         "launch_file": launch_text,
@@ -134,7 +147,11 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
         "dataset_episodes": len(dataset),
         # what the policy saw in training (condition specs of the episodes); evaluations under any
         # other condition test shift it never saw
-        "training_conditions": sorted({str(dataset.metadata(i).get("condition", "clean")) for i in range(len(dataset))}),
+        "training_conditions": training_conditions(dataset),
+        # every dataset trained on (hash, episodes, weight, share), where the weights started, what was frozen
+        "datasets": datasets_record(dataset, launch.collect.weight),
+        "init_from": None if init is None else init.record(),
+        "freeze": launch.freeze,
         "git_commit": git_commit(),
         "metrics": {
             "val_loss_per_stage": [r.best_val_loss for r in stage_results],
@@ -156,6 +173,35 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
     bundle = out / "policy"
     save_policy(policy, bundle, provenance, overwrite=True)
     return bundle
+
+
+def _recipe_policy(launch: TrainLaunch, given: list[MixSource], init: InitBundle | None) -> Any:
+    """A fresh policy from the recipe's policy section: specs and control rate from the task's env
+    when the run uses the simulator, else specs from the datasets and the rate from ``init_from``
+    (else the preset's)."""
+    from lnn_control.policies.presets import build_policy
+
+    if needs_simulator(launch):
+        probe = make_env(launch.task, launch.backend, "clean", seed=0, **launch.env_kwargs)
+        try:
+            obs_spec, act_spec = env_specs(probe)
+            control_rate: float | None = 1.0 / float(probe.unwrapped.control_dt)
+        finally:
+            probe.close()
+    else:
+        manifest = given[0].dataset.manifest
+        obs_spec, act_spec = manifest.observation_spec, manifest.action_spec
+        rate = None if init is None else init.policy_config.get("control_rate_hz")
+        control_rate = float(rate) if isinstance(rate, int | float) else None
+    return build_policy(
+        launch.policy.preset,
+        core=launch.policy.core,
+        seed=launch.seed,
+        observation_spec=obs_spec,
+        action_spec=act_spec,
+        control_rate_hz=control_rate,
+        hidden_size=launch.policy.hidden_size,
+    )
 
 
 def _success(result: TrainResult) -> float:
