@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def apply_overrides(launch, args: argparse.Namespace):  # noqa: ANN001, ANN201 - TrainLaunch in, TrainLaunch out
+def apply_overrides(launch, args: argparse.Namespace):  # noqa: ANN001, ANN201 - TrainRecipe in, TrainRecipe out
     replace = dataclasses.replace
     if args.backend:
         launch = replace(launch, backend=args.backend)
@@ -71,7 +71,7 @@ def apply_overrides(launch, args: argparse.Namespace):  # noqa: ANN001, ANN201 -
     if args.seed is not None:
         launch = replace(launch, seed=args.seed, train=replace(launch.train, seed=args.seed))
     if args.dataset:
-        from lnn_control.train.launch import DatasetEntry
+        from lnn_control.train.recipe import DatasetEntry
 
         added = tuple(DatasetEntry(path=path, weight=weight) for path, weight in args.dataset)
         launch = replace(launch, datasets=(*launch.datasets, *added))
@@ -83,8 +83,8 @@ def apply_overrides(launch, args: argparse.Namespace):  # noqa: ANN001, ANN201 -
 
 
 def run(args: argparse.Namespace) -> int:
-    from lnn_control.train.launch import check_launch, load_train_launch
     from lnn_control.train.pipeline import run_pipeline
+    from lnn_control.train.recipe import check_launch, load_train_launch
 
     launch, text = load_train_launch(args.launch)
     launch = apply_overrides(launch, args)

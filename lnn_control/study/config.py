@@ -164,7 +164,7 @@ def validate_study(study: StudyConfig, source: str) -> None:
     from lnn_control.envs.wrappers.spec import CONDITION_NAMES
     from lnn_control.study.architectures import ARCHITECTURES
     from lnn_control.tasks import HELD_OUT_SEED_START, TASKS
-    from lnn_control.train.launch import load_train_launch
+    from lnn_control.train.recipe import load_train_launch
 
     if study.task not in TASKS:
         raise ConfigError(f"{source}: 'task' is {study.task!r}; allowed values: {sorted(TASKS)}")

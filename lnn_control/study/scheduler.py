@@ -77,7 +77,7 @@ def run_study(
     progress: bool = True,
 ) -> RunSummary:
     """Run every unfinished cell of ``study`` into ``out`` and write the report (see the module docstring)."""
-    from lnn_control.train.launch import load_train_launch
+    from lnn_control.train.recipe import load_train_launch
 
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)

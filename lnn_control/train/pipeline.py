@@ -8,7 +8,7 @@ Output folder layout (``--out``)::
 
 Re-running with ``resume=True`` reuses collected episodes and the training checkpoint.
 
-Fine-tuning (see :mod:`lnn_control.train.launch`): ``init_from`` starts stage 0 from a bundle's
+Fine-tuning (see :mod:`lnn_control.train.recipe`): ``init_from`` starts stage 0 from a bundle's
 weights, output scaling and label scale (:mod:`lnn_control.train.init_from`); ``datasets`` are
 mixed with the collection by weight (:mod:`lnn_control.train.sources`); ``freeze`` holds the CNN or
 the core fixed in every stage. A run that neither collects, runs DAgger nor selects in closed loop
@@ -32,7 +32,7 @@ from lnn_control.data.episodes import EpisodeDataset
 from lnn_control.data.mixture import MixSource
 from lnn_control.train.bc import TrainResult, init_output_layer, train_behaviour_cloning
 from lnn_control.train.init_from import InitBundle, load_init_weights, read_init_bundle
-from lnn_control.train.launch import TrainLaunch, check_launch, needs_simulator
+from lnn_control.train.recipe import TrainRecipe, check_launch, needs_simulator
 from lnn_control.train.selection import ClosedLoopValidator
 from lnn_control.train.sources import (
     check_fits_policy,
@@ -56,7 +56,7 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Run every stage; returns the path of the written policy bundle."""
     from lnn_control.policies.bundle import save_policy
 
@@ -175,7 +175,7 @@ def run_pipeline(launch: TrainLaunch, launch_text: str, out_dir: str | Path, res
     return bundle
 
 
-def _recipe_policy(launch: TrainLaunch, given: list[MixSource], init: InitBundle | None) -> Any:
+def _recipe_policy(launch: TrainRecipe, given: list[MixSource], init: InitBundle | None) -> Any:
     """A fresh policy from the recipe's policy section: specs and control rate from the task's env
     when the run uses the simulator, else specs from the datasets and the rate from ``init_from``
     (else the preset's)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lnn_control.config import ConfigError
 from lnn_control.data.episodes import DatasetError, EpisodeDataset
 from lnn_control.data.mixture import DatasetMix, MixSource, spec_differences
-from lnn_control.train.launch import DatasetEntry, TrainLaunch
+from lnn_control.train.recipe import DatasetEntry, TrainRecipe
 
 if TYPE_CHECKING:
     from lnn_control.policies.policy import Policy
@@ -43,7 +43,7 @@ def open_datasets(entries: tuple[DatasetEntry, ...] | list[DatasetEntry]) -> lis
     return sources
 
 
-def training_data(launch: TrainLaunch, data_dir: Path, given: list[MixSource]) -> EpisodeDataset | DatasetMix:
+def training_data(launch: TrainRecipe, data_dir: Path, given: list[MixSource]) -> EpisodeDataset | DatasetMix:
     """What a stage trains on now (the collection folder may have grown since the last stage)."""
     if not given:
         return EpisodeDataset(data_dir)

@@ -25,12 +25,12 @@ from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 from lnn_control.train import pipeline
 from lnn_control.train.bc import TrainConfig, train_behaviour_cloning
 from lnn_control.train.checkpoint import CheckpointError
-from lnn_control.train.launch import (
+from lnn_control.train.recipe import (
     CollectSection,
     DaggerSection,
     DatasetEntry,
     PolicySection,
-    TrainLaunch,
+    TrainRecipe,
     check_launch,
     load_train_launch,
 )
@@ -70,10 +70,10 @@ def _bundle(root: Path, core: str = "cfc", seed: int = 7, label_std: list[float]
     return save_policy(policy, root, {"command": "test", "dataset_hash": "abc", "selection": selection})
 
 
-def _launch(datasets: list[Path], weights: list[float] | None = None, **changes) -> TrainLaunch:
+def _launch(datasets: list[Path], weights: list[float] | None = None, **changes) -> TrainRecipe:
     """A pure-data recipe: no collection, no DAgger, validation-loss selection (no simulator)."""
     weights = weights or [1.0] * len(datasets)
-    launch = TrainLaunch(
+    launch = TrainRecipe(
         collect=CollectSection(episodes=0), dagger=DaggerSection(rounds=0),
         policy=PolicySection(core="cfc", preset="ncp19_car"), select=SelectSection(metric="val_loss"),
         train=TINY, datasets=tuple(DatasetEntry(str(p), w) for p, w in zip(datasets, weights)),
@@ -268,11 +268,11 @@ def test_the_shipped_finetune_launch_file_and_its_checks(tmp_path):
     with pytest.raises(ConfigError, match="dagger.rounds is 1 but collect.episodes is 0"):
         check_launch(dataclasses.replace(launch, datasets=(DatasetEntry("d"),), dagger=DaggerSection(rounds=1)))
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['wieght'\] at datasets\[0\]"):
-        load_dataclass(TrainLaunch, {"datasets": [{"path": "d", "wieght": 2}]}, "ft.yaml")
+        load_dataclass(TrainRecipe, {"datasets": [{"path": "d", "wieght": 2}]}, "ft.yaml")
     with pytest.raises(ConfigError, match="'freeze' is 'cnn'; allowed values"):
-        load_dataclass(TrainLaunch, {"freeze": "cnn"}, "ft.yaml")
+        load_dataclass(TrainRecipe, {"freeze": "cnn"}, "ft.yaml")
     with pytest.raises(ConfigError, match="weight of d must be a finite number > 0"):
-        load_dataclass(TrainLaunch, {"datasets": [{"path": "d", "weight": 0}]}, "ft.yaml")
+        load_dataclass(TrainRecipe, {"datasets": [{"path": "d", "weight": 0}]}, "ft.yaml")
     with pytest.raises(ConfigError, match=r"datasets\[0\]: .*missing is not a folder"):
         pipeline.run_pipeline(dataclasses.replace(launch, datasets=(DatasetEntry(str(tmp_path / "missing")),)), "",
                               tmp_path / "run", progress=False)
@@ -288,7 +288,7 @@ def test_the_dataset_flag_appends_weighted_datasets():
     register(parser.add_subparsers())
     args = parser.parse_args(["train", "--launch", "x", "--out", "o", "--dataset", "data_real:3",
                               "--dataset", "runs/a:b/data", "--init-from", "lane_keeping_ncp19", "--freeze", "core"])
-    launch = apply_overrides(TrainLaunch(datasets=(DatasetEntry("sim", 2.0),)), args)
+    launch = apply_overrides(TrainRecipe(datasets=(DatasetEntry("sim", 2.0),)), args)
     assert launch.datasets == (DatasetEntry("sim", 2.0), DatasetEntry("data_real", 3.0), DatasetEntry("runs/a:b/data"))
     assert launch.init_from == "lane_keeping_ncp19" and launch.freeze == "core"
     assert parse_dataset("d:0.25") == ("d", 0.25)

@@ -78,8 +78,8 @@ def test_train_fine_tunes_the_shipped_policy_on_a_converted_run_log(tmp_path: Pa
 @pytest.mark.slow
 def test_recorded_data_mixed_with_simulated_collection_under_closed_loop_selection(tmp_path: Path,
                                                                                      converted: Path) -> None:
-    from lnn_control.train.launch import DatasetEntry, load_train_launch
     from lnn_control.train.pipeline import run_pipeline
+    from lnn_control.train.recipe import DatasetEntry, load_train_launch
     from lnn_control.train.selection import SelectSection
 
     launch, _ = load_train_launch("lane_keeping_finetune")

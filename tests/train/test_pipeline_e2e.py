@@ -10,8 +10,8 @@ import pytest
 from lnn_control.data.episodes import EpisodeDataset
 from lnn_control.evaluate.closed_loop import EvalConfig, evaluate, policy_controller
 from lnn_control.train.bc import TrainConfig
-from lnn_control.train.launch import CollectSection, DaggerSection, PolicySection, TrainLaunch
 from lnn_control.train.pipeline import run_pipeline
+from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
 
 SHORT_ROAD = {"road_length": 6.0}
 
@@ -29,9 +29,9 @@ def _evaluate_one_episode(policy, task: str, conditions: list[str], env_kwargs: 
 
 def _tiny_launch(core: str, task: str = "lane-keeping", preset: str = "ncp19_car", env_kwargs: dict = SHORT_ROAD,
                  seed: int = 3, expert_episodes: int = 3, conditions: tuple[str, ...] = ("clean", "rain:2"),
-                 batch_size: int = 8) -> TrainLaunch:
+                 batch_size: int = 8) -> TrainRecipe:
     """A launch small enough for a test: a few expert episodes, one DAgger episode, one epoch each."""
-    return TrainLaunch(
+    return TrainRecipe(
         task=task,
         backend="pybullet",
         seed=seed,

@@ -155,7 +155,7 @@ def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
     records the rejected round; its episodes stay in the dataset."""
     from lnn_control.policies.bundle import load_policy
     from lnn_control.train import pipeline
-    from lnn_control.train.launch import CollectSection, DaggerSection, PolicySection, TrainLaunch
+    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
 
     rates = iter([0.8, 0.4])
     seen: list[dict] = []
@@ -170,7 +170,7 @@ def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
             return {"success_rate": rate, "per_condition": {"clean": rate}}
 
     monkeypatch.setattr(pipeline, "ClosedLoopValidator", Scripted)
-    launch = TrainLaunch(
+    launch = TrainRecipe(
         task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
         collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
         dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),

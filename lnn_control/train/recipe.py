@@ -91,7 +91,7 @@ class PolicySection:
 
 
 @dataclass(frozen=True)
-class TrainLaunch:
+class TrainRecipe:
     """A training recipe (see the module docstring and the shipped ``launch/*.yaml``).
 
     init_from: a bundle folder, ``.zip`` or shipped bundle name to start from (``None``: fresh weights).
@@ -114,12 +114,12 @@ class TrainLaunch:
     datasets: tuple[DatasetEntry, ...] = ()
 
 
-def needs_simulator(launch: TrainLaunch) -> bool:
+def needs_simulator(launch: TrainRecipe) -> bool:
     """Whether the run drives the task's simulator: to collect, for DAgger, or for closed-loop selection."""
     return launch.collect.episodes > 0 or launch.dagger.rounds > 0 or launch.select.metric == "closed_loop"
 
 
-def check_launch(launch: TrainLaunch, source: str = "launch file") -> None:
+def check_launch(launch: TrainRecipe, source: str = "launch file") -> None:
     """How the sections fit together (after command-line overrides): a :class:`ConfigError` naming the
     keys and what is allowed when the run has no training data or asks DAgger for a run without
     simulated collection."""
@@ -131,7 +131,7 @@ def check_launch(launch: TrainLaunch, source: str = "launch file") -> None:
                           "rounds extend the simulated collection: set dagger.rounds: 0 for a run on datasets only")
 
 
-def load_train_launch(name_or_path: str | Path) -> tuple[TrainLaunch, str]:
+def load_train_launch(name_or_path: str | Path) -> tuple[TrainRecipe, str]:
     """Load a launch file by path, or by name from the shipped ``lnn_control.launch`` files.
 
     Returns the config and the text of the file (recorded in the bundle's provenance).
@@ -145,4 +145,4 @@ def load_train_launch(name_or_path: str | Path) -> tuple[TrainLaunch, str]:
             names = sorted(p.name for p in files("lnn_control.launch").iterdir() if p.name.endswith(".yaml"))
             raise ConfigError(f"launch file {name_or_path!s} not found (neither a file nor a shipped launch file: {names})")
         path = Path(str(shipped))
-    return load_yaml_dataclass(TrainLaunch, path), path.read_text(encoding="utf-8")
+    return load_yaml_dataclass(TrainRecipe, path), path.read_text(encoding="utf-8")
