@@ -18,6 +18,9 @@ from lnn_control.parallel.executor import (
     make_executor,
 )
 
+# end to end, each test starts worker processes: outside `make test-fast`, still run by `make test`
+pytestmark = pytest.mark.slow
+
 
 def test_local_pool_returns_results_in_submission_order_and_keeps_one_thread_per_worker() -> None:
     with make_executor("local", 2) as pool:

@@ -27,6 +27,9 @@ from lnn_control.runtime.logs.runlog import read_run_log
 from lnn_control.runtime.session import run_launch
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
+# end to end, each test drives a robot through the CLI on a pty in real time: outside `make test-fast`, still run by `make test`
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("serial")
 
 
@@ -198,7 +201,6 @@ def test_gamepad_takeover_of_the_serial_car(tmp_path: Path, car: EmulatorProcess
     print(f"serial car takeover: human {taken * 1e3:.1f} ms after RB, policy {returned * 1e3:.1f} ms after release")
 
 
-@pytest.mark.slow
 def test_run_takeover_keyboard_marks_the_human_segment(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from lnn_control.nn.baselines import BASELINE_CORES

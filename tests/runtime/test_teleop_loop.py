@@ -43,6 +43,9 @@ from lnn_control.runtime.session import run_launch
 from lnn_control.runtime.teleop import teleop_launch
 from lnn_control.spec import ActionSpec, ObservationSpec
 
+# end to end, each test drives a real-time loop for 1-2 s: outside `make test-fast`, still run by `make test`
+pytestmark = pytest.mark.slow
+
 RATE = 50.0
 PERIOD = 1.0 / RATE
 X, TL, TR = ABS_CODES["ABS_X"], BUTTON_CODES["BTN_TL"], BUTTON_CODES["BTN_TR"]
