@@ -21,6 +21,10 @@ EXTRA_OF_PACKAGE: dict[str, str] = {
     "onnx": "train",
     "ray": "ray",
     "evdev": "teleop",
+    "zenoh": "ros2",
+    "rosbags": "ros2",
+    "pyarrow": "lerobot",
+    "av": "lerobot",
 }
 """Top-level import name -> the extra of ``pyproject.toml`` that installs it."""
 

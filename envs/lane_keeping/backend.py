@@ -144,6 +144,42 @@ class VisualVariation:
         )
 
 
+APPEARANCES: dict[str, VisualVariation] = {
+    "default": VisualVariation(),
+    # A shifted world for fine-tuning studies: pale concrete road on sand under a hazy low sun,
+    # faded orange centre line, heavy surface speckle. Road brighter than its surroundings, the
+    # opposite of the training worlds (dark asphalt on grass, also under domain randomisation).
+    "desert": VisualVariation(
+        asphalt_color=(0.66, 0.63, 0.58),
+        grass_color=(0.80, 0.64, 0.40),
+        line_color=(0.97, 0.97, 0.93),
+        centre_line_color=(0.90, 0.50, 0.15),
+        sky_color=(0.88, 0.84, 0.74),
+        light_direction=(0.8, -0.5, 0.35),
+        ambient=0.55,
+        diffuse=0.6,
+        texture_seed=7,
+        texture_strength=0.3,
+    ),
+}
+"""Named appearances for ``LaneKeepingEnv(appearance=...)``: the default world and shifted ones."""
+
+
+def appearance_from(value: object) -> VisualVariation:
+    """A :class:`VisualVariation` from a preset name in :data:`APPEARANCES`, an instance, or a
+    mapping of its fields (colours as 3-lists); errors name the value and what is allowed."""
+    if isinstance(value, VisualVariation):
+        return value
+    if isinstance(value, str):
+        if value not in APPEARANCES:
+            raise ValueError(f"unknown appearance {value!r}; choose one of {sorted(APPEARANCES)} "
+                             "or give a mapping of VisualVariation fields")
+        return APPEARANCES[value]
+    from lnn_control.envs.common import config_from
+
+    return config_from(VisualVariation, value, "appearance", "LaneKeepingEnv")
+
+
 @runtime_checkable
 class LaneBackend(Protocol):
     """A physics + rendering backend for the lane-keeping task (see module docstring for call order)."""

@@ -18,6 +18,7 @@ from lnn_control.envs.lane_keeping.backend import (
     LaneBackend,
     VehicleState,
     VisualVariation,
+    appearance_from,
     make_backend,
 )
 from lnn_control.envs.lane_keeping.car import CarParams
@@ -61,7 +62,10 @@ class LaneKeepingEnv(TaskEnv):
     **Seeding**: ``reset(seed=s)`` drives road ``s`` (``options={"road_seed": n}`` overrides the road);
     without a seed the road is drawn from the env's RNG among training seeds. Visual domain
     randomisation (``domain_randomization=True``: colours, lighting, camera-mount jitter) and the
-    start pose noise come from the env's RNG: same seed ⇒ identical trajectory.
+    start pose noise come from the env's RNG: same seed ⇒ identical trajectory. ``appearance`` fixes the
+    look of the world instead: a name from :data:`~.backend.APPEARANCES` (``"default"``, ``"desert"``:
+    pale concrete road on sand, a shifted world for fine-tuning) or a mapping of
+    :class:`~.backend.VisualVariation` fields.
 
     **Rendering**: ``render_mode="rgb_array"`` returns a chase-camera frame (``chase_size`` = (W, H));
     ``"human"`` opens the simulator's own viewer.
@@ -85,6 +89,7 @@ class LaneKeepingEnv(TaskEnv):
         include_speed: bool = True,
         speed_action: bool = False,
         domain_randomization: bool = False,
+        appearance: str | VisualVariation | Mapping[str, Any] = "default",
         start_noise: bool = True,
         friction_scale: float = 1.0,
         chase_size: tuple[int, int] = (320, 240),
@@ -110,6 +115,12 @@ class LaneKeepingEnv(TaskEnv):
         self.include_speed = bool(include_speed)
         self.speed_action = bool(speed_action)
         self.domain_randomization = bool(domain_randomization)
+        self.appearance: VisualVariation = appearance_from(appearance)
+        if self.domain_randomization and self.appearance != VisualVariation():
+            raise ValueError(
+                f"appearance={appearance!r} and domain_randomization=True both set the look of the world; "
+                "choose one (domain randomisation samples around the default appearance)"
+            )
         self.start_noise = bool(start_noise)
         self.metadata = {**self.metadata, "render_fps": int(round(control_rate_hz))}
 
@@ -140,7 +151,7 @@ class LaneKeepingEnv(TaskEnv):
     def _reset_episode(self, road_seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         self.road_seed = road_seed
         self.road = self._roads.get(road_seed)
-        visuals = VisualVariation.sample(self.np_random) if self.domain_randomization else VisualVariation()
+        visuals = VisualVariation.sample(self.np_random) if self.domain_randomization else self.appearance
         lateral, heading = (
             (float(self.np_random.uniform(-0.05, 0.05)), float(self.np_random.uniform(-0.05, 0.05)))
             if self.start_noise else (0.0, 0.0)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from lnn_control.cli import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,9 +26,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="episodes in parallel (local processes, one thread each); same numbers as 1 worker")
     parser.add_argument("--nominal-dt", action="store_true",
                         help="tell the policy the nominal period instead of the measured dt between delivered frames (framedrop ablation)")
+    parser.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE", dest="env_options",
+                        help="keyword argument for the env, VALUE read as YAML (repeatable), e.g. "
+                             "appearance=desert or road_length=40")
     parser.add_argument("--json", metavar="FILE", help="write every number as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="bar plot of success rate per condition")
     parser.set_defaults(func=run)
+
+
+def parse_env_options(options: list[str]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` -> ``{KEY: yaml(VALUE)}``; a malformed entry is a CommandError naming it."""
+    import yaml
+
+    kwargs: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise CommandError(f"--env-option {option!r} is not KEY=VALUE with KEY a keyword name, "
+                               "e.g. --env-option appearance=desert")
+        kwargs[key.strip()] = yaml.safe_load(value)
+    return kwargs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         seed=args.seed,
         dt_mode="nominal" if args.nominal_dt else "measured",
+        env_kwargs=parse_env_options(args.env_options),
     )
     if args.workers > 1:
         from lnn_control.extras import require

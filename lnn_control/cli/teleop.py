@@ -26,18 +26,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_launch_arguments(parser, "sim_lane_keeping, car_serial")
-    parser.add_argument("--input", choices=["keyboard", "gamepad"], default="keyboard",
-                        help="the human input device (default: keyboard, on this terminal)")
+    parser.add_argument("--input", choices=["keyboard", "gamepad", "expert"], default="keyboard",
+                        help="the human input device (default: keyboard, on this terminal); expert: the task's "
+                             "privileged expert at a virtual gamepad (sim robots with pacing: lockstep; for "
+                             "benchmarks of the data loop)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lnn_control.runtime.core.arbiter import ControlMode
-    from lnn_control.runtime.teleop import make_human_input, teleop_launch
+    from lnn_control.runtime.teleop import expert_teleop_launch, make_human_input, teleop_launch
 
     config, log_path = load_launch_arguments(args)
-    human = make_human_input(args.input, config, ControlMode.TELEOP)
-    with robot_errors(args.input):
-        result = teleop_launch(config, str(args.launch), human, duration_s=args.duration, log_path=log_path)
+    if args.input == "expert":
+        with robot_errors("gamepad"):
+            result = expert_teleop_launch(config, str(args.launch), duration_s=args.duration, log_path=log_path)
+    else:
+        human = make_human_input(args.input, config, ControlMode.TELEOP)
+        with robot_errors(args.input):
+            result = teleop_launch(config, str(args.launch), human, duration_s=args.duration, log_path=log_path)
     report_run(result, args, "lnn-control dataset from-log {log} --out DATA")
     return 0

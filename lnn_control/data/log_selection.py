@@ -17,7 +17,8 @@ reason              the step ...                                           split
 ==================  =====================================================  ==============
 
 An **episode** is a maximal run of kept steps from one log with one source: a splitting reason or
-a change of source (policy ↔ human) ends it. Inside an episode, frames follow each other in time
+a change of source (policy ↔ human) or of simulator episode (a simulated robot reset to a new road
+or forest: the log's ``episode`` field) ends it. Inside an episode, frames follow each other in time
 with their measured capture times, so the network integrates over the real gaps; across a stop, a
 cut or a hand-over there is no continuity to learn from, hence a new episode. Times ``t`` are
 seconds since the log's first step (slot time), per log.
@@ -189,8 +190,8 @@ def plan_segments(log: RunLogSteps, selection: Selection) -> SegmentPlan:
             if reason.splits:
                 close()
             continue
-        if current is not None and current.source != step.source:
-            close()
+        if current is not None and (current.source != step.source or current.steps[-1].episode != step.episode):
+            close()  # a new source, or the simulator reset to a new episode (a jump, not driving)
         if current is None:
             current = Segment(step.source, [])
         current.steps.append(step)

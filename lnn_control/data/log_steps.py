@@ -45,7 +45,8 @@ class LogStep:
     state: the loop's step state (``run``, ``hold``, ``watchdog``, ``estop``, ...).
     source: who commanded the step. label: float32 [A], the applied (else sent) command in action
     units, action-name order; None for a stop step or a non-finite command. image: the encoded
-    JPEG/PNG frame logged with this step, or None. extras: scalar measurements by name.
+    JPEG/PNG frame logged with this step, or None. extras: scalar measurements by name. episode:
+    simulated robots: the episode the frame belongs to (None: a real robot, or an older log).
     """
 
     sequence: int
@@ -56,6 +57,7 @@ class LogStep:
     label: np.ndarray | None
     image: bytes | None
     extras: dict[str, float] = field(default_factory=dict)
+    episode: int | None = None
 
 
 @dataclass
@@ -190,6 +192,7 @@ def read_log_steps(path: str | Path) -> RunLogSteps:
             label=label,
             image=None if frame is None else base64.b64decode(frame["data"]),
             extras={k: float(v) for k, v in (timing.get("extras") or {}).items()},
+            episode=None if timing.get("episode") is None else int(timing["episode"]),
         ))
     return RunLogSteps(
         path=file.resolve(),

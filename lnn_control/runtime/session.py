@@ -15,6 +15,7 @@ constructor (see :func:`build_hardware_robot`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -105,6 +106,15 @@ def make_robot(config: LaunchConfig, image_shape: tuple[int, int], source: str) 
         from lnn_control.runtime.sim.lockstep import LockstepSimRobot
 
         return LockstepSimRobot(sim.env_id, sim.env_kwargs, seed=sim.seed, neutral_action=config.limits.neutral)
+    if robot_config.kind == "ros2":
+        from lnn_control.extras import require
+
+        require("zenoh", "robot.kind ros2")  # the [ros2] extra: fail here, before anything is built
+        require("rosbags", "robot.kind ros2")
+        from lnn_control.runtime.ros2.robot import Ros2Robot
+
+        assert robot_config.ros2 is not None  # RobotConfig requires it for kind ros2
+        return Ros2Robot(robot_config.ros2, image_shape)
     try:
         robot_class = HARDWARE_ROBOTS.get(robot_config.kind)
     except (ImportError, AttributeError) as exc:
@@ -298,13 +308,17 @@ def drive_robot(
     config: LaunchConfig, source: str, policy: PolicyLike | None, human: HumanInput | None, mode: ControlMode,
     image_shape: tuple[int, int], duration_s: float | None, log_path: Path | None, live_stream: TextIO | None,
     handle_signals: bool, keyboard_estop: bool, max_steps: int | None, metadata: dict[str, Any],
+    attach: Callable[[Robot], None] | None = None,
 ) -> RunResult:
     """The part :func:`run_launch` and teleop share: robot, safety, human input, log, loop (see
-    :func:`run_launch` for the order). The log's action names are the policy's, else the robot's."""
+    :func:`run_launch` for the order). The log's action names are the policy's, else the robot's.
+    ``attach`` is called with the robot before anything opens (e.g. to hook an expert pad to its frames)."""
     from lnn_control.runtime.logs.runlog import RunLogWriter
 
     loop_config = loop_config_of(config, source)
     robot = make_robot(config, image_shape, source)
+    if attach is not None:
+        attach(robot)
     events = EventLog()
     duration = duration_s if duration_s is not None else config.duration_s
     log_path = log_path if log_path is not None else default_log_path(config)

@@ -18,8 +18,8 @@ from lnn_control.runtime.core.arbiter import ControlMode, HumanInput
 from lnn_control.runtime.launch import LaunchConfig, resolve_policy_path
 from lnn_control.runtime.session import RunResult, drive_robot
 
-InputKind = Literal["keyboard", "gamepad"]
-INPUT_KINDS: tuple[InputKind, ...] = ("keyboard", "gamepad")
+InputKind = Literal["keyboard", "gamepad", "expert"]
+INPUT_KINDS: tuple[InputKind, ...] = ("keyboard", "gamepad", "expert")
 
 
 def make_human_input(kind: str, config: LaunchConfig, mode: ControlMode, terminal_fd: int | None = None) -> HumanInput:
@@ -36,6 +36,8 @@ def make_human_input(kind: str, config: LaunchConfig, mode: ControlMode, termina
         from lnn_control.runtime.inputs.gamepad import GamepadInput
 
         return GamepadInput(config.teleop.gamepad)
+    if kind == "expert":
+        raise ValueError("the expert input needs the robot: use teleop_launch(..., expert=True), not make_human_input")
     raise ValueError(f"input kind {kind!r} is not known; allowed: {list(INPUT_KINDS)}")
 
 
@@ -85,3 +87,33 @@ def teleop_launch(
         config, source, None, human, ControlMode.TELEOP, teleop_image_shape(config, source), duration_s,
         log_path, live_stream, handle_signals, True, max_steps, {"policy": None, "engine": None},
     )
+
+
+def expert_teleop_launch(
+    config: LaunchConfig,
+    source: str,
+    duration_s: float | None = None,
+    log_path: Path | None = None,
+    handle_signals: bool = True,
+    max_steps: int | None = None,
+    live_stream: TextIO | None = None,
+) -> RunResult:
+    """:func:`teleop_launch` with the task's privileged expert at a virtual gamepad
+    (:mod:`~lnn_control.runtime.inputs.expert_pad`): a benchmark stand-in for a human, sim only."""
+    from lnn_control.runtime.inputs.expert_pad import ExpertGamepad
+
+    if config.robot.kind != "sim" or config.robot.sim is None or config.robot.sim.pacing != "lockstep":
+        raise ConfigError(
+            f"{source}: --input expert drives a simulated robot stepped in the loop; set robot.kind: sim and "
+            "robot.sim.pacing: lockstep"
+        )
+    expert = ExpertGamepad(config.teleop.gamepad)
+    try:
+        return drive_robot(
+            config, source, None, expert.input, ControlMode.TELEOP, teleop_image_shape(config, source), duration_s,
+            log_path, live_stream, handle_signals, True, max_steps,
+            {"policy": None, "engine": None, "human": "expert (privileged, through the gamepad input path)"},
+            attach=expert.attach,
+        )
+    finally:
+        expert.close()

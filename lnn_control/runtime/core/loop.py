@@ -111,6 +111,7 @@ class StepRecord:
     extras: dict[str, float] = field(default_factory=dict)
     source: str = CommandSource.POLICY.value  # who commanded: policy | human | stop
     human: HumanCommand | None = None  # the human input's sample this step, while one is attached
+    episode: int | None = None  # simulated robots: which episode the frame belongs to (resets split datasets)
 
 
 class StepSink(Protocol):
@@ -384,6 +385,7 @@ class ControlLoop:
             neurons=neurons,
             image=obs.image,
             extras=dict(obs.extras),
+            episode=robot.episodes_finished,
             source=source.value,
             human=human,
         )

@@ -151,6 +151,8 @@ class GamepadConfig:
     deadman / takeover: held => drive (teleop) / take over from the policy (takeover mode).
     estop: latches the e-stop; quit: ends the run (null: no such button).
     grab: claim the device exclusively (no other program sees its events while we run).
+    stream_range: raw [min, max] of every axis without its own ``range`` when the device is a FIFO or
+        file of records (which cannot report ranges), e.g. [-32768, 32767] for an Xbox pad's sticks.
     """
 
     device: str | None = None
@@ -161,8 +163,11 @@ class GamepadConfig:
     estop: str | None = "BTN_EAST"
     quit: str | None = "BTN_START"
     grab: bool = True
+    stream_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.stream_range is not None and not self.stream_range[0] < self.stream_range[1]:
+            raise ValueError(f"teleop.gamepad.stream_range is {list(self.stream_range)}; allowed: [min, max] with min < max")
         if self.mapping not in MAPPINGS:
             raise ValueError(f"teleop.gamepad.mapping is {self.mapping!r}; allowed: {sorted(MAPPINGS)}")
         for action, binding in self.axes.items():

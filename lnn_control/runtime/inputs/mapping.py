@@ -58,6 +58,25 @@ class AxisMap:
             v = n * (self.high if n > 0 else -self.low)
         return float(np.clip(v, self.low, self.high))
 
+    def raw_for(self, value: float) -> int:
+        """The raw axis reading that :meth:`value` maps to ``value`` (action units, clipped to the
+        reachable range): the inverse, for a program that drives the input path like a hand would."""
+        if self.binding.scale is not None:
+            n = value / self.binding.scale
+        else:
+            n = value / self.high if value > 0 else (value / -self.low if value < 0 else 0.0)
+        n = -n if self.binding.invert else n
+        lowest = 0.0 if self.binding.kind == "trigger" else -1.0
+        n = float(np.clip(n, lowest, 1.0))
+        dz = self.binding.deadzone
+        n = 0.0 if n == 0.0 else float(np.sign(n)) * (abs(n) * (1.0 - dz) + dz)
+        span = float(self.raw_max - self.raw_min)
+        if self.binding.kind == "trigger":
+            raw = self.raw_min + n * span
+        else:
+            raw = (self.raw_min + self.raw_max) / 2.0 + n * span / 2.0
+        return int(np.clip(round(raw), self.raw_min, self.raw_max))
+
 
 def resolve_axes(
     config: GamepadConfig, action_spec: ActionSpec, device_ranges: dict[int, tuple[int, int]]
@@ -86,11 +105,12 @@ def resolve_axes(
         if code in owner:
             raise ValueError(f"{where}.code is {binding.code}, already driving action {owner[code]!r}; choose another axis")
         owner[code] = name
-        raw = binding.range or device_ranges.get(code)
+        raw = binding.range or device_ranges.get(code) or config.stream_range
         if raw is None:
             raise ValueError(
                 f"{where}: the device reports no range for {binding.code} (a recorded stream, or the pad lacks "
-                f"that axis); set {where}.range: [min, max] or bind another axis"
+                f"that axis); set {where}.range: [min, max] (or teleop.gamepad.stream_range for every axis) "
+                "or bind another axis"
             )
         maps.append(AxisMap(name, index, code, binding, int(raw[0]), int(raw[1]),
                             float(action_spec.low[index]), float(action_spec.high[index])))

@@ -300,6 +300,7 @@ class RunLogWriter:
                 "compute_s": record.compute_time,
                 "lateness_s": record.wake_time - record.slot_time,
                 "image_logged": bool(log_image),
+                "episode": record.episode,
                 "extras": {k: float(v) for k, v in record.extras.items()},
             },
             ns,

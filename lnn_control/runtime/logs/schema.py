@@ -7,7 +7,9 @@ from typing import Any
 
 LOG_FORMAT_VERSION = 2
 """Run-log layout version: 1 (no key) = before teleop; 2 adds ``/commands/human``, ``source`` on
-``/commands/sent`` (stop steps logged too) and ``mode`` / ``takeover`` in the ``run`` metadata."""
+``/commands/sent`` (stop steps logged too) and ``mode`` / ``takeover`` in the ``run`` metadata. Version 2
+logs may also carry ``episode`` on ``/loop/timing`` (simulated robots: the episode a frame belongs to; a
+reset to a new road is a discontinuity that ``dataset from-log`` splits at); readers treat it as optional."""
 
 COMPRESSED_IMAGE_SCHEMA = {
     "title": "foxglove.CompressedImage",
@@ -61,6 +63,7 @@ TIMING_SCHEMA = _object_schema(
         "compute_s": {"type": "number"},
         "lateness_s": {"type": "number"},
         "image_logged": {"type": "boolean"},
+        "episode": {"type": ["integer", "null"]},
         "extras": {"type": "object", "additionalProperties": {"type": "number"}},
     },
 )

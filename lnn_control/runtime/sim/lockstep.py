@@ -25,6 +25,7 @@ env is made (``connect()``), never at import time.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -199,6 +200,9 @@ class LockstepSimRobot(SimulatedRobot):
         self.env: Any = None
         self._frame_index = 0
         self._latest: Observation | None = None
+        self.frame_listeners: list[Callable[[Any], None]] = []
+        """Called with the env after every published frame, in the loop's thread, before ``read()``
+        returns: privileged access for benchmarks (e.g. an expert at the gamepad), never for a policy."""
 
     @property
     def is_connected(self) -> bool:
@@ -231,6 +235,8 @@ class LockstepSimRobot(SimulatedRobot):
         extras = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in obs.items() if k != "image"}
         self._frame_index += 1
         self._latest = Observation(np.asarray(obs["image"]), time.monotonic(), extras, self._frame_index)
+        for listener in self.frame_listeners:
+            listener(self.env)
         return self._latest
 
     def read(self) -> Observation:
