@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.explain",
     "lnn_control.cli.conditions",
     "lnn_control.cli.export",
+    "lnn_control.cli.export_log",
     "lnn_control.cli.run",
     "lnn_control.cli.teleop",
     "lnn_control.cli.replay",

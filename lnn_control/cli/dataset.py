@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="leave out episodes shorter than N steps (default 1)")
     convert.add_argument("--json", metavar="FILE", help="also write the conversion report as JSON")
     convert.set_defaults(func=run_from_log)
+    from lnn_control.cli.dataset_bag import register as register_from_bag
+    register_from_bag(actions)
 
     show = actions.add_parser("show", help="episodes, durations, sources, label statistics and hash of a dataset")
     show.add_argument("data", metavar="DATA", help="dataset folder")

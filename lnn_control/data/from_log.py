@@ -190,7 +190,7 @@ class ConversionReport:
         }
 
 
-def _prepare_output(out: Path) -> Path:
+def prepare_output(out: Path) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} already exists and is not an empty folder; write the dataset to a new folder")
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -214,7 +214,7 @@ def convert_logs(logs: Sequence[str | Path], out: str | Path, config: FromLogCon
             raise ValueError(f"{path} is given twice; each run log can be converted once per dataset")
         seen.add(path.resolve())
     out = Path(out)
-    staging = _prepare_output(out)
+    staging = prepare_output(out)
     try:
         report = _convert_into(staging, out, paths, config, command)
         if out.exists():
