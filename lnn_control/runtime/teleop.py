@@ -10,11 +10,13 @@ robot. The run log records every step's source and the human input (``mode: tele
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from lnn_control.config import ConfigError
 from lnn_control.runtime.core.arbiter import ControlMode, HumanInput
+from lnn_control.runtime.core.robot import Robot
 from lnn_control.runtime.launch import LaunchConfig, resolve_policy_path
 from lnn_control.runtime.session import RunResult, drive_robot
 
@@ -80,26 +82,24 @@ def teleop_launch(
     handle_signals: bool = True,
     max_steps: int | None = None,
     live_stream: TextIO | None = None,
+    attach: Callable[[Robot], None] | None = None,
+    human_label: str | None = None,
 ) -> RunResult:
     """Drive the launch file's robot with ``human`` (not yet opened; see :func:`make_human_input`)
-    until its quit control, a stop signal or the duration; the stop command is sent at the end."""
+    until its quit control, a stop signal or the duration; the stop command is sent at the end.
+    attach: called with the robot before it connects. human_label: who drove, for the log's metadata."""
+    metadata: dict[str, Any] = {"policy": None, "engine": None}
+    if human_label is not None:
+        metadata["human"] = human_label
     return drive_robot(
         config, source, None, human, ControlMode.TELEOP, teleop_image_shape(config, source), duration_s,
-        log_path, live_stream, handle_signals, True, max_steps, {"policy": None, "engine": None},
+        log_path, live_stream, handle_signals, True, max_steps, metadata, attach=attach,
     )
 
 
-def expert_teleop_launch(
-    config: LaunchConfig,
-    source: str,
-    duration_s: float | None = None,
-    log_path: Path | None = None,
-    handle_signals: bool = True,
-    max_steps: int | None = None,
-    live_stream: TextIO | None = None,
-) -> RunResult:
-    """:func:`teleop_launch` with the task's privileged expert at a virtual gamepad
-    (:mod:`~lnn_control.runtime.inputs.expert_pad`): a benchmark stand-in for a human, sim only."""
+def expert_teleop_launch(config: LaunchConfig, source: str, **options: Any) -> RunResult:
+    """:func:`teleop_launch` (same keyword options) with the task's privileged expert at a virtual
+    gamepad (:mod:`~lnn_control.runtime.inputs.expert_pad`): a benchmark stand-in for a human, sim only."""
     from lnn_control.runtime.inputs.expert_pad import ExpertGamepad
 
     if config.robot.kind != "sim" or config.robot.sim is None or config.robot.sim.pacing != "lockstep":
@@ -109,11 +109,7 @@ def expert_teleop_launch(
         )
     expert = ExpertGamepad(config.teleop.gamepad)
     try:
-        return drive_robot(
-            config, source, None, expert.input, ControlMode.TELEOP, teleop_image_shape(config, source), duration_s,
-            log_path, live_stream, handle_signals, True, max_steps,
-            {"policy": None, "engine": None, "human": "expert (privileged, through the gamepad input path)"},
-            attach=expert.attach,
-        )
+        return teleop_launch(config, source, expert.input, attach=expert.attach,
+                             human_label="expert (privileged, through the gamepad input path)", **options)
     finally:
         expert.close()
