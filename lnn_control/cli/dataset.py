@@ -6,6 +6,8 @@ import argparse
 import shlex
 
 from lnn_control.cli import CommandError
+from lnn_control.cli.dataset_bag import register as register_from_bag
+from lnn_control.cli.dataset_lerobot import register as register_lerobot
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="leave out episodes shorter than N steps (default 1)")
     convert.add_argument("--json", metavar="FILE", help="also write the conversion report as JSON")
     convert.set_defaults(func=run_from_log)
-    from lnn_control.cli.dataset_bag import register as register_from_bag
-    register_from_bag(actions)
+    register_from_bag(actions)  # from-bag
 
     show = actions.add_parser("show", help="episodes, durations, sources, label statistics and hash of a dataset")
     show.add_argument("data", metavar="DATA", help="dataset folder")
@@ -50,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sheet.add_argument("--columns", type=int, default=6, help="frames per row (default 6)")
     sheet.add_argument("--scale", type=int, default=2, help="integer enlargement of each frame, 1..8 (default 2)")
     sheet.set_defaults(func=run_contact_sheet)
+    register_lerobot(actions)  # export-lerobot, from-lerobot
 
 
 def run_from_log(args: argparse.Namespace) -> int:
