@@ -23,6 +23,7 @@ EXTRA_OF_PACKAGE: dict[str, str] = {
     "evdev": "teleop",
     "zenoh": "ros2",
     "rosbags": "ros2",
+    "xxhash": "ros2",
     "pyarrow": "lerobot",
     "av": "lerobot",
 }

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lnn_control.cli.replay",
     "lnn_control.cli.dataset",
     "lnn_control.cli.camera",
+    "lnn_control.cli.ros2",
     "lnn_control.cli.bench",
 )
 

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from lnn_control.cli import CommandError
+from lnn_control.cli.ros2 import add_ros2_bench_parser
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     env_parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON (atomic)")
     env_parser.set_defaults(func=run_env)
     add_runtime_bench_parser(targets)
+    add_ros2_bench_parser(targets)
     explain_parser = targets.add_parser("explain", help="wall time of 'lnn-control explain' on a 30 s lane episode")
     explain_parser.add_argument("--duration", type=float, default=30.0, metavar="S", help="seconds of driving (default 30)")
     explain_parser.add_argument("--no-video", action="store_true", help="leave the video out")

@@ -13,7 +13,7 @@ Example::
     engine: torch                    # torch | onnx
     rate_hz: 50
     robot:
-      kind: sim                      # sim | serial_car | mavlink_drone
+      kind: sim                      # sim | serial_car | mavlink_drone | ros2 (robot.ros2: topics, zenoh)
       sim: {env_id: lnn_control/LaneKeeping-v0, env_kwargs: {backend: pybullet}, seed: 0}
     limits: {max_rate_per_s: [4.0]}
     watchdog: {max_frame_age_s: 0.1}
@@ -36,6 +36,7 @@ from lnn_control.runtime.core.safety import LimitsConfig
 from lnn_control.runtime.hardware.cameras import CameraConfig
 from lnn_control.runtime.inputs.config import TeleopConfig
 from lnn_control.runtime.logs.runlog import LogConfig
+from lnn_control.runtime.ros2.config import Ros2RobotConfig
 
 
 class Engine(str, enum.Enum):
@@ -67,17 +68,27 @@ class SimConfig:
 class RobotConfig:
     """kind: which robot. sim: the simulated robot's settings (kind sim). camera: the camera of a hardware
     robot. settings: the hardware robot's own settings (serial port, MAVLink URL, ...), validated
-    by that robot's config class."""
+    by that robot's config class. ros2: a ROS 2 robot over Zenoh (kind ros2; its camera is a topic,
+    :class:`~lnn_control.runtime.ros2.config.Ros2RobotConfig`)."""
 
-    kind: Literal["sim", "serial_car", "mavlink_drone"]
+    kind: Literal["sim", "serial_car", "mavlink_drone", "ros2"]
     sim: SimConfig | None = None
     camera: CameraConfig | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    ros2: Ros2RobotConfig | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "sim" and self.sim is None:
             raise ValueError("robot.kind is sim: add a robot.sim section with env_id")
-        if self.kind != "sim" and self.camera is None:
+        if self.kind == "ros2":
+            if self.ros2 is None:
+                raise ValueError("robot.kind is ros2: add a robot.ros2 section (topics, zenoh endpoints; {} for defaults)")
+            if self.camera is not None or self.settings:
+                raise ValueError("robot.kind is ros2: its camera is a topic (robot.ros2.camera); drop robot.camera "
+                                 "and robot.settings")
+        elif self.ros2 is not None:
+            raise ValueError(f"robot.ros2 is only for kind ros2, not {self.kind}")
+        if self.kind not in ("sim", "ros2") and self.camera is None:
             raise ValueError(f"robot.kind is {self.kind}: add a robot.camera section")
         if self.kind != "sim" and self.sim is not None:
             raise ValueError(f"robot.sim is only for kind sim, not {self.kind}")
