@@ -129,6 +129,10 @@ def test_base_install_drives_the_car_with_an_onnx_policy_without_torch_or_simula
     assert any(e["event"] == "stop" for e in events[last_drive:])
 
 
+DISTRIBUTION_OF_IMPORT = {"zenoh": "eclipse-zenoh"}
+"""Import names whose PyPI distribution is named otherwise."""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command, extra", [
     (["train", "--launch", "lane_keeping", "--out", "x"], "train"),
@@ -157,5 +161,6 @@ def test_base_dependencies_are_what_the_robot_path_imports() -> None:
     assert base == {"numpy", "opencv-python-headless", "onnxruntime", "pyserial", "pymavlink", "mcap", "pyyaml"}
     extras = project["optional-dependencies"]
     for package, extra in EXTRA_OF_PACKAGE.items():
-        assert any(d.startswith(package) for d in extras[extra]), f"{package} is not in the [{extra}] extra"
-    assert extras["all"] == ["lnn-control[sim,train,ray,teleop]"]
+        distribution = DISTRIBUTION_OF_IMPORT.get(package, package)
+        assert any(d.startswith(distribution) for d in extras[extra]), f"{package} is not in the [{extra}] extra"
+    assert extras["all"] == ["lnn-control[sim,train,ray,teleop,ros2,lerobot]"]

@@ -20,7 +20,7 @@ MAPPED = {
     "assets": "lnn_control/assets",
 }
 SHIPPED_SUFFIXES = {".py", ".yaml", ".xml", ".urdf", ".obj", ".png", ".json", ".safetensors", ".md", ".ino"}
-DOCUMENTATION_ONLY = ("assets/readme", "assets/studies")  # in the repository, not in the wheel
+DOCUMENTATION_ONLY = ("assets/readme", "assets/studies", "assets/benchmarks")  # in the repository, not in the wheel
 
 
 def _expected_files() -> set[str]:
@@ -59,7 +59,7 @@ def test_wheel_holds_every_module_asset_and_launch_file(wheel_names: set[str]) -
 
 @pytest.mark.slow
 def test_wheel_leaves_out_the_documentation_assets(wheel_names: set[str]) -> None:
-    shipped = [name for name in wheel_names if name.startswith(("lnn_control/assets/readme", "lnn_control/assets/studies"))]
+    shipped = [name for name in wheel_names if name.startswith(tuple(f"lnn_control/{folder}" for folder in DOCUMENTATION_ONLY))]
     assert not shipped, f"README figures and study reports are not installed, the wheel has {shipped[:5]}"
 
 

@@ -226,7 +226,7 @@ def _watchdog_trial(settings: Ros2BenchSettings, folder: Path) -> dict[str, Any]
         _wait_for(lambda: len(probe.frames) >= 5, camera, "camera process")
         # the odometry stops with the camera (one process): a long timeout keeps the run going
         launch = ros2_launch(settings, (f"tcp/127.0.0.1:{cam_port}", f"tcp/127.0.0.1:{probe_port}"), 60.0)
-        run, stats = start_run_process(launch, folder, "watchdog", 4.0)
+        run, stats = start_run_process(launch, folder, "watchdog", 6.0)  # long after the camera stops
         _wait_for(lambda: sum(1 for _, _, zero in probe.commands if not zero) >= 25, run, "lnn-control run (ros2)")
         time.sleep(0.5)
         camera.send_signal(signal.SIGINT)

@@ -63,7 +63,7 @@ def trial(tmp_path: Path) -> tuple[float, bool, int]:
                                CommandLimiter(robot.action_spec, None, events), Watchdog(0.1, events), events=events)
             timer = threading.Timer(1.0, camera.send_signal, (signal.SIGINT,))  # the camera process stops
             timer.start()
-            stats = loop.run(duration_s=2.0)
+            stats = loop.run(duration_s=3.0)  # 2 s after the camera's stop: margin for a loaded machine
             timer.cancel()
         time.sleep(0.2)
     finally:
@@ -72,7 +72,8 @@ def trial(tmp_path: Path) -> tuple[float, bool, int]:
     recorded = json.loads(out.read_text())
     last_frame = max(recorded["frames"])
     after = [c for c in recorded["commands"] if c["arrival"] > last_frame]
-    first_zero = next(c["arrival"] for c in after if c["zero"])
+    first_zero = next((c["arrival"] for c in after if c["zero"]), None)
+    assert first_zero is not None, f"no zero twist after the last frame; commands after it: {after[:5]}"
     # a frame that reached the robot later than the recorder (a loaded machine) may still be acted on
     # once, right after a jitter zero; driving on a stale camera would go on period after period
     drove_again = any(not c["zero"] for c in after if c["arrival"] > first_zero + 1 / RATE)
