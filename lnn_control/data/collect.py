@@ -10,10 +10,18 @@ and the expert's action for that frame (the label). Two modes:
   mistakes and the expert says how to recover.
 
 Episodes are written one file each as they finish (see :mod:`lnn_control.data.episodes`).
+
+Noise seeding (``noise_seeding``): ``shared`` draws every episode's noise from one generator seeded
+with ``seed``, in episode order (how the shipped bundles' data was collected; a resumed or parallel
+collection would draw other noise, so it runs serially). ``per_episode`` gives episode ``i`` its own
+generator seeded with ``(seed, i)``: the data no longer depends on order, worker count or a resume,
+and ``collect(..., executor=...)`` runs expert episodes in parallel (each worker writes its episode
+to a private folder; the files are adopted into the dataset in episode order).
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -41,6 +49,9 @@ class CollectConfig:
     learner_mix: probability per step of executing the learner's action (DAgger mode).
     conditions: domain-shift specs cycled over episodes, e.g. ["clean", "rain:2"].
     env_kwargs: extra keyword arguments for the env (e.g. road length, include_speed).
+    first_index: index of the first episode to collect (a resumed collection continues at the
+        number it has): episode ``i`` drives training seed ``seed + i`` under ``conditions[i % n]``.
+    noise_seeding: ``shared`` or ``per_episode`` (see the module docstring).
     """
 
     task: str = "lane-keeping"
@@ -52,9 +63,15 @@ class CollectConfig:
     domain_randomization: bool = True
     conditions: list[str] = field(default_factory=lambda: ["clean"])
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    first_index: int = 0
+    noise_seeding: Literal["shared", "per_episode"] = "shared"
 
     def __post_init__(self) -> None:
         get_task(self.task)
+        if self.first_index < 0:
+            raise ValueError(f"CollectConfig.first_index must be ≥ 0, got {self.first_index}")
+        if self.noise_seeding not in ("shared", "per_episode"):
+            raise ValueError(f"CollectConfig.noise_seeding must be 'shared' or 'per_episode', got {self.noise_seeding!r}")
         if self.episodes < 1:
             raise ValueError(f"CollectConfig.episodes must be ≥ 1, got {self.episodes}")
         if self.noise_std < 0:
@@ -95,32 +112,104 @@ def collect(
     out_dir: str | Path,
     learner: StreamingPolicy | None = None,
     progress: bool = True,
+    executor: Any = None,
 ) -> CollectSummary:
-    """Run ``config.episodes`` episodes and append them to the dataset at ``out_dir``."""
-    rng = np.random.default_rng(config.seed)
+    """Run ``config.episodes`` episodes and append them to the dataset at ``out_dir``.
+
+    executor: a :mod:`lnn_control.parallel` executor to run the episodes on (expert episodes with
+    ``noise_seeding: per_episode`` only); None runs them here, one after the other."""
+    indices = range(config.first_index, config.first_index + config.episodes)
+    if executor is not None:
+        if learner is not None:
+            raise ValueError("DAgger collection (a learner drives) runs in this process; leave out the executor")
+        if config.noise_seeding != "per_episode":
+            raise ValueError("parallel collection needs noise_seeding: per_episode (shared noise is drawn in "
+                             "episode order); set collect.noise_seeding: per_episode or use one worker")
+        return _collect_parallel(config, Path(out_dir), indices, executor, progress)
+    shared_rng = np.random.default_rng(config.seed)
     writer: EpisodeWriter | None = None
-    total_steps, successes, paths = 0, 0, []
-    iterator = range(config.episodes)
+    total_steps, successes = 0, 0
+    iterator: Any = indices
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc=f"collect {config.task}/{config.backend}", unit="episode")
+        iterator = tqdm(indices, desc=f"collect {config.task}/{config.backend}", unit="episode")
     for index in iterator:
-        seed = training_seed(index, config.seed)
-        condition = config.conditions[index % len(config.conditions)]
-        env = make_env(config.task, config.backend, condition, seed, domain_randomization=config.domain_randomization, **config.env_kwargs)
+        env = _episode_env(config, index)
         try:
             if writer is None:
                 obs_spec, act_spec = env_specs(env)
                 writer = EpisodeWriter(out_dir, DatasetManifest(obs_spec, act_spec, created_by="lnn-control collect"))
-            steps, success = _run_episode(env, writer, seed, condition, config, learner, rng)
+            rng = shared_rng if config.noise_seeding == "shared" else episode_rng(config.seed, index)
+            steps, success = _run_episode(env, writer, training_seed(index, config.seed),
+                                          _condition(config, index), config, learner, rng)
         finally:
             env.close()
         total_steps += steps
         successes += int(success)
-    if writer is not None:
-        paths = sorted((Path(out_dir) / "episodes").glob("episode_*.safetensors"))
-    return CollectSummary(config.episodes, total_steps, successes, paths)
+    return CollectSummary(config.episodes, total_steps, successes, _episode_paths(Path(out_dir)))
+
+
+def episode_rng(seed: int, index: int) -> np.random.Generator:
+    """Episode ``index``'s own noise generator (``noise_seeding: per_episode``)."""
+    return np.random.default_rng([int(seed), int(index)])
+
+
+def collect_episode_task(config: CollectConfig, index: int, folder: str) -> tuple[int, bool]:
+    """One expert episode (``per_episode`` noise) written as the only episode of the dataset ``folder``:
+    the unit of work of a parallel collection. Returns (steps, expert reached the end)."""
+    env = _episode_env(config, index)
+    try:
+        obs_spec, act_spec = env_specs(env)
+        writer = EpisodeWriter(folder, DatasetManifest(obs_spec, act_spec, created_by="lnn-control collect"))
+        return _run_episode(env, writer, training_seed(index, config.seed), _condition(config, index), config,
+                            None, episode_rng(config.seed, index))
+    finally:
+        env.close()
+
+
+def _collect_parallel(config: CollectConfig, out_dir: Path, indices: range, executor: Any,
+                      progress: bool) -> CollectSummary:
+    staging = out_dir.parent / f".{out_dir.name}.episodes-in-progress"
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed collection left
+    futures = [executor.submit(collect_episode_task, config, index, str(staging / f"{index:06d}")) for index in indices]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(futures), desc=f"collect {config.task}/{config.backend} ×{executor.workers}", unit="episode")
+    total_steps, successes = 0, 0
+    writer: EpisodeWriter | None = None
+    try:
+        for index, future in zip(indices, futures):  # adopted in episode order, as each is ready
+            steps, success = future.result()
+            folder = staging / f"{index:06d}"
+            if writer is None:
+                writer = EpisodeWriter(out_dir, DatasetManifest.read(folder))
+            (episode,) = _episode_paths(folder)
+            writer.adopt_episode(episode)
+            total_steps += steps
+            successes += int(success)
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    return CollectSummary(config.episodes, total_steps, successes, _episode_paths(out_dir))
+
+
+def _episode_env(config: CollectConfig, index: int) -> Any:
+    return make_env(config.task, config.backend, _condition(config, index), training_seed(index, config.seed),
+                    domain_randomization=config.domain_randomization, **config.env_kwargs)
+
+
+def _condition(config: CollectConfig, index: int) -> str:
+    return config.conditions[index % len(config.conditions)]
+
+
+def _episode_paths(folder: Path) -> list[Path]:
+    return sorted((folder / "episodes").glob("episode_*.safetensors"))
 
 
 def _run_episode(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -187,6 +188,13 @@ class EpisodeWriter:
         path = self.root / EPISODE_DIR / f"episode_{self._next_index():06d}.safetensors"
         atomic_write_bytes(path, payload)
         return path
+
+    def adopt_episode(self, path: str | Path) -> Path:
+        """Move a finished episode file of a dataset with the same specs (e.g. written by a worker into
+        a private folder) into this one as its next episode; returns the new path."""
+        target = self.root / EPISODE_DIR / f"episode_{self._next_index():06d}.safetensors"
+        os.replace(path, target)
+        return target
 
     def _next_index(self) -> int:
         indices = [int(m.group(1)) for p in (self.root / EPISODE_DIR).iterdir() if (m := _EPISODE_RE.match(p.name))]

@@ -77,10 +77,12 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
             domain_randomization=launch.collect.domain_randomization,
             conditions=list(launch.collect.conditions),
             env_kwargs=dict(launch.env_kwargs),
+            noise_seeding=launch.collect.noise_seeding,
         )
         have = len(EpisodeDataset(data_dir)) if (data_dir / "dataset.json").is_file() else 0
-        if have < collect_cfg.episodes:
-            collect(dataclasses.replace(collect_cfg, episodes=collect_cfg.episodes - have, seed=launch.seed + have), data_dir, progress=progress)
+        if have < collect_cfg.episodes:  # a resumed run continues at episode `have` (same seed, same condition)
+            _collect_expert(dataclasses.replace(collect_cfg, episodes=collect_cfg.episodes - have, first_index=have),
+                            data_dir, launch.collect.workers, progress)
 
     policy = _recipe_policy(launch, given, init)
     if init is not None:
@@ -121,7 +123,7 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
         if have < wanted:
             policy.eval()
             done = have - (wanted - launch.dagger.episodes)
-            collect(dataclasses.replace(dagger_cfg, episodes=wanted - have, seed=dagger_cfg.seed + done), data_dir,
+            collect(dataclasses.replace(dagger_cfg, episodes=wanted - have, first_index=done), data_dir,
                     learner=policy, progress=progress)
         fine_tune = dataclasses.replace(launch.train, epochs=launch.dagger.epochs, seed=launch.train.seed + round_index + 1)
         result = train_behaviour_cloning(policy, training_data(launch, data_dir, given), fine_tune, stage_dir,
@@ -173,6 +175,17 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
     bundle = out / "policy"
     save_policy(policy, bundle, provenance, overwrite=True)
     return bundle
+
+
+def _collect_expert(config: CollectConfig, data_dir: Path, workers: int, progress: bool) -> None:
+    """The recipe's expert episodes, on ``workers`` local processes when more than one."""
+    if workers == 1:
+        collect(config, data_dir, progress=progress)
+        return
+    from lnn_control.parallel.executor import make_executor
+
+    with make_executor("local", workers) as pool:
+        collect(config, data_dir, progress=progress, executor=pool)
 
 
 def _recipe_policy(launch: TrainRecipe, given: list[MixSource], init: InitBundle | None) -> Any:

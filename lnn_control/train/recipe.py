@@ -29,6 +29,10 @@ class CollectSection:
     episodes: simulated expert episodes (0: none; the run trains on ``datasets`` only).
     weight: mixing weight of these episodes (and the DAgger ones) next to ``datasets``; relative,
         like the datasets' weights; unused when there are no ``datasets``.
+    noise_seeding: ``shared`` (one noise generator over all episodes: the shipped recipes) or
+        ``per_episode`` (each episode its own: the data is the same for any worker count and after
+        a resume); see :mod:`lnn_control.data.collect`.
+    workers: processes collecting expert episodes in parallel (needs ``per_episode``).
     """
 
     episodes: int = 40
@@ -36,8 +40,17 @@ class CollectSection:
     domain_randomization: bool = True
     conditions: list[str] = field(default_factory=lambda: ["clean"])
     weight: float = 1.0
+    noise_seeding: Literal["shared", "per_episode"] = "shared"
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.noise_seeding not in ("shared", "per_episode"):
+            raise ValueError(f"collect.noise_seeding must be 'shared' or 'per_episode', got {self.noise_seeding!r}")
+        if self.workers < 1:
+            raise ValueError(f"collect.workers must be ≥ 1, got {self.workers}")
+        if self.workers > 1 and self.noise_seeding != "per_episode":
+            raise ValueError("collect.workers > 1 needs collect.noise_seeding: per_episode (shared noise is drawn "
+                             "in episode order)")
         if self.episodes < 0:
             raise ValueError(f"collect.episodes must be ≥ 0 (0 = no simulated collection), got {self.episodes}")
         if not (math.isfinite(self.weight) and self.weight > 0):
