@@ -14,6 +14,7 @@ Both need the ``[ros2]`` extra. Endpoints default to rmw_zenoh's: connect to the
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from lnn_control.cli import CommandError
@@ -118,10 +119,11 @@ def run_camera_pub(args: argparse.Namespace) -> int:
         publisher = CameraPublisher(node, config, source)
         print(f"publishing {config.msgtype} {shape[0]}x{shape[1]} (HxW) at {config.rate_hz:g} Hz on {config.topic} "
               f"(key {publisher.key_expr}), node {node.name}, zid {node.zid}", file=sys.stderr, flush=True)
-        try:
-            stats = publisher.run(duration_s=args.duration)
-        except KeyboardInterrupt:
-            stats = publisher.stats
+        # SIGINT (Ctrl-C) and SIGTERM end the stream after the current frame; set explicitly, because a
+        # process started in the background by a non-interactive shell inherits SIGINT ignored
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, lambda _signum, _frame: publisher.stop())
+        stats = publisher.run(duration_s=args.duration)
     finally:
         node.close()
         if video is not None:
