@@ -140,11 +140,7 @@ class Ros2Publisher:
 
     def close(self) -> None:
         """Withdraw the token and the publisher (safe to call twice)."""
-        for entity in (self._token, self._publisher):
-            try:
-                entity.undeclare()
-            except Exception:  # noqa: BLE001 - already undeclared, or the session is closed
-                pass
+        _undeclare(self._token, self._publisher)
 
 
 class Ros2Subscription:
@@ -184,11 +180,17 @@ class Ros2Subscription:
             self.error = exc
 
     def close(self) -> None:
-        for entity in (self._token, self._subscriber):
-            try:
-                entity.undeclare()
-            except Exception:  # noqa: BLE001 - already undeclared, or the session is closed
-                pass
+        """Withdraw the token and the subscriber (safe to call twice)."""
+        _undeclare(self._token, self._subscriber)
+
+
+def _undeclare(*entities: Any) -> None:
+    """Undeclare Zenoh entities, ignoring ones already undeclared or of a closed session."""
+    for entity in entities:
+        try:
+            entity.undeclare()
+        except Exception:  # noqa: BLE001 - already undeclared, or the session is closed
+            pass
 
 
 class Ros2Node:
