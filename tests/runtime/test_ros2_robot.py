@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from lnn_hw_testkit import wait_until
 from lnn_ros2_testkit import CameraThread, Recorder, peer, ports
 
 from lnn_control.bench.ros2 import start_camera_process, stop_process
@@ -47,6 +48,17 @@ def rig():
     yield camera, recorder, camera_port, recorder_port
     recorder.close()
     camera.close()
+
+
+def recorder_subscribed(robot: Ros2Robot) -> None:
+    """Wait until the robot's session has the recorder's /cmd_vel subscription (its liveliness token is
+    declared after the subscriber, on the same link)."""
+    wait_until(lambda: any(e.kind == EntityKind.SUBSCRIPTION and e.node.name == "test_recorder" and e.topic is not None
+                           and e.topic.name == "/cmd_vel" for e in robot._node.graph(0.2)), what="the recorder's subscription")
+
+
+def commands_received(recorder: Recorder, count: int) -> None:
+    wait_until(lambda: len(recorder.snapshot()[0]) >= count, what=f"{count} commands at the recorder")
 
 
 def test_frames_arrive_exactly_with_their_header_capture_time(rig):
@@ -101,11 +113,11 @@ def test_write_publishes_rep103_twist_stamped_and_stop_publishes_zero(rig):
     _, recorder, camera_port, recorder_port = rig
     robot = Ros2Robot(robot_config(camera_port, recorder_port), (64, 128))
     with robot:
-        time.sleep(0.3)  # the recorder's subscription reaches the robot's session
+        recorder_subscribed(robot)
         applied = [robot.write(np.array([0.5])), robot.write(np.array([-2.0]))]
         robot.stop()
         publisher_token = robot._publisher.token_key
-        time.sleep(0.2)
+    commands_received(recorder, 4)
     commands, _ = recorder.snapshot()
     assert [c.zero for c in commands] == [False, False, True, True]  # stop(), then leaving the with block
     assert np.allclose(applied, [[0.5], [-1.0]])  # clipped to the action bounds
@@ -128,11 +140,11 @@ def test_drone_actions_go_out_one_to_one(rig):
     _, recorder, camera_port, recorder_port = rig
     robot = Ros2Robot(robot_config(camera_port, recorder_port, actions=("vx", "vy", "vz", "yaw_rate")), (64, 128))
     with robot:
-        time.sleep(0.3)
+        recorder_subscribed(robot)
         robot.write(np.array([1.0, -0.5, 0.25, 0.3]))
         with pytest.raises(ValueError, match="finite"):
             robot.write(np.array([np.nan, 0, 0, 0]))
-        time.sleep(0.2)
+    commands_received(recorder, 2)
     commands, _ = recorder.snapshot()
     assert commands[0].twist == Twist((1.0, -0.5, 0.25), (0.0, 0.0, 0.3))
     assert commands[-1].zero  # disconnect while moving sends the zero twist
@@ -143,8 +155,8 @@ def test_the_ros_graph_lists_our_node_publisher_and_subscriptions(rig):
     config = robot_config(camera_port, odometry=OdometryTopicConfig(topic="/odom"), extras=("speed",),
                           namespace="/robot1", node_name="driver")
     with Ros2Robot(config, (64, 128)):
-        time.sleep(0.3)
-        ours = [e for e in recorder.node.graph(1.0) if e.node.name == "driver"]
+        ours = wait_until(lambda: (found := [e for e in recorder.node.graph(0.5) if e.node.name == "driver"])
+                          and len(found) == 4 and found, what="the robot's four graph entities")
     found = {(e.kind, e.topic.name if e.topic else None, e.ros_type, e.topic.qos if e.topic else None) for e in ours}
     assert found == {
         (EntityKind.NODE, None, None, None),
@@ -153,8 +165,8 @@ def test_the_ros_graph_lists_our_node_publisher_and_subscriptions(rig):
         (EntityKind.SUBSCRIPTION, "/odom", "nav_msgs/msg/Odometry", "2::,5:,:,:,,"),
     }
     assert {e.node.namespace for e in ours} == {"/robot1"}
-    time.sleep(0.3)
-    assert not [e for e in recorder.node.graph(1.0) if e.node.name == "driver"]  # tokens withdrawn
+    wait_until(lambda: not [e for e in recorder.node.graph(0.5) if e.node.name == "driver"],
+               what="the robot's tokens withdrawn")
 
 
 def test_odometry_gives_extras_and_stale_odometry_fails_the_read(rig):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from lnn_hw_testkit import wait_until
 from lnn_ros2_testkit import Recorder, endpoint, package_logging_kept, peer, ports
 
 from lnn_control.bench.ros2 import start_camera_process, stop_process
@@ -86,7 +87,7 @@ def test_lnn_control_run_drives_a_ros2_robot_end_to_end(tmp_path, camera_and_rec
         graph = [e for e in recorder.node.graph(1.0) if e.node.name == "lnn_control"]  # what `ros2 topic list` reads
     finally:
         summary = finish(run)
-    time.sleep(0.2)
+    wait_until(lambda: (seen := recorder.snapshot()[0]) and seen[-1].zero, what="the run's final stop command")
     commands, _ = recorder.snapshot()
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert "steps at 50 Hz" in summary and stats["deadline_misses"] < 0.1 * stats["steps"]  # a loaded CI box
