@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -84,3 +85,15 @@ class BoundedCache(Generic[KeyT, ValueT]):
                 self._values.clear()
             self._values[key] = self._make(key)
         return self._values[key]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a task's rules say about one control step: reward, whether the episode ended
+    (terminated: failure or success by the task; truncated: time limit / end of the world), and the
+    step's info dict."""
+
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from lnn_control.envs.common import wrap_angle
+from lnn_control.envs.common import StepOutcome, wrap_angle
 from lnn_control.envs.drone_forest.backend import DroneState
 from lnn_control.envs.drone_forest.forest import Forest
 from lnn_control.envs.drone_forest.quad import QuadParams
@@ -84,14 +84,6 @@ class DroneRulesConfig:
                 raise ValueError(f"DroneRulesConfig.{name} must be a finite number > 0, got {value!r}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"DroneRulesConfig.time_limit must be > 0 s or None, got {self.time_limit}")
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict[str, Any]
 
 
 class DroneRules:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from lnn_control.envs.common import wrap_angle
+from lnn_control.envs.common import StepOutcome, wrap_angle
 from lnn_control.envs.lane_keeping.backend import Pose2D, VehicleState
 from lnn_control.envs.lane_keeping.car import CarParams
 from lnn_control.envs.lane_keeping.road import Road
@@ -95,14 +95,6 @@ class LaneRulesConfig:
             raise ValueError(f"LaneRulesConfig.max_heading_error must be in (0, π] rad, got {self.max_heading_error}")
         if not 0 < self.max_tilt < math.pi:
             raise ValueError(f"LaneRulesConfig.max_tilt must be in (0, π) rad, got {self.max_tilt}")
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict[str, Any]
 
 
 class LaneRules:
