@@ -41,6 +41,16 @@ class CommandError(Exception):
     """A user-facing failure: printed as ``error: <message>`` with exit status 2, no traceback."""
 
 
+def print_report(table: str, report: dict, json_path: str | None) -> None:
+    """Print a benchmark's table and, when asked, write its full report as JSON (atomically)."""
+    print(table)
+    if json_path:
+        from lnn_control.atomic import atomic_write_json
+
+        atomic_write_json(json_path, report)
+        print(f"wrote {json_path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lnn-control",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lnn_control.cli import CommandError
+from lnn_control.cli import CommandError, print_report
 from lnn_control.cli.ros2 import add_ros2_bench_parser
 
 
@@ -54,7 +54,6 @@ def _pair(text: str, option: str, order: str) -> tuple[int, int]:
 
 
 def run_camera_bench_command(args: argparse.Namespace) -> int:
-    from lnn_control.atomic import atomic_write_json
     from lnn_control.bench.camera import CameraBenchSettings, format_camera_report, run_camera_bench
 
     settings = CameraBenchSettings(
@@ -64,15 +63,11 @@ def run_camera_bench_command(args: argparse.Namespace) -> int:
         frames=args.frames,
     )
     report = run_camera_bench(settings)
-    print(format_camera_report(report))
-    if args.json:
-        atomic_write_json(args.json, report)
-        print(f"wrote {args.json}")
+    print_report(format_camera_report(report), report, args.json)
     return 0
 
 
 def run_explain_bench_command(args: argparse.Namespace) -> int:
-    from lnn_control.atomic import atomic_write_json
     from lnn_control.bench.explain import (
         ExplainBenchSettings,
         format_explain_report,
@@ -82,15 +77,11 @@ def run_explain_bench_command(args: argparse.Namespace) -> int:
     if not args.duration > 0:
         raise CommandError(f"--duration must be > 0 s, got {args.duration}")
     report = run_explain_bench(ExplainBenchSettings(duration_s=args.duration, video=not args.no_video))
-    print(format_explain_report(report))
-    if args.json:
-        atomic_write_json(args.json, report)
-        print(f"wrote {args.json}")
+    print_report(format_explain_report(report), report, args.json)
     return 0
 
 
 def run_nn(args: argparse.Namespace) -> int:
-    from lnn_control.atomic import atomic_write_json
     from lnn_control.bench.nn import BenchSettings, format_table, run_nn_bench
 
     if args.repeats < 1:
@@ -100,24 +91,17 @@ def run_nn(args: argparse.Namespace) -> int:
     else:
         settings = BenchSettings(latency_repeats=args.repeats, train_repeats=max(3, args.repeats // 400))
     report = run_nn_bench(settings, progress=lambda message: print(f"... {message}", file=sys.stderr))
-    print(format_table(report))
-    if args.json:
-        atomic_write_json(args.json, report)
-        print(f"wrote {args.json}")
+    print_report(format_table(report), report, args.json)
     return 0
 
 
 def run_env(args: argparse.Namespace) -> int:
-    from lnn_control.atomic import atomic_write_json
     from lnn_control.bench.env import EnvBenchSettings, format_env_table, run_env_bench
 
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     settings = EnvBenchSettings(task=args.task, backends=backends, steps=args.steps)
     report = run_env_bench(settings, progress=lambda message: print(f"... {message}", file=sys.stderr))
-    print(format_env_table(report))
-    if args.json:
-        atomic_write_json(args.json, report)
-        print(f"wrote {args.json}")
+    print_report(format_env_table(report), report, args.json)
     return 0
 
 
@@ -151,7 +135,6 @@ def add_runtime_bench_parser(bench_subparsers: argparse._SubParsersAction) -> No
 def run_runtime(args: argparse.Namespace) -> int:
     import json
 
-    from lnn_control.atomic import atomic_write_json
     from lnn_control.bench.runtime import format_report, run_runtime_bench
 
     try:
@@ -166,7 +149,5 @@ def run_runtime(args: argparse.Namespace) -> int:
         args.env_id, env_kwargs, args.policy, args.duration, args.rate,
         args.compare_duration or None, args.engine_steps, loop_engine=args.loop_engine, sim_pacing=args.sim_pacing,
     )
-    print(format_report(report))
-    if args.json:
-        atomic_write_json(args.json, report)
+    print_report(format_report(report), report, args.json)
     return 0

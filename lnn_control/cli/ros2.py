@@ -17,7 +17,7 @@ import argparse
 import signal
 import sys
 
-from lnn_control.cli import CommandError
+from lnn_control.cli import CommandError, print_report
 
 STANDALONE_ENDPOINT = "tcp/localhost:7447"
 
@@ -178,7 +178,6 @@ def add_ros2_bench_parser(bench_subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_ros2_bench_command(args: argparse.Namespace) -> int:
-    from lnn_control.atomic import atomic_write_json
     from lnn_control.bench.ros2 import Ros2BenchSettings, format_ros2_report, run_ros2_bench
     from lnn_control.extras import require
 
@@ -190,8 +189,5 @@ def run_ros2_bench_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     report = run_ros2_bench(settings, progress=lambda message: print(f"... {message}", file=sys.stderr))
-    print(format_ros2_report(report))
-    if args.json:
-        atomic_write_json(args.json, report)
-        print(f"wrote {args.json}")
+    print_report(format_ros2_report(report), report, args.json)
     return 0
