@@ -83,3 +83,15 @@ def test_expert_teleop_drives_through_the_pad_and_resets_split_episodes(tmp_path
 def test_expert_input_needs_a_lockstep_sim(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pacing: lockstep"):
         expert_teleop_launch(_short_road_launch("clocked"), "test", max_steps=1, log_path=tmp_path / "x.mcap")
+
+
+def test_expert_input_needs_a_task_with_an_expert(tmp_path: Path) -> None:
+    from lnn_runtime_testkit import DOT_ENV_ID
+
+    from lnn_control.runtime.launch import SimConfig
+    from lnn_control.runtime.session import RobotConnectError
+
+    config = _short_road_launch()
+    config = replace(config, robot=replace(config.robot, sim=SimConfig(DOT_ENV_ID, pacing="lockstep")))
+    with pytest.raises(RobotConnectError, match="has no expert_action"):
+        expert_teleop_launch(config, "test", max_steps=1, log_path=tmp_path / "x.mcap", handle_signals=False)

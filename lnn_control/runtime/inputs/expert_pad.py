@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lnn_control.runtime.core.robot import RobotError
 from lnn_control.runtime.inputs.config import GamepadConfig
 from lnn_control.runtime.inputs.evdev_events import (
     BUTTON_CODES,
@@ -43,6 +44,15 @@ def expert_pad_config(config: GamepadConfig, fifo: Path) -> GamepadConfig:
     """The launch file's gamepad settings (mapping, axes, dead-man) reading ``fifo``, axes without a
     range of their own given the stick range (a FIFO has no device to report ranges)."""
     return replace(config, device=str(fifo), stream_range=config.stream_range or STICK_RANGE, grab=False)
+
+
+def expert_of(env: Any) -> Any:
+    """The env's ``expert_action`` method; RobotError when the task has no privileged expert."""
+    expert = getattr(env.unwrapped, "expert_action", None)
+    if expert is None:
+        raise RobotError(f"env {type(env.unwrapped).__name__} has no expert_action(); --input expert needs a task "
+                         "with a privileged expert (both shipped tasks have one)")
+    return expert
 
 
 class ExpertPad:
@@ -69,10 +79,7 @@ class ExpertPad:
 
     def on_frame(self, env: Any) -> None:
         """Write one event frame: every axis at the expert's action, the dead-man held."""
-        expert = getattr(env.unwrapped, "expert_action", None)
-        if expert is None:
-            raise TypeError(f"env {type(env.unwrapped).__name__} has no expert_action(); --input expert needs one")
-        action = np.asarray(expert(), dtype=np.float64).reshape(-1)
+        action = np.asarray(expert_of(env)(), dtype=np.float64).reshape(-1)
         now = time.time()
         events = [InputEvent(now, EV_KEY, BUTTON_CODES[self.config.deadman], 1)]
         events += [InputEvent(now, EV_ABS, axis.code, axis.raw_for(float(action[axis.index]))) for axis in self._axes]
@@ -120,7 +127,11 @@ class ExpertGamepad:
 
         def first_frame(env: Any) -> None:
             if not self.pad.bound:
-                self.pad.bind(robot.action_spec)
+                expert_of(env)  # a task without an expert fails before the mapping is looked at
+                try:
+                    self.pad.bind(robot.action_spec)
+                except ValueError as exc:
+                    raise RobotError(f"--input expert drives through the launch file's gamepad mapping: {exc}") from exc
             self.pad.on_frame(env)
 
         listeners.append(first_frame)
@@ -130,4 +141,4 @@ class ExpertGamepad:
         self._folder.cleanup()
 
 
-__all__ = ["STICK_RANGE", "ExpertGamepad", "ExpertPad", "expert_pad_config"]
+__all__ = ["STICK_RANGE", "ExpertGamepad", "ExpertPad", "expert_of", "expert_pad_config"]
