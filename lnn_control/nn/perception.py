@@ -125,11 +125,26 @@ class PerceptionCNN(nn.Module):
         self.convs = nn.Sequential(*layers)
         rows, cols = self.config.output_grid()
         self.head = nn.Linear(in_channels * rows * cols, self.config.features)
+        self._init_convs()
         mean = torch.tensor(self.config.mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(self.config.std, dtype=torch.float32).view(1, 3, 1, 1)
         # Buffers, not parameters: fixed by the config and rebuilt from it, so not persisted.
         self.register_buffer("_mean", mean, persistent=False)
         self.register_buffer("_inv_std", 1.0 / std, persistent=False)
+
+    def _init_convs(self) -> None:
+        """He (fan-in, ReLU) initialisation of the conv weights, zero biases: each layer keeps the
+        signal's variance, so a fresh network's features already vary with the image.
+
+        PyTorch's default conv init shrinks the variance about 3x per ReLU layer; after these five
+        layers a fresh CNN's 32 features varied by a standard deviation of 0.0025 across the frames
+        of a drone episode (mean |feature| 0.017), against 0.20 with this init (seeds 0-4). The core
+        then saw a nearly constant image and large velocity extras, and whether training ever made
+        it look (rather than copy its velocity into its command) depended on the seed."""
+        for layer in self.convs:
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(layer.bias)  # type: ignore[arg-type]
 
     @property
     def features(self) -> int:
