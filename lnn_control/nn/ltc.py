@@ -46,7 +46,7 @@ from lnn_control.nn.contract import (
     check_step_input,
     expand_dt,
 )
-from lnn_control.nn.ltc_kernels import compiled_recurrence
+from lnn_control.nn.ltc_kernels import compiled_recurrence, compiled_sensory
 from lnn_control.nn.wirings import FullyConnected, Wiring
 
 
@@ -286,17 +286,21 @@ class LTC(nn.Module):
         x = x * p["input_w"] + p["input_b"]
 
         # Sensory synapses for all steps at once: conductances [B,T,Ks] summed into their targets.
-        s_act = torch.sigmoid(p["s_sigma"] * (x[:, :, p["s_src"]] - p["s_mu"])) * p["s_w"]
-        s_scatter = _scatter_matrix(p["s_tgt"], n, dtype, device)  # [Ks, N]
-        s_den = s_act @ s_scatter
-        s_num = (s_act * p["s_erev"]) @ s_scatter
+        compiled = self.compiled and device.type == "cpu" and dtype in (torch.float32, torch.float64)
+        if compiled:
+            s_num, s_den = compiled_sensory(x, p["s_sigma"], p["s_mu"], p["s_w"], p["s_erev"], p["s_src"], p["s_tgt"], n)
+        else:
+            s_act = torch.sigmoid(p["s_sigma"] * (x[:, :, p["s_src"]] - p["s_mu"])) * p["s_w"]
+            s_scatter = _scatter_matrix(p["s_tgt"], n, dtype, device)  # [Ks, N]
+            s_den = s_act @ s_scatter
+            s_num = (s_act * p["s_erev"]) @ s_scatter
 
         # Per-step constants: cm/Δ [B,T,N]; numerator and denominator offsets.
         cm_t = p["cm"] * (self.ode_unfolds / elapsed).unsqueeze(-1)
         num_const = s_num + p["gleak"] * p["vleak"]
         den_const = s_den + cm_t + (p["gleak"] + self.epsilon)
 
-        if self.compiled and device.type == "cpu" and dtype in (torch.float32, torch.float64):
+        if compiled:
             trajectory = compiled_recurrence(
                 v, num_const, den_const, cm_t, p["sigma"], p["mu"], p["w"], p["erev"], p["src"], p["tgt"],
                 self.ode_unfolds,

@@ -10,6 +10,11 @@ where ``num``, ``den`` and ``cm`` (= cm/Δ) are per-step constants computed in t
 synapses, leak terms and elapsed time). The backward pass walks the stored unfold states in
 reverse; ``gradcheck`` in the tests checks it against finite differences.
 
+The sensory synapses (input feature -> neuron, once per step) have their own fused kernel pair,
+:func:`compiled_sensory`: ``num_j += sum_{k->j} w_k erev_k s_k``, ``den_j += sum_{k->j} w_k s_k`` with
+``s_k = sigmoid(sigma_k (x[src_k] - mu_k))``. In torch ops this part (a ``[B,T,Ks]`` gather, its
+sigmoid, two scatter matmuls and their backward) took two thirds of an LTC-NCP19 training step.
+
 Numba's on-disk cache is used where the package folder (or Numba's user cache) is writable; if
 neither is, the kernels are compiled in memory on first use instead.
 """
@@ -32,7 +37,24 @@ def jit_kernel(function: Any) -> Any:
         return numba.njit(fastmath=False)(function)
 
 
-@jit_kernel
+def jit_parallel_kernel(function: Any) -> Any:
+    """As :func:`jit_kernel`, with ``parallel=True``: the kernel's ``prange`` loop (over the batch)
+    runs on :func:`kernel_threads` threads."""
+    try:
+        return numba.njit(cache=True, fastmath=False, parallel=True)(function)
+    except RuntimeError:
+        return numba.njit(fastmath=False, parallel=True)(function)
+
+
+def kernel_threads() -> int:
+    """Threads for the parallel kernels: torch's intra-op thread count (``TrainConfig.threads``),
+    at most Numba's pool size. Set per call, so a run with ``threads: 1`` stays on one core."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    return threads
+
+
+@jit_parallel_kernel
 def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds):  # noqa: ANN001, ANN202
     """States after every unfold ``out[B, T*unfolds + 1, N]`` (index 0 = initial state), and for the
     backward pass the synapse activations ``acts[B, T*unfolds, K]`` and denominators ``denoms[B, T*unfolds, N]``."""
@@ -41,9 +63,9 @@ def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds): 
     out = np.empty((batch, steps * unfolds + 1, units), dtype=num.dtype)
     acts = np.empty((batch, steps * unfolds, synapses), dtype=num.dtype)
     denoms = np.empty((batch, steps * unfolds, units), dtype=num.dtype)
-    acc_n = np.empty(units, dtype=num.dtype)
-    acc_d = np.empty(units, dtype=num.dtype)
-    for b in range(batch):
+    for b in numba.prange(batch):
+        acc_n = np.empty(units, dtype=num.dtype)
+        acc_d = np.empty(units, dtype=num.dtype)
         for j in range(units):
             out[b, 0, j] = v0[b, j]
         i = 0
@@ -64,7 +86,7 @@ def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds): 
     return out, acts, denoms
 
 
-@jit_kernel
+@jit_parallel_kernel
 def _recurrence_backward(grad_steps, grad_final, states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev,  # noqa: ANN001, ANN202
                          unfolds):  # noqa: ANN001
     """Gradients of the loss w.r.t. v0, num, den, cm [per step] and sigma, mu, w, erev [per synapse].
@@ -79,15 +101,16 @@ def _recurrence_backward(grad_steps, grad_final, states, acts, denoms, num, cm, 
     g_den = np.zeros((batch, steps, units), dtype=dtype)
     g_cm = np.zeros((batch, steps, units), dtype=dtype)
     g_v0 = np.empty((batch, units), dtype=dtype)
-    g_sigma = np.zeros(synapses, dtype=dtype)
-    g_mu = np.zeros(synapses, dtype=dtype)
-    g_w = np.zeros(synapses, dtype=dtype)
-    g_erev = np.zeros(synapses, dtype=dtype)
-    g = np.empty(units, dtype=dtype)
-    g_prev = np.empty(units, dtype=dtype)
-    d_m = np.empty(units, dtype=dtype)
-    d_d = np.empty(units, dtype=dtype)
-    for b in range(batch):
+    # per-synapse gradients per batch row (rows run in parallel), summed at the end
+    g_sigma = np.zeros((batch, synapses), dtype=dtype)
+    g_mu = np.zeros((batch, synapses), dtype=dtype)
+    g_w = np.zeros((batch, synapses), dtype=dtype)
+    g_erev = np.zeros((batch, synapses), dtype=dtype)
+    for b in numba.prange(batch):
+        g = np.empty(units, dtype=dtype)
+        g_prev = np.empty(units, dtype=dtype)
+        d_m = np.empty(units, dtype=dtype)
+        d_d = np.empty(units, dtype=dtype)
         for j in range(units):
             g[j] = grad_final[b, j]
         for t in range(steps - 1, -1, -1):
@@ -106,18 +129,60 @@ def _recurrence_backward(grad_steps, grad_final, states, acts, denoms, num, cm, 
                     a = acts[b, i, k]
                     j = tgt[k]
                     d_a = w[k] * (d_m[j] * erev[k] + d_d[j])
-                    g_w[k] += a * (d_m[j] * erev[k] + d_d[j])
-                    g_erev[k] += d_m[j] * w[k] * a
+                    g_w[b, k] += a * (d_m[j] * erev[k] + d_d[j])
+                    g_erev[b, k] += d_m[j] * w[k] * a
                     d_z = d_a * a * (1.0 - a)
                     diff = states[b, i, src[k]] - mu[k]
-                    g_sigma[k] += d_z * diff
-                    g_mu[k] -= d_z * sigma[k]
+                    g_sigma[b, k] += d_z * diff
+                    g_mu[b, k] -= d_z * sigma[k]
                     g_prev[src[k]] += d_z * sigma[k]
                 for j in range(units):
                     g[j] = g_prev[j]
         for j in range(units):
             g_v0[b, j] = g[j]
-    return g_v0, g_num, g_den, g_cm, g_sigma, g_mu, g_w, g_erev
+    return (g_v0, g_num, g_den, g_cm, g_sigma.sum(axis=0), g_mu.sum(axis=0), g_w.sum(axis=0),
+            g_erev.sum(axis=0))
+
+
+@jit_parallel_kernel
+def _sensory_forward(x, src, tgt, sigma, mu, w, erev, units):  # noqa: ANN001, ANN202
+    """Sensory conductances summed into their targets: ``num[B,T,N]`` (times erev) and ``den[B,T,N]``."""
+    batch, steps, _ = x.shape
+    num = np.zeros((batch, steps, units), dtype=x.dtype)
+    den = np.zeros((batch, steps, units), dtype=x.dtype)
+    for b in numba.prange(batch):
+        for t in range(steps):
+            for k in range(src.shape[0]):
+                g = w[k] / (1.0 + math.exp(-sigma[k] * (x[b, t, src[k]] - mu[k])))
+                num[b, t, tgt[k]] += g * erev[k]
+                den[b, t, tgt[k]] += g
+    return num, den
+
+
+@jit_parallel_kernel
+def _sensory_backward(g_num, g_den, x, src, tgt, sigma, mu, w, erev):  # noqa: ANN001, ANN202
+    """Gradients w.r.t. ``x[B,T,F]`` and the per-synapse sigma, mu, w, erev ``[Ks]``."""
+    batch, steps, _ = x.shape
+    synapses = src.shape[0]
+    g_x = np.zeros_like(x)
+    g_sigma = np.zeros((batch, synapses), dtype=x.dtype)
+    g_mu = np.zeros((batch, synapses), dtype=x.dtype)
+    g_w = np.zeros((batch, synapses), dtype=x.dtype)
+    g_erev = np.zeros((batch, synapses), dtype=x.dtype)
+    for b in numba.prange(batch):
+        for t in range(steps):
+            for k in range(synapses):
+                j = tgt[k]
+                diff = x[b, t, src[k]] - mu[k]
+                a = 1.0 / (1.0 + math.exp(-sigma[k] * diff))
+                d_g = g_num[b, t, j] * erev[k] + g_den[b, t, j]  # d loss / d conductance
+                g_w[b, k] += d_g * a
+                g_erev[b, k] += g_num[b, t, j] * w[k] * a
+                d_z = d_g * w[k] * a * (1.0 - a)
+                g_sigma[b, k] += d_z * diff
+                g_mu[b, k] -= d_z * sigma[k]
+                g_x[b, t, src[k]] += d_z * sigma[k]
+    return g_x, g_sigma.sum(axis=0), g_mu.sum(axis=0), g_w.sum(axis=0), g_erev.sum(axis=0)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -132,6 +197,7 @@ class CompiledRecurrence(torch.autograd.Function):
         src_np, tgt_np = _numpy(src), _numpy(tgt)
         arrays = [_numpy(a) for a in (v0, num, den, cm, sigma, mu, w, erev)]
         v0_np, num_np, den_np, cm_np, sigma_np, mu_np, w_np, erev_np = arrays
+        kernel_threads()
         states, acts, denoms = _recurrence_forward(v0_np, num_np, den_np, cm_np, src_np, tgt_np, sigma_np, mu_np,
                                                    w_np, w_np * erev_np, unfolds)
         if any(ctx.needs_input_grad):
@@ -146,6 +212,7 @@ class CompiledRecurrence(torch.autograd.Function):
         states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev = ctx.saved_numpy
         grad = _numpy(grad_trajectory).astype(num.dtype, copy=False)
         grad_final = np.zeros((grad.shape[0], grad.shape[2]), dtype=num.dtype)
+        kernel_threads()
         grads = _recurrence_backward(grad, grad_final, states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev,
                                      ctx.unfolds)
         device = grad_trajectory.device
@@ -170,3 +237,45 @@ def compiled_recurrence(
     dtype = num.dtype
     cast = [t.to(dtype) for t in (v0, num, den, cm, sigma, mu, w, erev)]
     return CompiledRecurrence.apply(*cast, src, tgt, unfolds)
+
+
+class CompiledSensory(torch.autograd.Function):
+    """``(num[B,T,N], den[B,T,N])`` of the sensory synapses, forward and backward in Numba."""
+
+    @staticmethod
+    def forward(ctx, x, sigma, mu, w, erev, src, tgt, units):  # noqa: ANN001, ANN205
+        arrays = [_numpy(a) for a in (x, sigma, mu, w, erev)]
+        src_np, tgt_np = _numpy(src), _numpy(tgt)
+        kernel_threads()
+        num, den = _sensory_forward(arrays[0], src_np, tgt_np, *arrays[1:], units)
+        if any(ctx.needs_input_grad):
+            ctx.saved_numpy = (arrays, src_np, tgt_np)
+        return torch.from_numpy(num).to(x.device), torch.from_numpy(den).to(x.device)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_num, grad_den):  # noqa: ANN001, ANN205
+        (x, sigma, mu, w, erev), src, tgt = ctx.saved_numpy
+        g_num = _numpy(grad_num).astype(x.dtype, copy=False)
+        g_den = _numpy(grad_den).astype(x.dtype, copy=False)
+        kernel_threads()
+        grads = _sensory_backward(g_num, g_den, x, src, tgt, sigma, mu, w, erev)
+        device = grad_num.device
+        return (*(torch.from_numpy(g).to(device) for g in grads), None, None, None)
+
+
+def compiled_sensory(
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    mu: torch.Tensor,
+    w: torch.Tensor,
+    erev: torch.Tensor,
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    units: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sensory synapse sums ``(num, den)``, each ``[B,T,units]``, for inputs ``x[B,T,F]`` (see the
+    module docstring); differentiable in ``x`` and the per-synapse ``sigma, mu, w, erev [Ks]``."""
+    dtype = x.dtype
+    cast = [t.to(dtype) for t in (x, sigma, mu, w, erev)]
+    return CompiledSensory.apply(*cast, src, tgt, units)
