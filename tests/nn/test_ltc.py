@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numba
 import numpy as np
 import pytest
 import torch
 
 from lnn_control.nn.cores import build_core
 from lnn_control.nn.ltc import LTC, Positivity
-from lnn_control.nn.ltc_kernels import compiled_recurrence
+from lnn_control.nn.ltc_kernels import compiled_recurrence, compiled_sensory, kernel_threads
 from lnn_control.nn.ltc_stepper import LTCStepper
 from lnn_control.nn.wirings import NCP, AutoNCP, FullyConnected, Wiring, ncp19_car
 
@@ -86,6 +87,31 @@ def test_compiled_backward_matches_finite_differences():
         rand(batch, steps, units), rand(k, low=1.0, high=4.0), rand(k), rand(k), rand(k, low=-1.0, high=1.0),
     )
     assert torch.autograd.gradcheck(lambda *a: compiled_recurrence(*a, src, tgt, 3), inputs)
+
+
+def test_compiled_sensory_backward_matches_finite_differences():
+    """The fused sensory kernel pair: inputs feed several targets, one target has two synapses."""
+    generator = torch.Generator().manual_seed(6)
+    src = torch.tensor([0, 0, 1, 2, 2])
+    tgt = torch.tensor([0, 2, 1, 1, 3])
+
+    def rand(*shape: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
+        value = torch.rand(*shape, generator=generator, dtype=torch.float64) * (high - low) + low
+        return value.requires_grad_()
+
+    inputs = (rand(3, 2, 3), rand(5, low=1.0, high=4.0), rand(5), rand(5, low=0.2, high=1.0), rand(5))
+    assert torch.autograd.gradcheck(lambda *a: compiled_sensory(*a, src, tgt, 4), inputs)
+
+
+def test_parallel_kernels_follow_torch_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert kernel_threads() == 1
+        torch.set_num_threads(64)
+        assert kernel_threads() == min(64, numba.config.NUMBA_NUM_THREADS) == numba.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_per_sample_dt_equals_batch_one_runs():
