@@ -67,3 +67,20 @@ def test_augmentation_is_seeded_per_window_and_keeps_dtype() -> None:
 def test_augment_config_rejects_out_of_range() -> None:
     with pytest.raises(ValueError, match="brightness"):
         AugmentConfig(brightness=2.0)
+
+
+def test_glow_and_haze_brighten_towards_white_and_only_when_asked() -> None:
+    grey = np.full((4, 3, 32, 64, 3), 80, dtype=np.uint8)
+    plain = AugmentConfig(brightness=0.0, contrast=0.0, channel_gain=0.0, noise_std=0.0, probability=1.0)
+    np.testing.assert_array_equal(augment_windows(grey, plain, np.random.default_rng(0)), grey)
+    glowing = AugmentConfig(brightness=0.0, contrast=0.0, channel_gain=0.0, noise_std=0.0, probability=1.0, glow=1.0)
+    out = augment_windows(grey, glowing, np.random.default_rng(0)).astype(int)
+    for window in out:
+        assert (window >= 80).all() and window.max() >= 80 + 0.3 * (240 - 80) - 1  # a peak of at least 0.3
+        assert (window == 80).any() or window.min() < window.max()  # a spot, not a uniform lift
+        np.testing.assert_array_equal(window[0], window[-1])  # one light for the whole window
+    hazy = AugmentConfig(brightness=0.0, contrast=0.0, channel_gain=0.0, noise_std=0.0, probability=1.0, haze=0.5)
+    out = augment_windows(grey, hazy, np.random.default_rng(1)).astype(int)
+    lifted = out.reshape(4, -1, 3)
+    assert (lifted.min(axis=1) == lifted.max(axis=1)).all()  # uniform veil (per colour channel)
+    assert (lifted >= 80).all() and (lifted <= 80 + 0.5 * (255 - 80)).all() and lifted.max() > 80
