@@ -69,10 +69,13 @@ def build_report(out: str | Path, study: StudyConfig) -> dict[str, Any]:
     """Read every cell file, compute the results and write report.json, report.md and plots."""
     root = Path(out)
     data = _read(cell_file(root, DATA_CELL))
+    seen = list(dict.fromkeys(data["collect"]["conditions"]))  # collected condition specs, in order
     trains = {c.model: _read(cell_file(root, c.id)) for c in train_cells(study)}
     evals = {c.id: _read(cell_file(root, c.id)) for c in eval_cells(study)}
     metrics = TASK_METRICS[study.task]
     rows = _rows(study, evals, metrics)
+    for row in rows:
+        row["training_exposure"] = training_exposure(row["condition"], seen)
     architectures = _architectures(study, trains)
     results = {
         "study": study.name,
@@ -81,7 +84,8 @@ def build_report(out: str | Path, study: StudyConfig) -> dict[str, Any]:
             "hash": data["dataset_hash"], "episodes": data["episodes"], "steps": data["steps"],
             "cell": "cells/data.json",
         },
-        "training": {"per_model_dagger": study.train.per_model_dagger, "identical_data": not study.train.per_model_dagger},
+        "training": {"per_model_dagger": study.train.per_model_dagger, "identical_data": not study.train.per_model_dagger,
+                     "collected_conditions": seen},
         "interval_method": "seed-level cluster bootstrap (95 %, percentile) over training seeds; Wilson with one seed",
         "architectures": architectures,
         "rows": rows,
@@ -114,6 +118,19 @@ def build_report(out: str | Path, study: StudyConfig) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ results
+def training_exposure(label: str, seen: list[str]) -> str:
+    """How a row's condition relates to the collected training conditions ``seen`` (spec strings):
+    ``"same"`` (this spec was collected), ``"milder"`` (each of its shifts was collected at some
+    severity, not this one) or ``"unseen"`` (at least one shift never appears in the training data)."""
+    from lnn_control.envs.wrappers.spec import parse_conditions
+
+    spec = label.removesuffix(NOMINAL_DT_SUFFIX)
+    if spec in seen:
+        return "same"
+    collected = {c.name for s in seen for c in parse_conditions(s)}
+    return "milder" if all(c.name in collected for c in parse_conditions(spec)) else "unseen"
+
+
 def _rows(study: StudyConfig, evals: dict[str, dict], metrics: list) -> list[dict[str, Any]]:
     rows = []
     cells_by_key: dict[tuple[str, str, str], list[tuple[EvalCell, dict]]] = {}
@@ -334,6 +351,10 @@ def _markdown(study: StudyConfig, results: dict, timing: dict, plots: list[str],
         + ("every model trained on exactly these episodes." if results["training"]["identical_data"]
            else "every model started from these episodes, then ran its own DAgger rounds (per-model DAgger)."),
         f"Intervals: {results['interval_method']}. Every number comes from the cell files listed in `report.json`.",
+        f"Seen in training: {', '.join(results['training']['collected_conditions'])} (the collected conditions). "
+        "In the tables a condition marked † never appears in the training data (no episode with that "
+        "shift at any severity); unmarked ones were collected at this or a milder severity "
+        "(`training_exposure` in `report.json`). Training-time image augmentation is in the recipe.",
         "",
         "## Architectures",
         "",
@@ -350,8 +371,10 @@ def _markdown(study: StudyConfig, results: dict, timing: dict, plots: list[str],
     lines += ["", "Latency: `policy.act` at batch 1, one thread, on the machine that trained the model (load-dependent).", ""]
     all_labels = labels(study)
     for backend in study.eval.backends:
+        marked = [label + (" †" if training_exposure(label, results["training"]["collected_conditions"]) == "unseen"
+                           else "") for label in all_labels]
         lines += [f"## Success rate, {backend} (mean and 95 % interval)", "",
-                  "| architecture | " + " | ".join(all_labels) + " |", "|---" * (len(all_labels) + 1) + "|"]
+                  "| architecture | " + " | ".join(marked) + " |", "|---" * (len(all_labels) + 1) + "|"]
         for arch in study.architectures:
             cells = [_interval(r["success"]) for label in all_labels if (r := _find(results["rows"], arch, backend, label))]
             lines.append(f"| {arch} | " + " | ".join(cells) + " |")
