@@ -420,13 +420,14 @@ class WiredCfCCell(nn.Module):
     def run_sequence(self, projected: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
         """All steps (internal order): projected ``[B,T,G]``, ``h`` ``[B,N]``, ``elapsed`` ``[B,T,1]`` -> ``[B,T,N]``.
 
-        Same numbers as looping :meth:`update`; with gradients it runs as one node with hand-written BPTT.
+        Same numbers as looping :meth:`update`; with gradients it runs as one node with hand-written BPTT,
+        and on CPU (with or without gradients) as compiled kernels.
         """
         _, recurrent, _, blocks, extras = self._prepared_weights()
         w_tau, amplitude = (extras[0], extras[1]) if extras else (None, None)
         plan = WiredPlan(self.mode, self.layer_bounds, self._column_sizes, self.feedforward_sources)
         flat = [block for layer_blocks in blocks for block in layer_blocks]
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or WiredSequence.runs_compiled(projected):
             return WiredSequence.apply(plan, projected, h, elapsed, recurrent, w_tau, amplitude, *flat)
         return wired_run(plan, projected, h, elapsed, recurrent, w_tau, amplitude, blocks, None)
 

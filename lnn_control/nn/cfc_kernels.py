@@ -1,15 +1,20 @@
 """CfC training kernels: the closed-form updates and the wired recurrence as torch autograd functions
-with hand-written backward passes (tested equal to autograd through the step loop). The cells that
-use them are in :mod:`lnn_control.nn.cfc_cells`; the batch-1 deployment stepper is
-:mod:`lnn_control.nn.cfc_stepper`."""
+with hand-written backward passes (tested equal to autograd through the step loop). On CPU the wired
+recurrence runs in the compiled kernels of :mod:`lnn_control.nn.cfc_numba`; :func:`wired_run` is the
+torch reference (other devices, and tracing for export). The cells that use them are in
+:mod:`lnn_control.nn.cfc_cells`; the batch-1 deployment stepper is :mod:`lnn_control.nn.cfc_stepper`."""
 
 from __future__ import annotations
 
 from enum import Enum
 from typing import Any
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
+
+from lnn_control.nn.cfc_numba import MODE_CODES, chunk_count, wired_backward, wired_forward
+from lnn_control.nn.ltc_kernels import kernel_threads
 
 
 class CfCMode(str, Enum):
@@ -94,6 +99,18 @@ class WiredPlan:
         self.mode, self.bounds, self.column_sizes, self.sources = mode, bounds, column_sizes, sources
         self.sizes = [t1 - t0 for t0, t1 in bounds]
 
+    def compiled_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(layers[L,3], blocks[K,3])`` for :mod:`lnn_control.nn.cfc_numba`: per layer (first neuron, end
+        neuron, first column), per feed-forward block (target layer, source layer, offset when packed)."""
+        starts = np.cumsum([0, *self.column_sizes[:-1]])
+        layers = [(t0, t1, c0) for (t0, t1), c0 in zip(self.bounds, starts)]
+        blocks, offset = [], 0
+        for target, sources in enumerate(self.sources):
+            for source in sources:
+                blocks.append((target, source, offset))
+                offset += self.sizes[source] * self.column_sizes[target]
+        return np.array(layers, dtype=np.int64).reshape(-1, 3), np.array(blocks, dtype=np.int64).reshape(-1, 3)
+
 
 def wired_run(plan: WiredPlan, projected: torch.Tensor, h: torch.Tensor, elapsed: torch.Tensor,
                recurrent: torch.Tensor, w_tau: torch.Tensor | None, amplitude: torch.Tensor | None,
@@ -138,13 +155,47 @@ def wired_run(plan: WiredPlan, projected: torch.Tensor, h: torch.Tensor, elapsed
     return history
 
 
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().cpu().numpy())
+
+
+def _packed(blocks: list[list[torch.Tensor]], dtype: torch.dtype) -> np.ndarray:
+    """The feed-forward blocks flattened one after another, as :func:`WiredPlan.compiled_layout` counts
+    their offsets."""
+    return _numpy(torch.cat([block.reshape(-1) for layer in blocks for block in layer] or
+                            [torch.empty(0)]).to(dtype))
+
+
+def _weight_gradients(plan: WiredPlan, h0: torch.Tensor, history: torch.Tensor,
+                      grad_pre_all: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of the recurrent matrix and every feed-forward block, one matmul over all ``B*T`` rows
+    each, from ``grad_pre_all[B,T,C]`` (d loss / d head pre-activations)."""
+    batch, steps, _ = history.shape
+    previous = torch.cat([h0.unsqueeze(1), history[:, :-1]], dim=1).reshape(batch * steps, -1)
+    flat_grad = grad_pre_all.reshape(batch * steps, -1)
+    grads = [previous.t() @ flat_grad]
+    flat_history = history.reshape(batch * steps, -1)
+    grad_columns = flat_grad.split(plan.column_sizes, dim=1)
+    for layer, sources in enumerate(plan.sources):
+        for source in sources:
+            s0, s1 = plan.bounds[source]
+            grads.append(flat_history[:, s0:s1].t() @ grad_columns[layer])
+    return grads
+
+
 class WiredSequence(torch.autograd.Function):
     """The whole wired recurrence as one autograd node with hand-written BPTT.
 
-    Per-step backward work is only the element-wise closed-form derivative and two small matmuls; the
-    weight gradients are one matmul over all ``B*T`` rows at the end (instead of autograd bookkeeping
-    for ~25 ops per step).
+    Where :meth:`runs_compiled`, forward and backward are the compiled kernels of
+    :mod:`lnn_control.nn.cfc_numba`; elsewhere the torch step loop of :func:`wired_run`, whose per-step
+    backward work is only the element-wise closed-form derivative and two small matmuls. Either way the
+    weight gradients are one matmul over all ``B*T`` rows at the end.
     """
+
+    @staticmethod
+    def runs_compiled(projected: torch.Tensor) -> bool:
+        """Whether :meth:`forward` runs the compiled kernels: CPU tensors, and not while tracing (export)."""
+        return projected.device.type == "cpu" and not torch.jit.is_tracing()
 
     @staticmethod
     def forward(ctx: Any, plan: WiredPlan, projected: torch.Tensor, h0: torch.Tensor, elapsed: torch.Tensor,
@@ -154,16 +205,46 @@ class WiredSequence(torch.autograd.Function):
         for sources in plan.sources:
             blocks.append(list(flat_blocks[index: index + len(sources)]))
             index += len(sources)
-        saved: list[_StepSaved] = []
-        history = wired_run(plan, projected, h0, elapsed, recurrent, w_tau, amplitude, blocks, saved)
-        ctx.plan, ctx.blocks, ctx.saved_steps = plan, blocks, saved
+        ctx.plan, ctx.blocks = plan, blocks
+        if WiredSequence.runs_compiled(projected):
+            history = WiredSequence._compiled_forward(ctx, plan, projected, h0, elapsed, recurrent, w_tau,
+                                                      amplitude, blocks)
+        else:
+            ctx.compiled = None
+            ctx.saved_steps = []
+            history = wired_run(plan, projected, h0, elapsed, recurrent, w_tau, amplitude, blocks,
+                                ctx.saved_steps)
         ctx.save_for_backward(h0, elapsed, recurrent, history,
                               *(t for t in (w_tau, amplitude) if t is not None))
         return history
 
     @staticmethod
+    def _compiled_forward(ctx: Any, plan: WiredPlan, projected: torch.Tensor, h0: torch.Tensor,
+                          elapsed: torch.Tensor, recurrent: torch.Tensor, w_tau: torch.Tensor | None,
+                          amplitude: torch.Tensor | None, blocks: list[list[torch.Tensor]]) -> torch.Tensor:
+        """:func:`lnn_control.nn.cfc_numba.wired_forward`; keeps what its backward needs on ``ctx.compiled``."""
+        dtype = projected.dtype
+        batch, steps, _ = projected.shape
+        layers, block_index = plan.compiled_layout()
+        elapsed_np = _numpy(elapsed.reshape(batch, steps).t().to(dtype))
+        if w_tau is not None and amplitude is not None:
+            w_tau_np, amplitude_np = _numpy(w_tau.to(dtype)), _numpy(amplitude.to(dtype))
+        else:  # not read outside pure mode
+            w_tau_np = amplitude_np = _numpy(projected.new_empty(0))
+        recurrent_np, block_values = _numpy(recurrent.to(dtype)), _packed(blocks, dtype)
+        mode, chunks = MODE_CODES[plan.mode.value], chunk_count(batch, kernel_threads())
+        history, saved, heads = wired_forward(_numpy(projected), _numpy(h0.to(dtype)), elapsed_np, recurrent_np,
+                                              block_values, block_index, layers, mode, w_tau_np, amplitude_np,
+                                              chunks)
+        ctx.compiled = (saved, heads, elapsed_np, recurrent_np, block_values, block_index, layers, mode,
+                        amplitude_np, chunks)
+        return torch.from_numpy(history)
+
+    @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_history: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        if ctx.compiled is not None:
+            return WiredSequence._compiled_backward(ctx, grad_history)
         plan, blocks, saved = ctx.plan, ctx.blocks, ctx.saved_steps
         h0, elapsed, recurrent, history, *extras = ctx.saved_tensors
         pure = plan.mode is CfCMode.PURE
@@ -207,18 +288,21 @@ class WiredSequence(torch.autograd.Function):
             grad_pre = grad_q_all[0] if len(grad_q_all) == 1 else torch.cat(grad_q_all, dim=1)
             grad_pre_all[:, t] = grad_pre
             carry = grad_pre @ recurrent_t
-        # weight gradients over all B*T rows at once
-        previous = torch.cat([h0.unsqueeze(1), history[:, :-1]], dim=1).reshape(batch * steps, -1)
-        flat_grad = grad_pre_all.reshape(batch * steps, -1)
-        grad_recurrent = previous.t() @ flat_grad
-        flat_history = history.reshape(batch * steps, -1)
-        grad_blocks = []
-        grad_columns = flat_grad.split(plan.column_sizes, dim=1)
-        for layer, sources in enumerate(plan.sources):
-            for source in sources:
-                s0, s1 = plan.bounds[source]
-                grad_blocks.append(flat_history[:, s0:s1].t() @ grad_columns[layer])
         grad_w = grad_amp = None
         if pure_grads is not None:
             grad_w, grad_amp = pure_grads[0] * torch.sign(extras[0]), pure_grads[1]
+        grad_recurrent, *grad_blocks = _weight_gradients(plan, h0, history, grad_pre_all)
         return (None, grad_pre_all, carry, None, grad_recurrent, grad_w, grad_amp, *grad_blocks)
+
+    @staticmethod
+    def _compiled_backward(ctx: Any, grad_history: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """:func:`lnn_control.nn.cfc_numba.wired_backward`, then the weight gradients in torch."""
+        saved, heads, elapsed, recurrent, block_values, block_index, layers, mode, amplitude, chunks = ctx.compiled
+        h0, _, _, history, *extras = ctx.saved_tensors
+        kernel_threads()
+        grads = wired_backward(_numpy(grad_history.to(history.dtype)), elapsed, recurrent, block_values, block_index,
+                               layers, mode, saved, heads, amplitude, chunks)
+        grad_projected, grad_h0, grad_w, grad_amplitude = (torch.from_numpy(g) for g in grads)
+        grad_recurrent, *grad_blocks = _weight_gradients(ctx.plan, h0.to(history.dtype), history, grad_projected)
+        pure_grads = (grad_w * torch.sign(extras[0]), grad_amplitude) if extras else (None, None)
+        return (None, grad_projected, grad_h0, None, grad_recurrent, *pure_grads, *grad_blocks)

@@ -48,9 +48,15 @@ def jit_parallel_kernel(function: Any) -> Any:
 
 def kernel_threads() -> int:
     """Threads for the parallel kernels: torch's intra-op thread count (``TrainConfig.threads``),
-    at most Numba's pool size. Set per call, so a run with ``threads: 1`` stays on one core."""
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    at most Numba's pool size. Set per call, so a run with ``threads: 1`` stays on one core.
+
+    Torch's own count is kept: launching Numba's OpenMP pool (on the first call) resets the OpenMP
+    thread count that torch reads too, which turned a one-thread training run into a two-thread one."""
+    torch_threads = torch.get_num_threads()
+    threads = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     numba.set_num_threads(threads)
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
     return threads
 
 

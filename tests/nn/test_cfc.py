@@ -10,7 +10,8 @@ import torch
 
 from lnn_control.nn.cfc import CfC
 from lnn_control.nn.cfc_cells import WiredCfCCell
-from lnn_control.nn.cfc_kernels import CfCMode, closed_form_update
+from lnn_control.nn.cfc_kernels import CfCMode, WiredPlan, WiredSequence, closed_form_update
+from lnn_control.nn.cfc_numba import CHUNK_ROWS
 from lnn_control.nn.cfc_stepper import CfCStepper
 from lnn_control.nn.cores import build_core
 from lnn_control.nn.wirings import NCP, FullyConnected, Wiring, ncp19_car
@@ -351,6 +352,68 @@ def test_wired_hand_written_bptt_equals_autograd_of_the_step_loop(mode: str, com
     assert torch.allclose(y, states[..., :2], atol=1e-12)
     for got, expected in zip(fused, reference):
         assert torch.allclose(got, expected, atol=1e-10)
+
+
+def _wired_sequence_inputs(mode: str, wiring: Wiring, batch: int, steps: int,
+                           dtype: torch.dtype) -> tuple[WiredPlan, torch.Tensor, list[torch.Tensor]]:
+    """``(plan, elapsed[B,T,1], leaves)`` for :class:`WiredSequence` from a fresh wired cell: leaves =
+    projected, h0, recurrent, (pure mode) w_tau and amplitude, then the feed-forward blocks."""
+    torch.manual_seed(0)
+    cell = CfC(int(wiring.sensory_adjacency.shape[0]), wiring, mode).to(dtype).cell
+    with torch.no_grad():
+        cell.prepare()
+        _, recurrent, _, blocks, extras = cell._prepared_weights()
+    plan = WiredPlan(cell.mode, cell.layer_bounds, cell._column_sizes, cell.feedforward_sources)
+    generator = torch.Generator().manual_seed(1)
+    projected = torch.randn(batch, steps, recurrent.shape[1], dtype=dtype, generator=generator)
+    h0 = torch.randn(batch, cell.units, dtype=dtype, generator=generator)
+    elapsed = torch.rand(batch, steps, 1, dtype=dtype, generator=generator) * 2 + 0.1
+    flat = [block for layer_blocks in blocks for block in layer_blocks]
+    leaves = [t.detach().clone().requires_grad_() for t in (projected, h0, recurrent, *extras, *flat)]
+    return plan, elapsed, leaves
+
+
+def _wired_sequence(plan: WiredPlan, elapsed: torch.Tensor, *leaves: torch.Tensor) -> torch.Tensor:
+    projected, h0, recurrent, *rest = leaves
+    w_tau, amplitude, blocks = (rest[0], rest[1], rest[2:]) if plan.mode is CfCMode.PURE else (None, None, rest)
+    return WiredSequence.apply(plan, projected, h0, elapsed, recurrent, w_tau, amplitude, *blocks)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_compiled_wired_sequence_passes_gradcheck(mode: str) -> None:
+    """The compiled kernels' gradients w.r.t. projected, h0, recurrent, every block and (pure) w_tau and
+    amplitude agree with finite differences (float64)."""
+    plan, elapsed, leaves = _wired_sequence_inputs(mode, _small_ncp(), batch=3, steps=4, dtype=torch.double)
+    assert WiredSequence.runs_compiled(leaves[0])
+    assert torch.autograd.gradcheck(lambda *inputs: _wired_sequence(plan, elapsed, *inputs), leaves)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_compiled_wired_sequence_equals_the_torch_reference(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ncp19_car over several batch chunks on two threads: the compiled kernels give the torch step loop's
+    states and gradients, and leave torch's thread count alone."""
+    batch = CHUNK_ROWS + 6
+    plan, elapsed, leaves = _wired_sequence_inputs(mode, ncp19_car(), batch=batch, steps=6, dtype=torch.double)
+    weights = torch.randn(batch, 6, 19, dtype=torch.double, generator=torch.Generator().manual_seed(2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        compiled = _wired_sequence(plan, elapsed, *leaves)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        compiled = _wired_sequence(plan, elapsed, *leaves)
+        compiled_grads = torch.autograd.grad((compiled * weights).sum(), leaves)
+    finally:
+        torch.set_num_threads(before)
+    with monkeypatch.context() as patch:
+        patch.setattr(WiredSequence, "runs_compiled", staticmethod(lambda projected: False))
+        reference = _wired_sequence(plan, elapsed, *leaves)
+        reference_grads = torch.autograd.grad((reference * weights).sum(), leaves)
+    assert torch.allclose(compiled, reference, atol=1e-12)
+    for got, expected in zip(compiled_grads, reference_grads):
+        assert torch.allclose(got, expected, atol=1e-10)
+    single = _wired_sequence(plan, elapsed.float(), *(leaf.detach().float() for leaf in leaves))
+    assert single.dtype == torch.float32 and torch.allclose(single.double(), reference, atol=1e-5)
 
 
 def test_cells_step_alone_and_inputs_follow_the_weight_dtype() -> None:

@@ -103,6 +103,18 @@ def test_compiled_sensory_backward_matches_finite_differences():
     assert torch.autograd.gradcheck(lambda *a: compiled_sensory(*a, src, tgt, 4), inputs)
 
 
+def test_a_one_thread_run_stays_on_one_thread_after_the_kernels_start():
+    """A fresh process (Numba's pool not yet launched): launching it must not reset torch's count."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(1); from lnn_control.nn.ltc import LTC; "
+            "from lnn_control.nn.wirings import ncp19_car; core = LTC(ncp19_car(input_dim=8), seed=0); "
+            "core(torch.randn(4, 3, 8))[0].sum().backward(); print(torch.get_num_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "1"
+
+
 def test_parallel_kernels_follow_torch_thread_count():
     before = torch.get_num_threads()
     try:
