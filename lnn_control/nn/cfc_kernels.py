@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from lnn_control.nn.cfc_numba import MODE_CODES, chunk_count, wired_backward, wired_forward
-from lnn_control.nn.ltc_kernels import kernel_threads
+from lnn_control.nn.cfc_numba import MODE_CODES, wired_backward, wired_forward
+from lnn_control.nn.ltc_kernels import chunk_count, kernel_threads
 
 
 class CfCMode(str, Enum):

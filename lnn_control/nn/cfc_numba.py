@@ -9,7 +9,7 @@ holds per layer (first neuron, end neuron, first column) in signal-flow order; t
 (``[n_source, heads * n_target]`` each) are packed one after another into a flat array, ``blocks[K,3]``
 holding per block (target layer, source layer, offset). ``mode``: one of :data:`MODE_CODES`' values.
 
-Speed: the batch is split into ``chunks`` (one per thread, at most :data:`CHUNK_ROWS` rows each) and every
+Speed: the batch is split into ``chunks`` (one per thread, at most :data:`lnn_control.nn.ltc_kernels.CHUNK_ROWS` rows each) and every
 chunk keeps its working arrays batch-innermost (``[N or C, rows]``), so the matrix products are vector
 operations over the chunk's rows; the transcendental functions are libm's (``exp``, and ``expm1`` for tanh).
 
@@ -27,9 +27,6 @@ from lnn_control.nn.ltc_kernels import jit_kernel, jit_parallel_kernel
 
 MODE_CODES = {"default": 0, "no_gate": 1, "pure": 2}
 _DEFAULT, _PURE = 0, 2
-CHUNK_ROWS = 64  # rows per chunk: its working arrays stay in the L1 cache
-
-
 @jit_kernel
 def _tanh(x):  # noqa: ANN001, ANN202
     """``tanh(x)`` in float64 as glibc computes it, ``-expm1(-2|x|) / (2 + expm1(-2|x|))`` with the sign of
@@ -37,11 +34,6 @@ def _tanh(x):  # noqa: ANN001, ANN202
     e = math.expm1(-2.0 * abs(x))
     magnitude = -e / (2.0 + e)
     return magnitude if x >= 0.0 else -magnitude
-
-
-def chunk_count(batch: int, threads: int) -> int:
-    """How many chunks to split ``batch`` rows into for ``threads`` threads."""
-    return max(1, min(batch, max(threads, -(-batch // CHUNK_ROWS))))
 
 
 @jit_parallel_kernel

@@ -15,6 +15,12 @@ The sensory synapses (input feature -> neuron, once per step) have their own fus
 ``s_k = sigmoid(sigma_k (x[src_k] - mu_k))``. In torch ops this part (a ``[B,T,Ks]`` gather, its
 sigmoid, two scatter matmuls and their backward) took two thirds of an LTC-NCP19 training step.
 
+Speed (as :mod:`lnn_control.nn.cfc_numba`): the batch is split into chunks (one per thread, at most
+:data:`CHUNK_ROWS` rows each, run in parallel) and every chunk keeps its arrays batch-innermost
+(``[units or synapses, rows]``), so all but the sigmoid's ``exp`` (a scalar libm call) are vector
+operations over the chunk's rows. The forward passes store, per chunk, what the backward passes need
+(activations, unfold states, denominators), so the backward passes compute no ``exp``.
+
 Numba's on-disk cache is used where the package folder (or Numba's user cache) is writable; if
 neither is, the kernels are compiled in memory on first use instead.
 """
@@ -38,7 +44,7 @@ def jit_kernel(function: Any) -> Any:
 
 
 def jit_parallel_kernel(function: Any) -> Any:
-    """As :func:`jit_kernel`, with ``parallel=True``: the kernel's ``prange`` loop (over the batch)
+    """As :func:`jit_kernel`, with ``parallel=True``: the kernel's ``prange`` loop (over batch chunks)
     runs on :func:`kernel_threads` threads."""
     try:
         return numba.njit(cache=True, fastmath=False, parallel=True)(function)
@@ -60,135 +66,259 @@ def kernel_threads() -> int:
     return threads
 
 
-@jit_parallel_kernel
-def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds):  # noqa: ANN001, ANN202
-    """States after every unfold ``out[B, T*unfolds + 1, N]`` (index 0 = initial state), and for the
-    backward pass the synapse activations ``acts[B, T*unfolds, K]`` and denominators ``denoms[B, T*unfolds, N]``."""
-    batch, steps, units = num.shape
-    synapses = src.shape[0]
-    out = np.empty((batch, steps * unfolds + 1, units), dtype=num.dtype)
-    acts = np.empty((batch, steps * unfolds, synapses), dtype=num.dtype)
-    denoms = np.empty((batch, steps * unfolds, units), dtype=num.dtype)
-    for b in numba.prange(batch):
-        acc_n = np.empty(units, dtype=num.dtype)
-        acc_d = np.empty(units, dtype=num.dtype)
-        for j in range(units):
-            out[b, 0, j] = v0[b, j]
-        i = 0
-        for t in range(steps):
-            for _ in range(unfolds):
-                for j in range(units):
-                    acc_n[j] = num[b, t, j] + cm[b, t, j] * out[b, i, j]
-                    acc_d[j] = den[b, t, j]
-                for k in range(synapses):
-                    a = 1.0 / (1.0 + math.exp(-sigma[k] * (out[b, i, src[k]] - mu[k])))
-                    acts[b, i, k] = a
-                    acc_n[tgt[k]] += we[k] * a
-                    acc_d[tgt[k]] += w[k] * a
-                for j in range(units):
-                    out[b, i + 1, j] = acc_n[j] / acc_d[j]
-                    denoms[b, i, j] = acc_d[j]
-                i += 1
-    return out, acts, denoms
+CHUNK_ROWS = 64  # rows per chunk: a chunk's working arrays stay in the caches
+
+
+def chunk_count(batch: int, threads: int) -> int:
+    """How many chunks to split ``batch`` rows into for ``threads`` threads (as :mod:`lnn_control.nn.cfc_numba`)."""
+    return max(1, min(batch, max(threads, -(-batch // CHUNK_ROWS))))
 
 
 @jit_parallel_kernel
-def _recurrence_backward(grad_steps, grad_final, states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev,  # noqa: ANN001, ANN202
-                         unfolds):  # noqa: ANN001
-    """Gradients of the loss w.r.t. v0, num, den, cm [per step] and sigma, mu, w, erev [per synapse].
-
-    ``grad_steps[B,T,N]`` is dL/d(state after step t) (excluding the final-state gradient),
-    ``grad_final[B,N]`` dL/d(final state); ``states``, ``acts``, ``denoms`` from :func:`_recurrence_forward`.
-    """
+def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds, chunks):  # noqa: ANN001, ANN202
+    """``trajectory[B,T,N]`` (state after every step) from ``v0[B,N]`` and the per-step constants ``num, den,
+    cm [B,T,N]``, the batch split into ``chunks``. Also returns, per chunk (``R``: rows of the widest chunk),
+    what the backward pass needs: the states after every unfold ``states[chunks, T*unfolds+1, N, R]`` (index
+    0 = ``v0``), the synapse activations ``acts[chunks, T*unfolds, K, R]`` and the denominators
+    ``denoms[chunks, T*unfolds, N, R]``."""
     batch, steps, units = num.shape
     synapses = src.shape[0]
     dtype = num.dtype
-    g_num = np.zeros((batch, steps, units), dtype=dtype)
-    g_den = np.zeros((batch, steps, units), dtype=dtype)
-    g_cm = np.zeros((batch, steps, units), dtype=dtype)
-    g_v0 = np.empty((batch, units), dtype=dtype)
-    # per-synapse gradients per batch row (rows run in parallel), summed at the end
-    g_sigma = np.zeros((batch, synapses), dtype=dtype)
-    g_mu = np.zeros((batch, synapses), dtype=dtype)
-    g_w = np.zeros((batch, synapses), dtype=dtype)
-    g_erev = np.zeros((batch, synapses), dtype=dtype)
-    for b in numba.prange(batch):
-        g = np.empty(units, dtype=dtype)
-        g_prev = np.empty(units, dtype=dtype)
-        d_m = np.empty(units, dtype=dtype)
-        d_d = np.empty(units, dtype=dtype)
-        for j in range(units):
-            g[j] = grad_final[b, j]
-        for t in range(steps - 1, -1, -1):
+    one = dtype.type(1.0)  # in the arrays' precision (a float literal would make the arithmetic float64)
+    width = -(-batch // chunks)
+    trajectory = np.empty((batch, steps, units), dtype=dtype)
+    states = np.empty((chunks, steps * unfolds + 1, units, width), dtype=dtype)
+    acts = np.empty((chunks, steps * unfolds, synapses, width), dtype=dtype)
+    denoms = np.empty((chunks, steps * unfolds, units, width), dtype=dtype)
+    for chunk in numba.prange(chunks):
+        b0 = chunk * batch // chunks
+        rows = (chunk + 1) * batch // chunks - b0
+        chunk_states, chunk_acts, chunk_denoms = states[chunk], acts[chunk], denoms[chunk]
+        step_num = np.empty((units, rows), dtype=dtype)
+        step_den = np.empty((units, rows), dtype=dtype)
+        step_cm = np.empty((units, rows), dtype=dtype)
+        acc_num = np.empty((units, rows), dtype=dtype)
+        for r in range(rows):
             for j in range(units):
-                g[j] += grad_steps[b, t, j]
-            for u in range(unfolds - 1, -1, -1):
-                i = t * unfolds + u  # states[b, i] -> states[b, i + 1]
+                chunk_states[0, j, r] = v0[b0 + r, j]
+        i = 0
+        for t in range(steps):
+            for r in range(rows):
                 for j in range(units):
-                    d_m[j] = g[j] / denoms[b, i, j]
-                    d_d[j] = -d_m[j] * states[b, i + 1, j]
-                    g_num[b, t, j] += d_m[j]
-                    g_den[b, t, j] += d_d[j]
-                    g_cm[b, t, j] += d_m[j] * states[b, i, j]
-                    g_prev[j] = d_m[j] * cm[b, t, j]
+                    step_num[j, r] = num[b0 + r, t, j]
+                    step_den[j, r] = den[b0 + r, t, j]
+                    step_cm[j, r] = cm[b0 + r, t, j]
+            for _ in range(unfolds):
+                v, act, acc_den = chunk_states[i], chunk_acts[i], chunk_denoms[i]
+                for j in range(units):
+                    for r in range(rows):
+                        acc_num[j, r] = step_num[j, r] + step_cm[j, r] * v[j, r]
+                        acc_den[j, r] = step_den[j, r]
+                for k in range(synapses):  # the exp stays a scalar call: the loops around it vectorise
+                    s = src[k]
+                    for r in range(rows):
+                        act[k, r] = -sigma[k] * (v[s, r] - mu[k])
+                    for r in range(rows):
+                        act[k, r] = math.exp(act[k, r])
                 for k in range(synapses):
-                    a = acts[b, i, k]
                     j = tgt[k]
-                    d_a = w[k] * (d_m[j] * erev[k] + d_d[j])
-                    g_w[b, k] += a * (d_m[j] * erev[k] + d_d[j])
-                    g_erev[b, k] += d_m[j] * w[k] * a
-                    d_z = d_a * a * (1.0 - a)
-                    diff = states[b, i, src[k]] - mu[k]
-                    g_sigma[b, k] += d_z * diff
-                    g_mu[b, k] -= d_z * sigma[k]
-                    g_prev[src[k]] += d_z * sigma[k]
+                    for r in range(rows):
+                        a = one / (one + act[k, r])
+                        act[k, r] = a
+                        acc_num[j, r] += we[k] * a
+                        acc_den[j, r] += w[k] * a
+                v_next = chunk_states[i + 1]
                 for j in range(units):
-                    g[j] = g_prev[j]
-        for j in range(units):
-            g_v0[b, j] = g[j]
-    return (g_v0, g_num, g_den, g_cm, g_sigma.sum(axis=0), g_mu.sum(axis=0), g_w.sum(axis=0),
-            g_erev.sum(axis=0))
+                    for r in range(rows):
+                        v_next[j, r] = acc_num[j, r] / acc_den[j, r]
+                i += 1
+            for r in range(rows):
+                for j in range(units):
+                    trajectory[b0 + r, t, j] = chunk_states[i, j, r]
+    return trajectory, states, acts, denoms
 
 
 @jit_parallel_kernel
-def _sensory_forward(x, src, tgt, sigma, mu, w, erev, units):  # noqa: ANN001, ANN202
-    """Sensory conductances summed into their targets: ``num[B,T,N]`` (times erev) and ``den[B,T,N]``."""
-    batch, steps, _ = x.shape
-    num = np.zeros((batch, steps, units), dtype=x.dtype)
-    den = np.zeros((batch, steps, units), dtype=x.dtype)
-    for b in numba.prange(batch):
-        for t in range(steps):
-            for k in range(src.shape[0]):
-                g = w[k] / (1.0 + math.exp(-sigma[k] * (x[b, t, src[k]] - mu[k])))
-                num[b, t, tgt[k]] += g * erev[k]
-                den[b, t, tgt[k]] += g
-    return num, den
-
-
-@jit_parallel_kernel
-def _sensory_backward(g_num, g_den, x, src, tgt, sigma, mu, w, erev):  # noqa: ANN001, ANN202
-    """Gradients w.r.t. ``x[B,T,F]`` and the per-synapse sigma, mu, w, erev ``[Ks]``."""
-    batch, steps, _ = x.shape
+def _recurrence_backward(grad_trajectory, states, acts, denoms, cm, src, tgt, sigma, mu, w, erev, unfolds):  # noqa: ANN001, ANN202
+    """Gradients w.r.t. ``v0[B,N]``, ``num, den, cm [B,T,N]`` and the per-synapse ``sigma, mu, w, erev [K]``
+    given ``grad_trajectory[B,T,N]`` (d loss / d state after every step), with the ``states``, ``acts`` and
+    ``denoms`` of :func:`_recurrence_forward` (and its chunks)."""
+    batch, steps, units = grad_trajectory.shape
+    chunks = states.shape[0]
     synapses = src.shape[0]
-    g_x = np.zeros_like(x)
-    g_sigma = np.zeros((batch, synapses), dtype=x.dtype)
-    g_mu = np.zeros((batch, synapses), dtype=x.dtype)
-    g_w = np.zeros((batch, synapses), dtype=x.dtype)
-    g_erev = np.zeros((batch, synapses), dtype=x.dtype)
-    for b in numba.prange(batch):
+    dtype = states.dtype
+    one = dtype.type(1.0)
+    g_v0 = np.empty((batch, units), dtype=dtype)
+    g_num = np.empty((batch, steps, units), dtype=dtype)
+    g_den = np.empty((batch, steps, units), dtype=dtype)
+    g_cm = np.empty((batch, steps, units), dtype=dtype)
+    # per-synapse sums per chunk (chunks run in parallel), summed at the end
+    chunk_sums = np.zeros((4, chunks, synapses), dtype=dtype)
+    for chunk in numba.prange(chunks):
+        b0 = chunk * batch // chunks
+        rows = (chunk + 1) * batch // chunks - b0
+        chunk_states, chunk_acts, chunk_denoms = states[chunk], acts[chunk], denoms[chunk]
+        g = np.zeros((units, rows), dtype=dtype)  # d loss / d state (after the unfold being walked back)
+        d_num = np.empty((units, rows), dtype=dtype)  # d loss / d numerator of the unfold
+        d_den = np.empty((units, rows), dtype=dtype)  # d loss / d denominator of the unfold
+        step_cm = np.empty((units, rows), dtype=dtype)
+        step_g_num = np.empty((units, rows), dtype=dtype)
+        step_g_den = np.empty((units, rows), dtype=dtype)
+        step_g_cm = np.empty((units, rows), dtype=dtype)
+        # per synapse and row: sums of a * d(conductance), d_num * a, d_z * (v_src - mu) and d_z
+        sum_w = np.zeros((synapses, rows), dtype=dtype)
+        sum_erev = np.zeros((synapses, rows), dtype=dtype)
+        sum_sigma = np.zeros((synapses, rows), dtype=dtype)
+        sum_z = np.zeros((synapses, rows), dtype=dtype)
+        for t in range(steps - 1, -1, -1):
+            for r in range(rows):
+                for j in range(units):
+                    g[j, r] += grad_trajectory[b0 + r, t, j]
+                    step_cm[j, r] = cm[b0 + r, t, j]
+            step_g_num[:] = 0.0
+            step_g_den[:] = 0.0
+            step_g_cm[:] = 0.0
+            for u in range(unfolds - 1, -1, -1):
+                i = t * unfolds + u  # states[i] -> states[i + 1]
+                v, v_next, act, den = chunk_states[i], chunk_states[i + 1], chunk_acts[i], chunk_denoms[i]
+                for j in range(units):
+                    for r in range(rows):
+                        d_n = g[j, r] / den[j, r]
+                        d_d = -d_n * v_next[j, r]
+                        d_num[j, r] = d_n
+                        d_den[j, r] = d_d
+                        step_g_num[j, r] += d_n
+                        step_g_den[j, r] += d_d
+                        step_g_cm[j, r] += d_n * v[j, r]
+                        g[j, r] = d_n * step_cm[j, r]  # from here on d loss / d states[i]
+                for k in range(synapses):
+                    s, j = src[k], tgt[k]
+                    for r in range(rows):
+                        a = act[k, r]
+                        d_conductance = d_num[j, r] * erev[k] + d_den[j, r]
+                        d_z = w[k] * d_conductance * a * (one - a)
+                        sum_w[k, r] += a * d_conductance
+                        sum_erev[k, r] += d_num[j, r] * a
+                        sum_sigma[k, r] += d_z * (v[s, r] - mu[k])
+                        sum_z[k, r] += d_z
+                        g[s, r] += d_z * sigma[k]
+            for r in range(rows):
+                for j in range(units):
+                    g_num[b0 + r, t, j] = step_g_num[j, r]
+                    g_den[b0 + r, t, j] = step_g_den[j, r]
+                    g_cm[b0 + r, t, j] = step_g_cm[j, r]
+        for r in range(rows):
+            for j in range(units):
+                g_v0[b0 + r, j] = g[j, r]
+        for k in range(synapses):
+            chunk_sums[0, chunk, k] = sum_sigma[k].sum()
+            chunk_sums[1, chunk, k] = sum_z[k].sum()
+            chunk_sums[2, chunk, k] = sum_w[k].sum()
+            chunk_sums[3, chunk, k] = sum_erev[k].sum()
+    sums = chunk_sums.sum(axis=1)
+    return g_v0, g_num, g_den, g_cm, sums[0], -sigma * sums[1], sums[2], w * sums[3]
+
+
+@jit_parallel_kernel
+def _sensory_forward(x, src, tgt, sigma, mu, w, erev, units, chunks):  # noqa: ANN001, ANN202
+    """Sensory conductances summed into their targets, ``num[B,T,N]`` (times erev) and ``den[B,T,N]``, the
+    batch split into ``chunks``; for the backward pass also the activations per chunk ``acts[chunks, T, Ks, R]``
+    (``R``: rows of the widest chunk)."""
+    batch, steps, features = x.shape
+    synapses = src.shape[0]
+    dtype = x.dtype
+    one = dtype.type(1.0)
+    num = np.empty((batch, steps, units), dtype=dtype)
+    den = np.empty((batch, steps, units), dtype=dtype)
+    acts = np.empty((chunks, steps, synapses, -(-batch // chunks)), dtype=dtype)
+    for chunk in numba.prange(chunks):
+        b0 = chunk * batch // chunks
+        rows = (chunk + 1) * batch // chunks - b0
+        inputs = np.empty((features, rows), dtype=dtype)
+        acc_num = np.empty((units, rows), dtype=dtype)
+        acc_den = np.empty((units, rows), dtype=dtype)
         for t in range(steps):
+            act = acts[chunk, t]
+            for r in range(rows):
+                for f in range(features):
+                    inputs[f, r] = x[b0 + r, t, f]
+            for k in range(synapses):
+                s = src[k]
+                for r in range(rows):
+                    act[k, r] = -sigma[k] * (inputs[s, r] - mu[k])
+                for r in range(rows):
+                    act[k, r] = math.exp(act[k, r])
+            acc_num[:] = 0.0
+            acc_den[:] = 0.0
             for k in range(synapses):
                 j = tgt[k]
-                diff = x[b, t, src[k]] - mu[k]
-                a = 1.0 / (1.0 + math.exp(-sigma[k] * diff))
-                d_g = g_num[b, t, j] * erev[k] + g_den[b, t, j]  # d loss / d conductance
-                g_w[b, k] += d_g * a
-                g_erev[b, k] += g_num[b, t, j] * w[k] * a
-                d_z = d_g * w[k] * a * (1.0 - a)
-                g_sigma[b, k] += d_z * diff
-                g_mu[b, k] -= d_z * sigma[k]
-                g_x[b, t, src[k]] += d_z * sigma[k]
-    return g_x, g_sigma.sum(axis=0), g_mu.sum(axis=0), g_w.sum(axis=0), g_erev.sum(axis=0)
+                for r in range(rows):
+                    a = one / (one + act[k, r])
+                    act[k, r] = a
+                    conductance = w[k] * a
+                    acc_num[j, r] += conductance * erev[k]
+                    acc_den[j, r] += conductance
+            for r in range(rows):
+                for j in range(units):
+                    num[b0 + r, t, j] = acc_num[j, r]
+                    den[b0 + r, t, j] = acc_den[j, r]
+    return num, den, acts
+
+
+@jit_parallel_kernel
+def _sensory_backward(g_num, g_den, x, acts, src, tgt, sigma, mu, w, erev):  # noqa: ANN001, ANN202
+    """Gradients w.r.t. ``x[B,T,F]`` and the per-synapse ``sigma, mu, w, erev [Ks]`` given ``g_num, g_den
+    [B,T,N]``, with the ``acts`` of :func:`_sensory_forward` (and its chunks)."""
+    batch, steps, features = x.shape
+    units = g_num.shape[2]
+    chunks = acts.shape[0]
+    synapses = src.shape[0]
+    dtype = x.dtype
+    one = dtype.type(1.0)
+    g_x = np.empty_like(x)
+    chunk_sums = np.zeros((4, chunks, synapses), dtype=dtype)
+    for chunk in numba.prange(chunks):
+        b0 = chunk * batch // chunks
+        rows = (chunk + 1) * batch // chunks - b0
+        inputs = np.empty((features, rows), dtype=dtype)
+        g_inputs = np.empty((features, rows), dtype=dtype)
+        step_g_num = np.empty((units, rows), dtype=dtype)
+        step_g_den = np.empty((units, rows), dtype=dtype)
+        # per synapse and row: sums of a * d(conductance), g_num * a, d_z * (x_src - mu) and d_z
+        sum_w = np.zeros((synapses, rows), dtype=dtype)
+        sum_erev = np.zeros((synapses, rows), dtype=dtype)
+        sum_sigma = np.zeros((synapses, rows), dtype=dtype)
+        sum_z = np.zeros((synapses, rows), dtype=dtype)
+        for t in range(steps):
+            act = acts[chunk, t]
+            for r in range(rows):
+                for f in range(features):
+                    inputs[f, r] = x[b0 + r, t, f]
+                for j in range(units):
+                    step_g_num[j, r] = g_num[b0 + r, t, j]
+                    step_g_den[j, r] = g_den[b0 + r, t, j]
+            g_inputs[:] = 0.0
+            for k in range(synapses):
+                s, j = src[k], tgt[k]
+                for r in range(rows):
+                    a = act[k, r]
+                    d_conductance = step_g_num[j, r] * erev[k] + step_g_den[j, r]
+                    d_z = w[k] * d_conductance * a * (one - a)
+                    sum_w[k, r] += a * d_conductance
+                    sum_erev[k, r] += step_g_num[j, r] * a
+                    sum_sigma[k, r] += d_z * (inputs[s, r] - mu[k])
+                    sum_z[k, r] += d_z
+                    g_inputs[s, r] += d_z * sigma[k]
+            for r in range(rows):
+                for f in range(features):
+                    g_x[b0 + r, t, f] = g_inputs[f, r]
+        for k in range(synapses):
+            chunk_sums[0, chunk, k] = sum_sigma[k].sum()
+            chunk_sums[1, chunk, k] = sum_z[k].sum()
+            chunk_sums[2, chunk, k] = sum_w[k].sum()
+            chunk_sums[3, chunk, k] = sum_erev[k].sum()
+    sums = chunk_sums.sum(axis=1)
+    return g_x, sums[0], -sigma * sums[1], sums[2], w * sums[3]
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -203,24 +333,21 @@ class CompiledRecurrence(torch.autograd.Function):
         src_np, tgt_np = _numpy(src), _numpy(tgt)
         arrays = [_numpy(a) for a in (v0, num, den, cm, sigma, mu, w, erev)]
         v0_np, num_np, den_np, cm_np, sigma_np, mu_np, w_np, erev_np = arrays
-        kernel_threads()
-        states, acts, denoms = _recurrence_forward(v0_np, num_np, den_np, cm_np, src_np, tgt_np, sigma_np, mu_np,
-                                                   w_np, w_np * erev_np, unfolds)
+        chunks = chunk_count(num_np.shape[0], kernel_threads())
+        trajectory, states, acts, denoms = _recurrence_forward(v0_np, num_np, den_np, cm_np, src_np, tgt_np, sigma_np,
+                                                               mu_np, w_np, w_np * erev_np, unfolds, chunks)
         if any(ctx.needs_input_grad):
-            ctx.saved_numpy = (states, acts, denoms, num_np, cm_np, src_np, tgt_np, sigma_np, mu_np, w_np, erev_np)
+            ctx.saved_numpy = (states, acts, denoms, cm_np, src_np, tgt_np, sigma_np, mu_np, w_np, erev_np)
         ctx.unfolds = unfolds
-        trajectory = states[:, unfolds::unfolds]
-        return torch.from_numpy(np.ascontiguousarray(trajectory)).to(num.device)
+        return torch.from_numpy(trajectory).to(num.device)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_trajectory):  # noqa: ANN001, ANN205
-        states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev = ctx.saved_numpy
-        grad = _numpy(grad_trajectory).astype(num.dtype, copy=False)
-        grad_final = np.zeros((grad.shape[0], grad.shape[2]), dtype=num.dtype)
+        states, acts, denoms, cm, src, tgt, sigma, mu, w, erev = ctx.saved_numpy
+        grad = _numpy(grad_trajectory).astype(cm.dtype, copy=False)
         kernel_threads()
-        grads = _recurrence_backward(grad, grad_final, states, acts, denoms, num, cm, src, tgt, sigma, mu, w, erev,
-                                     ctx.unfolds)
+        grads = _recurrence_backward(grad, states, acts, denoms, cm, src, tgt, sigma, mu, w, erev, ctx.unfolds)
         device = grad_trajectory.device
         tensors = tuple(torch.from_numpy(g).to(device) for g in grads)
         return (*tensors, None, None, None)
@@ -252,20 +379,20 @@ class CompiledSensory(torch.autograd.Function):
     def forward(ctx, x, sigma, mu, w, erev, src, tgt, units):  # noqa: ANN001, ANN205
         arrays = [_numpy(a) for a in (x, sigma, mu, w, erev)]
         src_np, tgt_np = _numpy(src), _numpy(tgt)
-        kernel_threads()
-        num, den = _sensory_forward(arrays[0], src_np, tgt_np, *arrays[1:], units)
+        chunks = chunk_count(arrays[0].shape[0], kernel_threads())
+        num, den, acts = _sensory_forward(arrays[0], src_np, tgt_np, *arrays[1:], units, chunks)
         if any(ctx.needs_input_grad):
-            ctx.saved_numpy = (arrays, src_np, tgt_np)
+            ctx.saved_numpy = (arrays, acts, src_np, tgt_np)
         return torch.from_numpy(num).to(x.device), torch.from_numpy(den).to(x.device)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_num, grad_den):  # noqa: ANN001, ANN205
-        (x, sigma, mu, w, erev), src, tgt = ctx.saved_numpy
+        (x, sigma, mu, w, erev), acts, src, tgt = ctx.saved_numpy
         g_num = _numpy(grad_num).astype(x.dtype, copy=False)
         g_den = _numpy(grad_den).astype(x.dtype, copy=False)
         kernel_threads()
-        grads = _sensory_backward(g_num, g_den, x, src, tgt, sigma, mu, w, erev)
+        grads = _sensory_backward(g_num, g_den, x, acts, src, tgt, sigma, mu, w, erev)
         device = grad_num.device
         return (*(torch.from_numpy(g).to(device) for g in grads), None, None, None)
 

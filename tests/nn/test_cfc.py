@@ -11,9 +11,9 @@ import torch
 from lnn_control.nn.cfc import CfC
 from lnn_control.nn.cfc_cells import WiredCfCCell
 from lnn_control.nn.cfc_kernels import CfCMode, WiredPlan, WiredSequence, closed_form_update
-from lnn_control.nn.cfc_numba import CHUNK_ROWS
 from lnn_control.nn.cfc_stepper import CfCStepper
 from lnn_control.nn.cores import build_core
+from lnn_control.nn.ltc_kernels import CHUNK_ROWS
 from lnn_control.nn.wirings import NCP, FullyConnected, Wiring, ncp19_car
 
 MODES = [mode.value for mode in CfCMode]

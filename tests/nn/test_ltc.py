@@ -71,6 +71,33 @@ def test_compiled_and_torch_paths_agree_in_values_and_gradients():
         torch.testing.assert_close(grad, results[1][1][name], atol=1e-10, rtol=1e-8, msg=name)
 
 
+@pytest.mark.parametrize(("batch", "threads"), [(67, 1), (3, 2)])
+def test_compiled_kernels_split_the_batch_into_chunks(batch, threads):
+    """Several chunks: 67 rows on one thread (two uneven chunks of <= 64 rows), 3 rows on two threads."""
+    core = LTC(AutoNCP(9, 2, seed=3).build(5), seed=4).double()
+    x = _inputs(batch, 4, 5, seed=7).double()
+    v0 = torch.randn(batch, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    dt = torch.rand(batch, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(9)) + 0.3
+    before = torch.get_num_threads()
+    results = []
+    try:
+        torch.set_num_threads(threads)
+        for compiled in (True, False):
+            core.compiled = compiled
+            core.zero_grad()
+            state = v0.clone().requires_grad_()
+            y, final = core(x, state, dt)
+            (y.square().sum() + final.sin().sum()).backward()
+            grads = {name: p.grad.clone() for name, p in core.named_parameters()}
+            results.append((y.detach(), final.detach(), state.grad, grads))
+    finally:
+        torch.set_num_threads(before)
+    for got, expected in zip(results[0][:3], results[1][:3]):
+        torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-10)
+    for name, grad in results[0][3].items():
+        torch.testing.assert_close(grad, results[1][3][name], atol=1e-10, rtol=1e-8, msg=name)
+
+
 def test_compiled_backward_matches_finite_differences():
     generator = torch.Generator().manual_seed(5)
     batch, steps, units = 2, 3, 4
