@@ -138,6 +138,36 @@ def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds, c
     return trajectory, states, acts, denoms
 
 
+@numba.njit(cache=True, fastmath=False, inline="always")
+def _synapses_backward(src, tgt, sigma, mu, w, erev, act, pre, d_num, d_den, rows, sums, g_pre):  # noqa: ANN001, ANN202
+    """Backward through sigmoid synapses ``k: pre[src_k] -> tgt_k`` (conductance ``w_k a_k`` into the
+    denominator, ``w_k erev_k a_k`` into the numerator), one chunk, batch-innermost: ``act[K,R]`` the
+    activations, ``pre[S,R]`` the presynaptic values, ``d_num, d_den [N,R]`` the numerator / denominator
+    gradients. Adds ``d loss / d pre`` into ``g_pre[S,R]`` and, per synapse and row, into ``sums[4,K,R]``:
+    ``a d(conductance)`` (-> w), ``d_num a`` (-> erev), ``d_z (pre - mu)`` (-> sigma), ``d_z`` (-> mu),
+    with ``d_z`` the gradient of the sigmoid's argument over ``sigma``; :func:`_synapse_gradients` finishes."""
+    one = act.dtype.type(1.0)
+    for k in range(src.shape[0]):
+        s, j = src[k], tgt[k]
+        for r in range(rows):
+            a = act[k, r]
+            d_conductance = d_num[j, r] * erev[k] + d_den[j, r]
+            d_z = w[k] * d_conductance * a * (one - a)
+            sums[0, k, r] += a * d_conductance
+            sums[1, k, r] += d_num[j, r] * a
+            sums[2, k, r] += d_z * (pre[s, r] - mu[k])
+            sums[3, k, r] += d_z
+            g_pre[s, r] += d_z * sigma[k]
+
+
+@jit_kernel
+def _synapse_gradients(chunk_sums, sigma, w):  # noqa: ANN001, ANN202
+    """``(g_sigma, g_mu, g_w, g_erev) [K]`` from the per-chunk sums ``chunk_sums[4, chunks, K]`` of
+    :func:`_synapses_backward`."""
+    sums = chunk_sums.sum(axis=1)
+    return sums[2], -sigma * sums[3], sums[0], w * sums[1]
+
+
 @jit_parallel_kernel
 def _recurrence_backward(grad_trajectory, states, acts, denoms, cm, src, tgt, sigma, mu, w, erev, unfolds):  # noqa: ANN001, ANN202
     """Gradients w.r.t. ``v0[B,N]``, ``num, den, cm [B,T,N]`` and the per-synapse ``sigma, mu, w, erev [K]``
@@ -147,7 +177,6 @@ def _recurrence_backward(grad_trajectory, states, acts, denoms, cm, src, tgt, si
     chunks = states.shape[0]
     synapses = src.shape[0]
     dtype = states.dtype
-    one = dtype.type(1.0)
     g_v0 = np.empty((batch, units), dtype=dtype)
     g_num = np.empty((batch, steps, units), dtype=dtype)
     g_den = np.empty((batch, steps, units), dtype=dtype)
@@ -165,11 +194,7 @@ def _recurrence_backward(grad_trajectory, states, acts, denoms, cm, src, tgt, si
         step_g_num = np.empty((units, rows), dtype=dtype)
         step_g_den = np.empty((units, rows), dtype=dtype)
         step_g_cm = np.empty((units, rows), dtype=dtype)
-        # per synapse and row: sums of a * d(conductance), d_num * a, d_z * (v_src - mu) and d_z
-        sum_w = np.zeros((synapses, rows), dtype=dtype)
-        sum_erev = np.zeros((synapses, rows), dtype=dtype)
-        sum_sigma = np.zeros((synapses, rows), dtype=dtype)
-        sum_z = np.zeros((synapses, rows), dtype=dtype)
+        sums = np.zeros((4, synapses, rows), dtype=dtype)  # see _synapses_backward
         for t in range(steps - 1, -1, -1):
             for r in range(rows):
                 for j in range(units):
@@ -191,17 +216,7 @@ def _recurrence_backward(grad_trajectory, states, acts, denoms, cm, src, tgt, si
                         step_g_den[j, r] += d_d
                         step_g_cm[j, r] += d_n * v[j, r]
                         g[j, r] = d_n * step_cm[j, r]  # from here on d loss / d states[i]
-                for k in range(synapses):
-                    s, j = src[k], tgt[k]
-                    for r in range(rows):
-                        a = act[k, r]
-                        d_conductance = d_num[j, r] * erev[k] + d_den[j, r]
-                        d_z = w[k] * d_conductance * a * (one - a)
-                        sum_w[k, r] += a * d_conductance
-                        sum_erev[k, r] += d_num[j, r] * a
-                        sum_sigma[k, r] += d_z * (v[s, r] - mu[k])
-                        sum_z[k, r] += d_z
-                        g[s, r] += d_z * sigma[k]
+                _synapses_backward(src, tgt, sigma, mu, w, erev, act, v, d_num, d_den, rows, sums, g)
             for r in range(rows):
                 for j in range(units):
                     g_num[b0 + r, t, j] = step_g_num[j, r]
@@ -211,12 +226,9 @@ def _recurrence_backward(grad_trajectory, states, acts, denoms, cm, src, tgt, si
             for j in range(units):
                 g_v0[b0 + r, j] = g[j, r]
         for k in range(synapses):
-            chunk_sums[0, chunk, k] = sum_sigma[k].sum()
-            chunk_sums[1, chunk, k] = sum_z[k].sum()
-            chunk_sums[2, chunk, k] = sum_w[k].sum()
-            chunk_sums[3, chunk, k] = sum_erev[k].sum()
-    sums = chunk_sums.sum(axis=1)
-    return g_v0, g_num, g_den, g_cm, sums[0], -sigma * sums[1], sums[2], w * sums[3]
+            for q in range(4):
+                chunk_sums[q, chunk, k] = sums[q, k, :rows].sum()
+    return (g_v0, g_num, g_den, g_cm, *_synapse_gradients(chunk_sums, sigma, w))
 
 
 @jit_parallel_kernel
@@ -274,7 +286,6 @@ def _sensory_backward(g_num, g_den, x, acts, src, tgt, sigma, mu, w, erev):  # n
     chunks = acts.shape[0]
     synapses = src.shape[0]
     dtype = x.dtype
-    one = dtype.type(1.0)
     g_x = np.empty_like(x)
     chunk_sums = np.zeros((4, chunks, synapses), dtype=dtype)
     for chunk in numba.prange(chunks):
@@ -284,11 +295,7 @@ def _sensory_backward(g_num, g_den, x, acts, src, tgt, sigma, mu, w, erev):  # n
         g_inputs = np.empty((features, rows), dtype=dtype)
         step_g_num = np.empty((units, rows), dtype=dtype)
         step_g_den = np.empty((units, rows), dtype=dtype)
-        # per synapse and row: sums of a * d(conductance), g_num * a, d_z * (x_src - mu) and d_z
-        sum_w = np.zeros((synapses, rows), dtype=dtype)
-        sum_erev = np.zeros((synapses, rows), dtype=dtype)
-        sum_sigma = np.zeros((synapses, rows), dtype=dtype)
-        sum_z = np.zeros((synapses, rows), dtype=dtype)
+        sums = np.zeros((4, synapses, rows), dtype=dtype)  # see _synapses_backward
         for t in range(steps):
             act = acts[chunk, t]
             for r in range(rows):
@@ -298,27 +305,14 @@ def _sensory_backward(g_num, g_den, x, acts, src, tgt, sigma, mu, w, erev):  # n
                     step_g_num[j, r] = g_num[b0 + r, t, j]
                     step_g_den[j, r] = g_den[b0 + r, t, j]
             g_inputs[:] = 0.0
-            for k in range(synapses):
-                s, j = src[k], tgt[k]
-                for r in range(rows):
-                    a = act[k, r]
-                    d_conductance = step_g_num[j, r] * erev[k] + step_g_den[j, r]
-                    d_z = w[k] * d_conductance * a * (one - a)
-                    sum_w[k, r] += a * d_conductance
-                    sum_erev[k, r] += step_g_num[j, r] * a
-                    sum_sigma[k, r] += d_z * (inputs[s, r] - mu[k])
-                    sum_z[k, r] += d_z
-                    g_inputs[s, r] += d_z * sigma[k]
+            _synapses_backward(src, tgt, sigma, mu, w, erev, act, inputs, step_g_num, step_g_den, rows, sums, g_inputs)
             for r in range(rows):
                 for f in range(features):
                     g_x[b0 + r, t, f] = g_inputs[f, r]
         for k in range(synapses):
-            chunk_sums[0, chunk, k] = sum_sigma[k].sum()
-            chunk_sums[1, chunk, k] = sum_z[k].sum()
-            chunk_sums[2, chunk, k] = sum_w[k].sum()
-            chunk_sums[3, chunk, k] = sum_erev[k].sum()
-    sums = chunk_sums.sum(axis=1)
-    return g_x, sums[0], -sigma * sums[1], sums[2], w * sums[3]
+            for q in range(4):
+                chunk_sums[q, chunk, k] = sums[q, k, :rows].sum()
+    return (g_x, *_synapse_gradients(chunk_sums, sigma, w))
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
