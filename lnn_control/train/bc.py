@@ -161,7 +161,6 @@ def train_behaviour_cloning(
     select: SelectSection | None = None,
     label_std: Iterable[float] | None = None,
     freeze: str = "none",
-    stop_after_epochs: int | None = None,
 ) -> TrainResult:
     """Train ``policy`` in place; the kept checkpoint's weights are loaded into it on return.
 
@@ -175,13 +174,10 @@ def train_behaviour_cloning(
     windows by the datasets' weights, and the validation loss is the share-weighted mean of the
     datasets' validation losses (each in the metrics as ``val_loss_per_dataset``); see
     :mod:`lnn_control.train.sampling`. ``freeze`` (``none``, ``perception``, ``core``) keeps that
-    part of the policy bit-identical (:mod:`lnn_control.train.freeze`). ``stop_after_epochs`` ends the
-    run after that many of its ``config.epochs`` epochs (schedule unchanged; a later ``resume``
-    continues it) and leaves the policy at its *last* weights: the candidate trials of
-    :mod:`lnn_control.train.pipeline`."""
+    part of the policy bit-identical (:mod:`lnn_control.train.freeze`)."""
     with frozen(policy, freeze) as trainable:
         return _train(policy, dataset, config, Path(out_dir), resume, progress, validator, select, label_std,
-                      freeze, trainable, stop_after_epochs)
+                      freeze, trainable)
 
 
 def _train(
@@ -196,7 +192,6 @@ def _train(
     label_std: Iterable[float] | None,
     freeze: str,
     trainable: list[torch.nn.Parameter],
-    stop_after_epochs: int | None = None,
 ) -> TrainResult:
     if validator is not None and select is None:
         raise ValueError("a closed-loop validator needs its SelectSection (every_epochs, patience)")
@@ -253,8 +248,7 @@ def _train(
         scale = scale * torch.tensor(np.maximum(label_std, config.min_label_std), dtype=torch.float32)
 
     writer = _tensorboard_writer(out / "tensorboard")
-    last_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
-    for epoch in range(start_epoch, last_epoch):
+    for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         policy.train()
         drawn = plan.sampler.epoch(rng)
@@ -336,7 +330,7 @@ def _train(
             break
     if writer is not None:
         writer.close()
-    if best_state is not None and stop_after_epochs is None:
+    if best_state is not None:
         policy.load_state_dict(best_state)
     policy.eval()
     return TrainResult(best_val_loss=best_val, best_epoch=best_epoch, history=history, best_score=best_score,

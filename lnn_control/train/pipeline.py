@@ -19,24 +19,21 @@ never creates the simulator: its specs come from the datasets and its control ra
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from lnn_control.atomic import atomic_write_json
 from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
 from lnn_control.data.mixture import MixSource
 from lnn_control.train.bc import TrainResult, init_output_layer, train_behaviour_cloning
 from lnn_control.train.init_from import InitBundle, load_init_weights, read_init_bundle
 from lnn_control.train.recipe import TrainRecipe, check_launch, needs_simulator
-from lnn_control.train.selection import ClosedLoopValidator, candidate_seed
+from lnn_control.train.selection import ClosedLoopValidator
 from lnn_control.train.sources import (
     check_fits_policy,
     datasets_record,
@@ -101,15 +98,8 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
     stage_results: list[TrainResult] = []
     stages: list[dict] = []
     stage0_saved = resume and (out / "train" / "stage0" / "checkpoint").is_dir()
-    candidates: list[dict[str, Any]] | None = None
-    if launch.select.candidates > 1 and not stage0_saved:
-        policy, candidates = _try_candidates(launch, given, training_data(launch, data_dir, given), out, resume,
-                                             progress, selection)
-        stage0_saved = True  # the chosen candidate's folder became stage 0
-    elif not stage0_saved and init is None:  # a kill before the first checkpoint: this stage starts afresh
+    if not stage0_saved and init is None:  # a kill before the first checkpoint: this stage starts afresh
         init_output_layer(policy, training_data(launch, data_dir, given), launch.train.min_label_std)
-    if stage0_saved and candidates is None and (out / "train" / "candidates.json").is_file():
-        candidates = json.loads((out / "train" / "candidates.json").read_text(encoding="utf-8"))
     result = train_behaviour_cloning(policy, training_data(launch, data_dir, given), launch.train,
                                      out / "train" / "stage0", resume=stage0_saved, progress=progress,
                                      label_std=None if init is None else init.label_std, freeze=launch.freeze,
@@ -178,7 +168,6 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
                 "patience": launch.select.patience,
             },
             "label_std": stage_results[0].label_std,
-            "candidates": candidates,
             "stages": stages,
             "kept": next(s for s in reversed(stages) if s["accepted"]),
         },
@@ -186,40 +175,6 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
     bundle = out / "policy"
     save_policy(policy, bundle, provenance, overwrite=True)
     return bundle
-
-
-def _try_candidates(launch: TrainRecipe, given: list[MixSource], data: Any, out: Path, resume: bool, progress: bool,
-                    selection: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
-    """Train ``select.candidates`` fresh initialisations for ``select.candidate_epochs`` epochs each
-    (same windows, same validation split: only the initialisation differs), make the one with the
-    lowest validation loss stage 0's checkpoint, and return its policy and every candidate's record
-    (also written to ``train/candidates.json``). A resumed run reuses finished candidates."""
-    folder = out / "train" / "candidates"
-    records, policies = [], []
-    for index in range(launch.select.candidates):
-        seed = candidate_seed(launch.seed, index)
-        policy = _recipe_policy(dataclasses.replace(launch, seed=seed), given, None)
-        target = folder / f"c{index}"
-        saved = resume and (target / "checkpoint").is_dir()
-        if not saved:
-            init_output_layer(policy, data, launch.train.min_label_std)
-        result = train_behaviour_cloning(policy, data, launch.train, target, resume=saved, progress=progress,
-                                         stop_after_epochs=launch.select.candidate_epochs, **selection)
-        records.append({"candidate": index, "init_seed": seed, "val_loss": result.history[-1]["val_loss"],
-                        "train_loss": result.history[-1]["train_loss"]})
-        policies.append(policy)
-    chosen = min(range(len(records)), key=lambda i: (records[i]["val_loss"], i))
-    for record in records:
-        record["chosen"] = record["candidate"] == chosen
-    atomic_write_json(out / "train" / "candidates.json", records)
-    stage0, staging = out / "train" / "stage0", out / "train" / ".stage0.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(folder / f"c{chosen}", staging)
-    shutil.rmtree(stage0, ignore_errors=True)  # left by a kill before stage 0's first checkpoint
-    staging.replace(stage0)  # a kill leaves either no stage 0 or the whole copy
-    logger.info("candidate %d of %d goes on (init seed %d, validation loss %.4f)", chosen, len(records),
-                records[chosen]["init_seed"], records[chosen]["val_loss"])
-    return policies[chosen], records
 
 
 def _collect_expert(config: CollectConfig, data_dir: Path, workers: int, progress: bool) -> None:

@@ -139,9 +139,6 @@ def check_launch(launch: TrainRecipe, source: str = "launch file") -> None:
     if launch.collect.episodes == 0 and not launch.datasets:
         raise ConfigError(f"{source}: no training data: collect.episodes is 0 and 'datasets' is empty; give "
                           "datasets (launch file 'datasets:' or --dataset DATA[:WEIGHT]) or collect.episodes > 0")
-    if launch.select.candidates > 1 and launch.init_from is not None:
-        raise ConfigError(f"{source}: select.candidates is {launch.select.candidates} but init_from is set; candidates "
-                          "are fresh initialisations: set select.candidates: 1 to fine-tune from a bundle")
     if launch.collect.episodes == 0 and launch.dagger.rounds > 0:
         raise ConfigError(f"{source}: dagger.rounds is {launch.dagger.rounds} but collect.episodes is 0; DAgger "
                           "rounds extend the simulated collection: set dagger.rounds: 0 for a run on datasets only")

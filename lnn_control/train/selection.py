@@ -31,13 +31,6 @@ class SelectSection:
     conditions: condition specs to validate under (e.g. ``[clean, rain:3]``).
     workers: processes for the validation episodes (the parallel seam; 1 = in this process).
     patience: stop after this many validations without a better score (0 = never stop early).
-    candidates: fresh initialisations tried before stage 0 (1 = just the recipe's seed). Each trains
-        ``candidate_epochs`` epochs on the same windows and validation split; the one with the lowest
-        validation loss goes on, the others are dropped (see :func:`candidate_seed`). Whether a
-        training run gets stuck depends on the initialisation *and* the window order together
-        (drone, measured: policy seed 3 with order 3 stalled at a training loss of 0.87 after four
-        epochs; seed 3 with order 0 and seed 0 with order 3 both reached 0.72).
-    candidate_epochs: epochs each candidate trains before the choice (they count towards stage 0).
     """
 
     metric: Literal["val_loss", "closed_loop"] = "val_loss"
@@ -46,13 +39,11 @@ class SelectSection:
     conditions: list[str] = field(default_factory=lambda: ["clean"])
     workers: int = 1
     patience: int = 0
-    candidates: int = 1
-    candidate_epochs: int = 2
 
     def __post_init__(self) -> None:
         if self.metric not in ("val_loss", "closed_loop"):
             raise ValueError(f"select.metric must be 'val_loss' or 'closed_loop', got {self.metric!r}")
-        for name in ("every_epochs", "episodes", "workers", "candidates", "candidate_epochs"):
+        for name in ("every_epochs", "episodes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"select.{name} must be ≥ 1, got {getattr(self, name)}")
         if self.episodes > HELD_OUT_SEED_START - VALIDATION_SEED_START:
@@ -61,14 +52,6 @@ class SelectSection:
             raise ValueError(f"select.patience must be ≥ 0 (0 = never stop early), got {self.patience}")
         if not self.conditions:
             raise ValueError("select.conditions must name at least one condition, e.g. [clean]")
-
-
-def candidate_seed(seed: int, candidate: int) -> int:
-    """Initialisation seed of candidate ``candidate`` (0-based) of a run with recipe seed ``seed``:
-    candidate 0 is the recipe seed itself, the others are drawn from ``SeedSequence([seed, candidate])``."""
-    if candidate == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, candidate]).generate_state(1)[0] % (2**31 - 1))
 
 
 @dataclass(frozen=True)

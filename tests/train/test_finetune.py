@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -295,35 +294,3 @@ def test_the_dataset_flag_appends_weighted_datasets():
     assert parse_dataset("d:0.25") == ("d", 0.25)
     with pytest.raises(argparse.ArgumentTypeError, match="weight of d must be a finite number > 0, got -1"):
         parse_dataset("d:-1")
-
-
-# --- candidate initialisations ------------------------------------------------------------------------
-
-
-def test_candidates_train_briefly_and_the_lowest_validation_loss_goes_on_exactly(tmp_path):
-    data = _dataset(tmp_path / "data", episodes=4)
-    select = SelectSection(metric="val_loss", candidates=3, candidate_epochs=1)
-    launch = _launch([data], select=select, train=dataclasses.replace(TINY, epochs=2), seed=5)
-    out = pipeline.run_pipeline(launch, "# candidates", tmp_path / "run", progress=False)
-    records = json.loads((out / "config.json").read_text())["provenance"]["selection"]["candidates"]
-    assert [r["candidate"] for r in records] == [0, 1, 2] and records[0]["init_seed"] == 5
-    assert len({r["init_seed"] for r in records}) == 3
-    chosen = [r for r in records if r["chosen"]]
-    assert len(chosen) == 1 and chosen[0]["val_loss"] == min(r["val_loss"] for r in records)
-    # the chosen candidate goes on exactly: the same bundle as a single run started from its seed
-    single = dataclasses.replace(launch, seed=chosen[0]["init_seed"], select=SelectSection(metric="val_loss"))
-    direct = pipeline.run_pipeline(single, "# single", tmp_path / "single", progress=False)
-    assert (direct / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
-    # a resumed run reuses the candidates and stage 0, and records the same choice
-    shutil.rmtree(out)
-    again = pipeline.run_pipeline(launch, "# candidates", tmp_path / "run", resume=True, progress=False)
-    assert (again / "model.safetensors").read_bytes() == (direct / "model.safetensors").read_bytes()
-    assert json.loads((again / "config.json").read_text())["provenance"]["selection"]["candidates"] == records
-
-
-def test_candidates_need_fresh_weights(tmp_path):
-    init = _bundle(tmp_path / "bundle")
-    launch = _launch([_dataset(tmp_path / "data")], init_from=str(init),
-                     select=SelectSection(metric="val_loss", candidates=2))
-    with pytest.raises(ConfigError, match="select.candidates is 2 but init_from is set"):
-        check_launch(launch)
