@@ -134,8 +134,10 @@ def test_per_model_dagger_runs_the_recipes_rounds_on_a_copy_of_the_data(tmp_path
     own = list((out / "models" / "lstm_matched-s0" / "data" / "episodes").glob("episode_*.safetensors"))
     shared = list((out / "data" / "episodes").glob("episode_*.safetensors"))
     assert len(shared) == 4 and len(own) == 4 + 10  # the lane recipe: one round of 10 learner episodes
-    assert results["training"] == {"per_model_dagger": True, "identical_data": False}
-    assert "per-model DAgger" in (out / "report.md").read_text()
+    assert results["training"] == {"per_model_dagger": True, "identical_data": False, "collected_conditions": ["clean"]}
+    assert {row["training_exposure"] for row in results["rows"]} == {"same", "unseen"}  # clean, rain:3
+    report = (out / "report.md").read_text()
+    assert "per-model DAgger" in report and "Seen in training: clean" in report and "rain:3 †" in report
 
 
 def test_a_recipe_with_closed_loop_selection_selects_in_every_train_cell(tmp_path: Path) -> None:
