@@ -23,7 +23,7 @@ import math
 import numba
 import numpy as np
 
-from lnn_control.nn.ltc_kernels import jit_kernel, jit_parallel_kernel
+from lnn_control.nn.ltc_kernels import chunk_bounds, jit_kernel, jit_parallel_kernel
 
 MODE_CODES = {"default": 0, "no_gate": 1, "pure": 2}
 _DEFAULT, _PURE = 0, 2
@@ -56,8 +56,7 @@ def wired_forward(projected, h0, elapsed, recurrent, block_values, blocks, layer
     saved = np.empty((steps, columns, batch), dtype=dtype)
     heads = np.empty((steps, columns, batch) if pure else (0, 0, 0), dtype=dtype)
     for chunk in numba.prange(chunks):
-        b0 = chunk * batch // chunks
-        rows = (chunk + 1) * batch // chunks - b0
+        b0, rows = chunk_bounds(chunk, batch, chunks)
         h = np.empty((units, rows), dtype=dtype)
         pre = np.empty((columns, rows), dtype=dtype)  # head pre-activations of the step
         for r in range(rows):
@@ -131,8 +130,7 @@ def wired_backward(grad_history, elapsed, recurrent, block_values, blocks, layer
     grad_w_chunks = np.zeros((chunks, units) if pure else (0, 0), dtype=dtype)
     grad_amplitude_chunks = np.zeros((chunks, units) if pure else (0, 0), dtype=dtype)
     for chunk in numba.prange(chunks):
-        b0 = chunk * batch // chunks
-        rows = (chunk + 1) * batch // chunks - b0
+        b0, rows = chunk_bounds(chunk, batch, chunks)
         g = np.zeros((units, rows), dtype=dtype)  # d loss / d states after step t
         grad_pre = np.empty((columns, rows), dtype=dtype)  # d loss / d head pre-activations of step t
         for t in range(steps - 1, -1, -1):

@@ -74,6 +74,13 @@ def chunk_count(batch: int, threads: int) -> int:
     return max(1, min(batch, max(threads, -(-batch // CHUNK_ROWS))))
 
 
+@numba.njit(cache=True, inline="always")
+def chunk_bounds(chunk, batch, chunks):  # noqa: ANN001, ANN201
+    """``(first row, row count)`` of chunk ``chunk`` when ``batch`` rows are split into ``chunks``."""
+    first = chunk * batch // chunks
+    return first, (chunk + 1) * batch // chunks - first
+
+
 @jit_parallel_kernel
 def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds, chunks):  # noqa: ANN001, ANN202
     """``trajectory[B,T,N]`` (state after every step) from ``v0[B,N]`` and the per-step constants ``num, den,
@@ -91,8 +98,7 @@ def _recurrence_forward(v0, num, den, cm, src, tgt, sigma, mu, w, we, unfolds, c
     acts = np.empty((chunks, steps * unfolds, synapses, width), dtype=dtype)
     denoms = np.empty((chunks, steps * unfolds, units, width), dtype=dtype)
     for chunk in numba.prange(chunks):
-        b0 = chunk * batch // chunks
-        rows = (chunk + 1) * batch // chunks - b0
+        b0, rows = chunk_bounds(chunk, batch, chunks)
         chunk_states, chunk_acts, chunk_denoms = states[chunk], acts[chunk], denoms[chunk]
         step_num = np.empty((units, rows), dtype=dtype)
         step_den = np.empty((units, rows), dtype=dtype)
@@ -184,8 +190,7 @@ def _recurrence_backward(grad_trajectory, states, acts, denoms, cm, src, tgt, si
     # per-synapse sums per chunk (chunks run in parallel), summed at the end
     chunk_sums = np.zeros((4, chunks, synapses), dtype=dtype)
     for chunk in numba.prange(chunks):
-        b0 = chunk * batch // chunks
-        rows = (chunk + 1) * batch // chunks - b0
+        b0, rows = chunk_bounds(chunk, batch, chunks)
         chunk_states, chunk_acts, chunk_denoms = states[chunk], acts[chunk], denoms[chunk]
         g = np.zeros((units, rows), dtype=dtype)  # d loss / d state (after the unfold being walked back)
         d_num = np.empty((units, rows), dtype=dtype)  # d loss / d numerator of the unfold
@@ -244,8 +249,7 @@ def _sensory_forward(x, src, tgt, sigma, mu, w, erev, units, chunks):  # noqa: A
     den = np.empty((batch, steps, units), dtype=dtype)
     acts = np.empty((chunks, steps, synapses, -(-batch // chunks)), dtype=dtype)
     for chunk in numba.prange(chunks):
-        b0 = chunk * batch // chunks
-        rows = (chunk + 1) * batch // chunks - b0
+        b0, rows = chunk_bounds(chunk, batch, chunks)
         inputs = np.empty((features, rows), dtype=dtype)
         acc_num = np.empty((units, rows), dtype=dtype)
         acc_den = np.empty((units, rows), dtype=dtype)
@@ -289,8 +293,7 @@ def _sensory_backward(g_num, g_den, x, acts, src, tgt, sigma, mu, w, erev):  # n
     g_x = np.empty_like(x)
     chunk_sums = np.zeros((4, chunks, synapses), dtype=dtype)
     for chunk in numba.prange(chunks):
-        b0 = chunk * batch // chunks
-        rows = (chunk + 1) * batch // chunks - b0
+        b0, rows = chunk_bounds(chunk, batch, chunks)
         inputs = np.empty((features, rows), dtype=dtype)
         g_inputs = np.empty((features, rows), dtype=dtype)
         step_g_num = np.empty((units, rows), dtype=dtype)

@@ -9,8 +9,8 @@ that recipes switch on for robustness to lighting they never collected: ``glow``
 light at a random place and size, screen-blended towards white) and ``haze`` (a uniform veil
 towards white). Neither is one of the evaluation conditions of :mod:`lnn_control.envs.wrappers`
 (glare adds lens ghosts, keeps the sun in the upper frame and scales all three with severity), but
-they are of the same family as ``glare`` and ``fog``; the policy bundle records the augmentation
-next to the training conditions, so a report can say which shifts were truly unseen.
+they are of the same family as ``glare`` and ``fog``. The bundle's provenance keeps the launch file
+text (with its ``train.augment``) next to the collected training conditions.
 """
 
 from __future__ import annotations
