@@ -97,6 +97,14 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
 
     stage_results: list[TrainResult] = []
     stages: list[dict] = []
+    kept_success = -1.0  # the closed-loop success of the weights kept so far (-1: none scored yet)
+    kept = _copy_weights(policy)
+    if init is not None and validator is not None:
+        # a fine-tune must beat the bundle it starts from on the same validation seeds, else it is not shipped
+        start_score = validator(policy)
+        kept_success = start_score["success_rate"]
+        stages.append({"stage": "init_from", "kept_epoch": None, "val_loss": None,
+                       "closed_loop": {"success_rate": kept_success}, "stopped_early": False, "accepted": True})
     stage0_saved = resume and (out / "train" / "stage0" / "checkpoint").is_dir()
     if not stage0_saved and init is None:  # a kill before the first checkpoint: this stage starts afresh
         init_output_layer(policy, training_data(launch, data_dir, given), launch.train.min_label_std)
@@ -105,8 +113,9 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
                                      label_std=None if init is None else init.label_std, freeze=launch.freeze,
                                      **selection)
     stage_results.append(result)
-    stages.append(_stage_record("stage0", result, accepted=True))
-    kept, kept_result = _copy_weights(policy), result
+    _keep_or_reject(policy, "stage0", result, stages, kept, kept_success)
+    if stages[-1]["accepted"]:
+        kept, kept_success = _copy_weights(policy), _success(result)
     for round_index in range(launch.dagger.rounds):
         assert collect_cfg is not None  # check_launch: DAgger rounds need the simulated collection
         dagger_cfg = dataclasses.replace(
@@ -130,15 +139,9 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
                                          resume=resume and (stage_dir / "checkpoint").is_dir(), progress=progress,
                                          label_std=stage_results[0].label_std, freeze=launch.freeze, **selection)
         stage_results.append(result)
-        # success rates only: the stages' BC losses come from different validation windows
-        accepted = validator is None or _success(result) >= _success(kept_result)
-        stages.append(_stage_record(f"dagger{round_index + 1}", result, accepted))
-        if accepted:
-            kept, kept_result = _copy_weights(policy), result
-        else:  # this round made closed-loop validation worse: keep the policy it started from
-            policy.load_state_dict(kept)
-            logger.warning("DAgger round %d rejected: validation success %.0f %% < %.0f %% before it", round_index + 1,
-                           100 * _success(result), 100 * _success(kept_result))
+        _keep_or_reject(policy, f"dagger{round_index + 1}", result, stages, kept, kept_success)
+        if stages[-1]["accepted"]:
+            kept, kept_success = _copy_weights(policy), _success(result)
 
     dataset = training_data(launch, data_dir, given)
     provenance = {
@@ -219,6 +222,19 @@ def _recipe_policy(launch: TrainRecipe, given: list[MixSource], init: InitBundle
 
 def _success(result: TrainResult) -> float:
     return result.best_score["success_rate"] if result.best_score else -1.0
+
+
+def _keep_or_reject(policy: Any, name: str, result: TrainResult, stages: list[dict], kept: dict,
+                    kept_success: float) -> None:
+    """Record stage ``name``; under closed-loop selection a stage that drives the validation seeds worse
+    than the weights kept so far (the ``init_from`` bundle, or the stage before) is rejected and those
+    weights are restored. Success rates only: the stages' BC losses come from different windows."""
+    accepted = result.best_score is None or _success(result) >= kept_success
+    stages.append(_stage_record(name, result, accepted))
+    if not accepted:
+        policy.load_state_dict(kept)
+        logger.warning("%s rejected: validation success %.0f %% < %.0f %% of the weights before it", name,
+                       100 * _success(result), 100 * kept_success)
 
 
 def _copy_weights(policy: Any) -> dict:

@@ -99,3 +99,29 @@ def test_recorded_data_mixed_with_simulated_collection_under_closed_loop_selecti
     assert kept["stage"] == "stage0" and 0.0 <= kept["closed_loop"]["success_rate"] <= 1.0
     history = [json.loads(line) for line in (tmp_path / "run" / "train" / "stage0" / "metrics.jsonl").read_text().splitlines()]
     assert "closed_loop" in history[0] and "collected" in history[0]["val_loss_per_dataset"]
+
+
+@pytest.mark.slow
+def test_a_fine_tune_that_drives_worse_than_its_start_bundle_is_not_shipped(tmp_path: Path, converted: Path) -> None:
+    """Closed-loop selection scores the init_from bundle first: a fine-tune that wrecks the policy
+    (here a learning rate 10 000× the recipe's) is rejected and the bundle keeps the start weights."""
+    from lnn_control.policies.bundle import load_policy
+    from lnn_control.train.pipeline import run_pipeline
+    from lnn_control.train.recipe import DatasetEntry, load_train_launch
+    from lnn_control.train.selection import SelectSection
+
+    launch, _ = load_train_launch("lane_keeping_finetune")
+    launch = dataclasses.replace(
+        launch, env_kwargs={"road_length": 10.0}, datasets=(DatasetEntry(str(converted), 1.0),),
+        select=SelectSection(metric="closed_loop", every_epochs=1, episodes=2),
+        train=dataclasses.replace(launch.train, epochs=1, batch_size=4, seq_len=8, stride=8, warmup_steps=0,
+                                  lr=10.0, grad_clip=100.0, threads=1),
+    )
+    bundle = run_pipeline(launch, "# wrecking fine-tune", tmp_path / "run", progress=False)
+    selection = json.loads((bundle / "config.json").read_text())["provenance"]["selection"]
+    start, stage0 = selection["stages"]
+    assert start["stage"] == "init_from" and start["closed_loop"]["success_rate"] == 1.0
+    assert stage0["stage"] == "stage0" and stage0["closed_loop"]["success_rate"] < 1.0 and not stage0["accepted"]
+    assert selection["kept"] == start
+    shipped, written = load_policy(_shipped_bundle()).state_dict(), load_policy(bundle).state_dict()
+    assert all(np.array_equal(shipped[k].numpy(), written[k].numpy()) for k in shipped)
