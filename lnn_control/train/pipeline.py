@@ -30,9 +30,10 @@ from typing import Any
 from lnn_control.data.collect import CollectConfig, collect, env_specs, make_env
 from lnn_control.data.episodes import EpisodeDataset
 from lnn_control.data.mixture import MixSource
-from lnn_control.train.bc import TrainResult, init_output_layer, train_behaviour_cloning
+from lnn_control.train.bc import TrainResult, train_behaviour_cloning
 from lnn_control.train.init_from import InitBundle, load_init_weights, read_init_bundle
 from lnn_control.train.recipe import TrainRecipe, check_launch, needs_simulator
+from lnn_control.train.restarts import train_stage0_with_restarts
 from lnn_control.train.selection import ClosedLoopValidator
 from lnn_control.train.sources import (
     check_fits_policy,
@@ -105,15 +106,15 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
         kept_success = start_score["success_rate"]
         stages.append({"stage": "init_from", "kept_epoch": None, "val_loss": None,
                        "closed_loop": {"success_rate": kept_success}, "stopped_early": False, "accepted": True})
-    stage0_saved = resume and (out / "train" / "stage0" / "checkpoint").is_dir()
-    if not stage0_saved and init is None:  # a kill before the first checkpoint: this stage starts afresh
-        init_output_layer(policy, training_data(launch, data_dir, given), launch.train.min_label_std)
-    result = train_behaviour_cloning(policy, training_data(launch, data_dir, given), launch.train,
-                                     out / "train" / "stage0", resume=stage0_saved, progress=progress,
-                                     label_std=None if init is None else init.label_std, freeze=launch.freeze,
-                                     **selection)
+    kept_attempt, rejected = train_stage0_with_restarts(
+        policy, training_data(launch, data_dir, given), launch.train, out / "train",
+        lambda offset: _recipe_policy(dataclasses.replace(launch, seed=launch.seed + offset), given, init).state_dict(),
+        fresh_output_layer=init is None, resume=resume, progress=progress,
+        label_std=None if init is None else init.label_std, freeze=launch.freeze, **selection)
+    stages += [_stage_record(attempt.name, attempt.result, accepted=False) for attempt in rejected]
+    result = kept_attempt.result
     stage_results.append(result)
-    _keep_or_reject(policy, "stage0", result, stages, kept, kept_success)
+    _keep_or_reject(policy, kept_attempt.name, result, stages, kept, kept_success)
     if stages[-1]["accepted"]:
         kept, kept_success = _copy_weights(policy), _success(result)
     for round_index in range(launch.dagger.rounds):
@@ -169,6 +170,8 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
                 "conditions": list(launch.select.conditions),
                 "every_epochs": launch.select.every_epochs,
                 "patience": launch.select.patience,
+                "restarts": launch.select.restarts,
+                "restart_below": launch.select.restart_below,
             },
             "label_std": stage_results[0].label_std,
             "stages": stages,

@@ -144,6 +144,12 @@ def check_launch(launch: TrainRecipe, source: str = "launch file") -> None:
                           "rounds extend the simulated collection: set dagger.rounds: 0 for a run on datasets only")
 
 
+    if launch.init_from and launch.select.restarts:
+        raise ConfigError(f"{source}: select.restarts is {launch.select.restarts} with init_from "
+                          f"{launch.init_from!r}; a restart starts from fresh weights, which a fine-tune does not "
+                          "want: set select.restarts: 0")
+
+
 def load_train_launch(name_or_path: str | Path) -> tuple[TrainRecipe, str]:
     """Load a launch file by path, or by name from the shipped ``lnn_control.launch`` files.
 

@@ -31,6 +31,11 @@ class SelectSection:
     conditions: condition specs to validate under (e.g. ``[clean, rain:3]``).
     workers: processes for the validation episodes (the parallel seam; 1 = in this process).
     patience: stop after this many validations without a better score (0 = never stop early).
+    restarts: how many times stage 0 may start again from fresh weights when its kept checkpoint's
+        success rate is below ``restart_below`` (attempt k initialises the policy with seed
+        ``seed + 1000 k`` and draws its window order from ``train.seed + 1000 k``; a run that stalls
+        on the mean-command plateau is chaotic in its seed, README "Measured numbers").
+    restart_below: the success rate (0..1) stage 0 must reach to be kept without a restart.
     """
 
     metric: Literal["val_loss", "closed_loop"] = "val_loss"
@@ -39,6 +44,8 @@ class SelectSection:
     conditions: list[str] = field(default_factory=lambda: ["clean"])
     workers: int = 1
     patience: int = 0
+    restarts: int = 0
+    restart_below: float = 0.0
 
     def __post_init__(self) -> None:
         if self.metric not in ("val_loss", "closed_loop"):
@@ -50,6 +57,13 @@ class SelectSection:
             raise ValueError(f"select.episodes must be ≤ {HELD_OUT_SEED_START - VALIDATION_SEED_START} (validation seeds 900-999)")
         if self.patience < 0:
             raise ValueError(f"select.patience must be ≥ 0 (0 = never stop early), got {self.patience}")
+        if self.restarts < 0:
+            raise ValueError(f"select.restarts must be ≥ 0 (0 = never restart), got {self.restarts}")
+        if not 0.0 <= self.restart_below <= 1.0:
+            raise ValueError(f"select.restart_below is a success rate in [0, 1], got {self.restart_below}")
+        if self.restarts and self.metric != "closed_loop":
+            raise ValueError(f"select.restarts is {self.restarts} but select.metric is {self.metric!r}: a restart is "
+                             "decided on the closed-loop validation score; set metric: closed_loop or restarts: 0")
         if not self.conditions:
             raise ValueError("select.conditions must name at least one condition, e.g. [clean]")
 

@@ -188,6 +188,65 @@ def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
     assert provenance["training_conditions"] == ["clean"]
 
 
+@pytest.mark.parametrize(("rates", "kept_stage"), [([0.2, 0.9], "stage0-restart1"), ([0.3, 0.1], "stage0")])
+def test_a_stalled_stage0_trains_again_from_fresh_weights_and_the_better_attempt_is_kept(
+        tmp_path, monkeypatch, rates, kept_stage):
+    """select.restarts: 1, restart_below: 0.5. Stage 0 validates below 0.5, so it trains again from
+    weights initialised with seed + 1000; the bundle keeps the attempt that validated better and
+    records the other as not accepted."""
+    from lnn_control.policies.bundle import load_policy
+    from lnn_control.train import pipeline
+    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
+
+    scripted = iter(rates)
+    seen: list[dict] = []
+
+    class Scripted:
+        def __init__(self, *args, **kwargs) -> None:
+            self.config = EvalConfig(split="validation", episodes=2)
+
+        def __call__(self, policy) -> dict:
+            seen.append({k: v.detach().clone() for k, v in policy.state_dict().items()})
+            rate = next(scripted)
+            return {"success_rate": rate, "per_condition": {"clean": rate}}
+
+    monkeypatch.setattr(pipeline, "ClosedLoopValidator", Scripted)
+    launch = TrainRecipe(
+        task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
+        collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
+        dagger=DaggerSection(rounds=0),
+        policy=PolicySection(core="cfc", preset="ncp19_car"),
+        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
+        select=SelectSection(metric="closed_loop", every_epochs=1, episodes=2, restarts=1, restart_below=0.5),
+    )
+    bundle = pipeline.run_pipeline(launch, "# launch", tmp_path / "run", progress=False)
+    selection = json.loads((bundle / "config.json").read_text())["provenance"]["selection"]
+    records = {s["stage"]: s for s in selection["stages"]}
+    assert set(records) == {"stage0", "stage0-restart1"}
+    assert [s["stage"] for s in selection["stages"] if s["accepted"]] == [kept_stage]
+    assert selection["kept"]["closed_loop"]["success_rate"] == max(rates)
+    assert selection["validation"]["restarts"] == 1 and selection["validation"]["restart_below"] == 0.5
+    assert (tmp_path / "run" / "train" / "stage0-restart1" / "metrics.jsonl").is_file()
+    assert not _same_weights(seen[0], seen[1])  # the restart started from other weights
+    assert _same_weights(load_policy(bundle).state_dict(), seen[rates.index(max(rates))])
+
+
+def test_restart_settings_are_checked(tmp_path):
+    from lnn_control.config import ConfigError
+    from lnn_control.train.recipe import TrainRecipe, check_launch
+
+    with pytest.raises(ValueError, match="select.restarts is 1 but select.metric is 'val_loss'"):
+        SelectSection(restarts=1)
+    with pytest.raises(ValueError, match=r"select.restart_below is a success rate in \[0, 1\], got 1.5"):
+        SelectSection(metric="closed_loop", restart_below=1.5)
+    with pytest.raises(ValueError, match="select.restarts must be ≥ 0"):
+        SelectSection(metric="closed_loop", restarts=-1)
+    launch = TrainRecipe(task="lane-keeping", init_from="lane_keeping_ncp19",
+                         select=SelectSection(metric="closed_loop", restarts=1, restart_below=0.5))
+    with pytest.raises(ConfigError, match="select.restarts is 1 with init_from 'lane_keeping_ncp19'"):
+        check_launch(launch)
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
