@@ -9,16 +9,28 @@ that recipes switch on for robustness to lighting they never collected: ``glow``
 light at a random place and size, screen-blended towards white) and ``haze`` (a uniform veil
 towards white). Neither is one of the evaluation conditions of :mod:`lnn_control.envs.wrappers`
 (glare adds lens ghosts, keeps the sun in the upper frame and scales all three with severity), but
-they are of the same family as ``glare`` and ``fog``. The bundle's provenance keeps the launch file
-text (with its ``train.augment``) next to the collected training conditions.
+they are of the same family as ``glare`` and ``fog``. Two lens effects of the ``rain`` family, again
+not the condition itself: ``blur`` (a Gaussian defocus of random width per window) and ``lines``
+(generic clutter: thin lines at one random orientation per window, all brighter or all darker, new
+ones every frame; rain's are near-vertical and bright, and rain also darkens and wets the lens). The bundle's provenance keeps the launch file text (with its
+``train.augment``) next to the collected training conditions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
+
+#: Largest ``AugmentConfig.blur`` (px): at 64×128 a sigma of 3 px already hides the lane lines' edges.
+MAX_BLUR_SIGMA = 3.0
+#: The ``lines`` augmentation: density range (lines per pixel), length range (fraction of the
+#: height) and brightness change (grey levels, either sign).
+LINE_DENSITY = (0.002, 0.012)
+LINE_LENGTH = (0.06, 0.24)
+LINE_CONTRAST = (60.0, 130.0)
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,12 @@ class AugmentConfig:
         in the frame, radius 5-30 % of the frame width, peak 0.3-1.0 of the way to white.
     haze: max strength of a uniform veil towards white (0.2 = up to 20 % of the way), drawn per
         augmented window.
+    blur: max Gaussian blur sigma in pixels (0-3), drawn per augmented window (before the noise).
+    lines: chance that an augmented window also gets thin lines: 2-12 per 1000 px, 6-24 % of the
+        frame height long, one orientation (any) and one sign per window (60-130 grey levels
+        brighter, fading towards white, or darker, fading towards black), new lines every frame.
+    The first five keep one draw sequence: a recipe without glow, haze, blur and lines
+    augments exactly as before they existed (the same seed, the same windows).
     """
 
     brightness: float = 0.15
@@ -43,12 +61,16 @@ class AugmentConfig:
     probability: float = 0.8
     glow: float = 0.0
     haze: float = 0.0
+    blur: float = 0.0
+    lines: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "channel_gain", "noise_std", "glow", "haze"):
+        for name in ("brightness", "contrast", "channel_gain", "noise_std", "glow", "haze", "lines"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {value}")
+        if not 0.0 <= self.blur <= MAX_BLUR_SIGMA:
+            raise ValueError(f"AugmentConfig.blur is a Gaussian sigma in pixels in [0, {MAX_BLUR_SIGMA}], got {self.blur}")
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError(f"AugmentConfig.probability must be in [0, 1], got {self.probability}")
 
@@ -73,6 +95,10 @@ def augment_windows(images: np.ndarray, config: AugmentConfig, rng: np.random.Ge
     glow_peak = np.asarray(rng.uniform(0.3, 1.0, b)) * glow
     haze = np.asarray(rng.uniform(0.0, config.haze, b))
     noise_seed = int(rng.integers(0, 2**63 - 1))
+    # drawn only when asked for, after everything above: recipes without them keep their windows
+    blur = np.asarray(rng.uniform(0.0, config.blur, b)) if config.blur > 0 else np.zeros(b)
+    lined = np.asarray(rng.random(b) < config.lines) if config.lines > 0 else np.zeros(b, bool)
+    line_seed = int(rng.integers(0, 2**63 - 1)) if config.lines > 0 else 0
     out = images.copy()
     if active.size == 0:
         return out
@@ -95,6 +121,12 @@ def augment_windows(images: np.ndarray, config: AugmentConfig, rng: np.random.Ge
         light = _light(glow_at[active], glow_radius[active], glow_peak[active], haze[active], height, width)
         white = torch.tensor([255.0, 250.0, 240.0])
         result.addcmul_(light, white - result)  # screen-like: light 1 = white, 0 = unchanged
+    if config.blur > 0:
+        result = _gaussian_blur(result, blur[active])
+    if config.lines > 0:
+        line_rng = np.random.default_rng(line_seed)
+        for lined_row in np.flatnonzero(lined[active]).tolist():
+            result[lined_row] = _add_lines(result[lined_row], line_rng)
     result.add_(noise)
     out[active] = result.clamp_(0, 255).to(torch.uint8).numpy()
     return out
@@ -115,3 +147,36 @@ def _light(at: np.ndarray, radius: np.ndarray, peak: np.ndarray, haze: np.ndarra
         peak.astype(np.float32)).view(n, 1, 1)
     light = (glow + torch.from_numpy(haze.astype(np.float32)).view(n, 1, 1)).clamp_(0.0, 1.0)
     return light.view(n, 1, height, width, 1)
+
+
+def _gaussian_blur(windows: torch.Tensor, sigma: np.ndarray) -> torch.Tensor:
+    """``windows`` float [n,T,H,W,3], window k blurred by a Gaussian of ``sigma[k]`` px (edges
+    replicated; OpenCV per frame, in place: about 20 µs a frame)."""
+    frames = windows.numpy()  # shares memory with ``windows``
+    for k, width in enumerate(sigma.tolist()):
+        if width < 0.2:  # under a fifth of a pixel the kernel is a delta
+            continue
+        for t in range(frames.shape[1]):
+            frames[k, t] = cv2.GaussianBlur(frames[k, t], (0, 0), width, borderType=cv2.BORDER_REPLICATE)
+    return windows
+
+
+def _add_lines(frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """``frames`` float [T,H,W,3] with thin lines: sparse seeds smeared along one line kernel per
+    window (random orientation), fresh seeds per frame, all brighter or all darker."""
+    t, h, w, _ = frames.shape
+    density = rng.uniform(*LINE_DENSITY)
+    length = max(3, int(round(rng.uniform(*LINE_LENGTH) * h)))
+    angle = rng.uniform(0.0, np.pi)
+    change = rng.uniform(*LINE_CONTRAST) * (1.0 if rng.random() < 0.5 else -1.0)
+    size = length if length % 2 == 1 else length + 1
+    kernel = torch.zeros(size, size)
+    along = np.linspace(-(length - 1) / 2.0, (length - 1) / 2.0, 2 * length)
+    rows = np.clip(np.round(size // 2 + along * np.sin(angle)).astype(int), 0, size - 1)
+    cols = np.clip(np.round(size // 2 + along * np.cos(angle)).astype(int), 0, size - 1)
+    kernel[rows, cols] = 1.0
+    seeds = torch.from_numpy((rng.random((t, 1, h, w)) < density).astype(np.float32))
+    lines = torch.nn.functional.conv2d(seeds, kernel.view(1, 1, size, size), padding=size // 2).clamp_(0.0, 1.0)
+    lines = lines.view(t, h, w, 1)
+    headroom = (255.0 - frames) if change > 0 else frames  # fade towards white, or towards black
+    return frames + change * lines * headroom / 255.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,35 @@ def test_glow_and_haze_brighten_towards_white_and_only_when_asked() -> None:
     lifted = out.reshape(4, -1, 3)
     assert (lifted.min(axis=1) == lifted.max(axis=1)).all()  # uniform veil (per colour channel)
     assert (lifted >= 80).all() and (lifted <= 80 + 0.5 * (255 - 80)).all() and lifted.max() > 80
+
+
+def test_blur_softens_edges_per_window_and_is_checked() -> None:
+    edge = np.zeros((3, 2, 32, 64, 3), dtype=np.uint8)
+    edge[..., 32:, :] = 200  # a vertical step edge
+    plain = AugmentConfig(brightness=0.0, contrast=0.0, channel_gain=0.0, noise_std=0.0, probability=1.0)
+    np.testing.assert_array_equal(augment_windows(edge, plain, np.random.default_rng(0)), edge)
+    blurry = dataclasses.replace(plain, blur=2.5)
+    out = augment_windows(edge, blurry, np.random.default_rng(3)).astype(int)
+    np.testing.assert_array_equal(out, augment_windows(edge, blurry, np.random.default_rng(3)))
+    steps = np.abs(np.diff(out, axis=3)).max(axis=(1, 2, 3, 4))  # the sharpest horizontal step per window
+    assert (steps < 200).any() and (steps <= 200).all()  # softened (a sigma drawn near 0 may leave one sharp)
+    assert out[:, :, :, 0].max() <= 5 and out[:, :, :, -1].min() >= 195  # far from the edge: unchanged
+    np.testing.assert_array_equal(out[:, 0], out[:, 1])  # one blur per window
+    with pytest.raises(ValueError, match=r"blur is a Gaussian sigma in pixels in \[0, 3.0\], got 4"):
+        AugmentConfig(blur=4)
+
+
+def test_lines_are_one_sign_per_window_and_new_every_frame() -> None:
+    grey = np.full((6, 4, 64, 128, 3), 128, dtype=np.uint8)
+    plain = AugmentConfig(brightness=0.0, contrast=0.0, channel_gain=0.0, noise_std=0.0, probability=1.0)
+    out = augment_windows(grey, dataclasses.replace(plain, lines=1.0), np.random.default_rng(7)).astype(int)
+    signs = set()
+    for window in out:
+        changed = window != 128
+        assert 0.002 < changed.mean() < 0.5  # thin lines, not a wash
+        assert (window >= 128).all() or (window <= 128).all()  # all brighter or all darker
+        signs.add(bool((window >= 128).all()))
+        assert not np.array_equal(window[0], window[1])  # fresh lines every frame
+    assert signs == {True, False}  # both kinds over six windows with this seed
+    with pytest.raises(ValueError, match="lines must be in"):
+        AugmentConfig(lines=1.5)
