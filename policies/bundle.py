@@ -258,3 +258,16 @@ def _parse_weights(raw: bytes, label: str, expected_sha256: str, policy: Policy)
             raise PolicyBundleError(f"{label}: tensor {name!r} contains NaN or inf")
     return tensors
 
+
+
+_WORKER_POLICY: dict[str, Policy] = {}
+
+
+def load_policy_in_worker(bundle: str) -> Policy:
+    """:func:`load_policy` for tasks on the parallel seam: the last bundle loaded in this process is
+    kept, so the tasks of one job (the episodes of an evaluation or a DAgger round) load it once.
+    Every job writes a fresh bundle folder, so a path names one set of weights."""
+    if bundle not in _WORKER_POLICY:
+        _WORKER_POLICY.clear()
+        _WORKER_POLICY[bundle] = load_policy(bundle)
+    return _WORKER_POLICY[bundle]

@@ -15,13 +15,16 @@ Noise seeding (``noise_seeding``): ``shared`` draws every episode's noise from o
 with ``seed``, in episode order (how the shipped bundles' data was collected; a resumed or parallel
 collection would draw other noise, so it runs serially). ``per_episode`` gives episode ``i`` its own
 generator seeded with ``(seed, i)``: the data no longer depends on order, worker count or a resume,
-and ``collect(..., executor=...)`` runs expert episodes in parallel (each worker writes its episode
-to a private folder; the files are adopted into the dataset in episode order).
+and ``collect(..., executor=...)`` runs the episodes in parallel (each worker writes its episode
+to a private folder; the files are adopted into the dataset in episode order). A DAgger learner
+travels to the workers as a policy bundle written next to those folders; each worker loads it once
+and runs it on one thread.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -116,16 +119,15 @@ def collect(
 ) -> CollectSummary:
     """Run ``config.episodes`` episodes and append them to the dataset at ``out_dir``.
 
-    executor: a :mod:`lnn_control.parallel` executor to run the episodes on (expert episodes with
-    ``noise_seeding: per_episode`` only); None runs them here, one after the other."""
+    executor: a :mod:`lnn_control.parallel` executor to run the episodes on (``noise_seeding:
+    per_episode`` only; a ``learner`` must then be a :class:`~lnn_control.policies.policy.Policy`,
+    saved as a bundle for the workers); None runs them here, one after the other."""
     indices = range(config.first_index, config.first_index + config.episodes)
     if executor is not None:
-        if learner is not None:
-            raise ValueError("DAgger collection (a learner drives) runs in this process; leave out the executor")
         if config.noise_seeding != "per_episode":
             raise ValueError("parallel collection needs noise_seeding: per_episode (shared noise is drawn in "
                              "episode order); set collect.noise_seeding: per_episode or use one worker")
-        return _collect_parallel(config, Path(out_dir), indices, executor, progress)
+        return _collect_parallel(config, Path(out_dir), indices, executor, progress, learner)
     shared_rng = np.random.default_rng(config.seed)
     writer: EpisodeWriter | None = None
     total_steps, successes = 0, 0
@@ -155,24 +157,38 @@ def episode_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index)])
 
 
-def collect_episode_task(config: CollectConfig, index: int, folder: str) -> tuple[int, bool]:
-    """One expert episode (``per_episode`` noise) written as the only episode of the dataset ``folder``:
-    the unit of work of a parallel collection. Returns (steps, expert reached the end)."""
+def collect_episode_task(config: CollectConfig, index: int, folder: str, learner_bundle: str | None = None
+                         ) -> tuple[int, bool]:
+    """One episode (``per_episode`` noise; DAgger when ``learner_bundle`` names the learner's bundle)
+    written as the only episode of the dataset ``folder``: the unit of work of a parallel
+    collection. Returns (steps, expert reached the end)."""
+    learner = None
+    if learner_bundle is not None:
+        from lnn_control.policies.bundle import load_policy_in_worker
+
+        learner = load_policy_in_worker(learner_bundle)
     env = _episode_env(config, index)
     try:
         obs_spec, act_spec = env_specs(env)
         writer = EpisodeWriter(folder, DatasetManifest(obs_spec, act_spec, created_by="lnn-control collect"))
         return _run_episode(env, writer, training_seed(index, config.seed), _condition(config, index), config,
-                            None, episode_rng(config.seed, index))
+                            learner, episode_rng(config.seed, index))
     finally:
         env.close()
 
 
 def _collect_parallel(config: CollectConfig, out_dir: Path, indices: range, executor: Any,
-                      progress: bool) -> CollectSummary:
+                      progress: bool, learner: Any = None) -> CollectSummary:
     staging = out_dir.parent / f".{out_dir.name}.episodes-in-progress"
     shutil.rmtree(staging, ignore_errors=True)  # what a killed collection left
-    futures = [executor.submit(collect_episode_task, config, index, str(staging / f"{index:06d}")) for index in indices]
+    learner_bundle = None
+    if learner is not None:
+        from lnn_control.policies.bundle import save_policy
+
+        # a fresh folder per call: workers cache a loaded bundle by its path
+        learner_bundle = str(save_policy(learner, staging / f"learner-{time.time_ns()}", {"command": "DAgger learner"}))
+    futures = [executor.submit(collect_episode_task, config, index, str(staging / f"{index:06d}"), learner_bundle)
+               for index in indices]
     bar = None
     if progress:
         from tqdm import tqdm

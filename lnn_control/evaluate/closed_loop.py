@@ -155,19 +155,13 @@ def evaluate_parallel(config: EvalConfig, policy_ref: str, executor: Any, progre
     return _assemble(config, results)
 
 
-_POLICY_CACHE: dict[str, Any] = {}
-
-
 def evaluate_episode_task(config: EvalConfig, condition: str, index: int, policy_ref: str) -> dict[str, Any]:
     """One evaluation episode (a task for the parallel seam): the summary of episode ``index``."""
     if policy_ref == "expert":
         return _episode_in_env(config, condition, index, expert_controller, None, None)
-    if policy_ref not in _POLICY_CACHE:
-        from lnn_control.policies.bundle import load_policy
+    from lnn_control.policies.bundle import load_policy_in_worker
 
-        _POLICY_CACHE.clear()
-        _POLICY_CACHE[policy_ref] = load_policy(policy_ref)
-    policy = _POLICY_CACHE[policy_ref]
+    policy = load_policy_in_worker(policy_ref)
     return _episode_in_env(config, condition, index, policy_controller(policy), policy.reset, policy)
 
 

@@ -58,11 +58,26 @@ def git_commit() -> str:
 
 
 def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """Run every stage; returns the path of the written policy bundle."""
+    """Run every stage; returns the path of the written policy bundle.
+
+    One pool of ``max(collect.workers, select.workers)`` local processes (none when both are 1)
+    serves the whole run: the expert collection and the DAgger rounds' episodes when
+    ``collect.workers > 1``, the closed-loop validations when ``select.workers > 1``; its workers
+    start once, not once per job."""
+    check_launch(launch)
+    workers = max(launch.collect.workers, launch.select.workers)
+    if workers == 1:
+        return _run(launch, launch_text, Path(out_dir), resume, progress, None)
+    from lnn_control.parallel.executor import make_executor
+
+    with make_executor("local", workers) as pool:
+        return _run(launch, launch_text, Path(out_dir), resume, progress, pool)
+
+
+def _run(launch: TrainRecipe, launch_text: str, out: Path, resume: bool, progress: bool, pool: Any) -> Path:
     from lnn_control.policies.bundle import save_policy
 
-    check_launch(launch)
-    out = Path(out_dir)
+    collect_pool = pool if launch.collect.workers > 1 else None
     data_dir = out / "data"
     started = time.time()
     given = open_datasets(launch.datasets)
@@ -82,8 +97,8 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
         )
         have = len(EpisodeDataset(data_dir)) if (data_dir / "dataset.json").is_file() else 0
         if have < collect_cfg.episodes:  # a resumed run continues at episode `have` (same seed, same condition)
-            _collect_expert(dataclasses.replace(collect_cfg, episodes=collect_cfg.episodes - have, first_index=have),
-                            data_dir, launch.collect.workers, progress)
+            collect(dataclasses.replace(collect_cfg, episodes=collect_cfg.episodes - have, first_index=have),
+                    data_dir, progress=progress, executor=collect_pool)
 
     policy = _recipe_policy(launch, given, init)
     if init is not None:
@@ -93,7 +108,8 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
 
     validator = None
     if launch.select.metric == "closed_loop":
-        validator = ClosedLoopValidator(launch.task, launch.backend, launch.env_kwargs, launch.select, out / "validation")
+        validator = ClosedLoopValidator(launch.task, launch.backend, launch.env_kwargs, launch.select, out / "validation",
+                                        executor=pool if launch.select.workers > 1 else None)
     selection: dict[str, Any] = {"select": launch.select, "validator": validator}
 
     stage_results: list[TrainResult] = []
@@ -134,7 +150,7 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
             policy.eval()
             done = have - (wanted - launch.dagger.episodes)
             collect(dataclasses.replace(dagger_cfg, episodes=wanted - have, first_index=done), data_dir,
-                    learner=policy, progress=progress)
+                    learner=policy, progress=progress, executor=collect_pool)
         fine_tune = dataclasses.replace(launch.train, epochs=launch.dagger.epochs, seed=launch.train.seed + round_index + 1)
         result = train_behaviour_cloning(policy, training_data(launch, data_dir, given), fine_tune, stage_dir,
                                          resume=resume and (stage_dir / "checkpoint").is_dir(), progress=progress,
@@ -181,17 +197,6 @@ def run_pipeline(launch: TrainRecipe, launch_text: str, out_dir: str | Path, res
     bundle = out / "policy"
     save_policy(policy, bundle, provenance, overwrite=True)
     return bundle
-
-
-def _collect_expert(config: CollectConfig, data_dir: Path, workers: int, progress: bool) -> None:
-    """The recipe's expert episodes, on ``workers`` local processes when more than one."""
-    if workers == 1:
-        collect(config, data_dir, progress=progress)
-        return
-    from lnn_control.parallel.executor import make_executor
-
-    with make_executor("local", workers) as pool:
-        collect(config, data_dir, progress=progress, executor=pool)
 
 
 def _recipe_policy(launch: TrainRecipe, given: list[MixSource], init: InitBundle | None) -> Any:

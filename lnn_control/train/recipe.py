@@ -32,7 +32,8 @@ class CollectSection:
     noise_seeding: ``shared`` (one noise generator over all episodes: the shipped recipes) or
         ``per_episode`` (each episode its own: the data is the same for any worker count and after
         a resume); see :mod:`lnn_control.data.collect`.
-    workers: processes collecting expert episodes in parallel (needs ``per_episode``).
+    workers: processes collecting the expert episodes and the DAgger rounds' episodes in parallel
+        (needs ``per_episode``; the learner runs in the workers on one thread).
     """
 
     episodes: int = 40

@@ -87,11 +87,12 @@ class ClosedLoopValidator:
     """Drives a policy on the validation seeds of ``task`` and returns its success rate.
 
     Serial (``workers == 1``): the in-memory policy, reset per episode. Parallel: the policy is
-    saved to a fresh bundle under ``work_dir`` and every (condition, episode) is a task on the
-    executor seam; the same numbers either way (each episode is fixed by its seed)."""
+    saved to a fresh bundle under ``work_dir`` and every (condition, episode) is a task on
+    ``executor`` (the training run's pool; without one, a pool of ``workers`` processes per call);
+    the same numbers either way (each episode is fixed by its seed)."""
 
     def __init__(self, task: str, backend: Literal["mujoco", "pybullet"], env_kwargs: dict[str, Any],
-                 select: SelectSection, work_dir: Path) -> None:
+                 select: SelectSection, work_dir: Path, executor: Any = None) -> None:
         from lnn_control.evaluate.closed_loop import EvalConfig
 
         self.select = select
@@ -100,6 +101,7 @@ class ClosedLoopValidator:
             task=task, backend=backend, conditions=list(select.conditions), episodes=select.episodes,
             env_kwargs=dict(env_kwargs), split="validation",
         )
+        self.executor = executor
         self.calls = 0
 
     def __call__(self, policy: Any) -> dict[str, Any]:
@@ -118,8 +120,11 @@ class ClosedLoopValidator:
 
                 bundle = save_policy(policy, self.work_dir / f"candidate{self.calls:03d}", {"command": "validation"},
                                      overwrite=True)
-                with make_executor("local", self.select.workers) as executor:
-                    result = evaluate_parallel(self.config, str(bundle), executor, progress=False)
+                if self.executor is not None:
+                    result = evaluate_parallel(self.config, str(bundle), self.executor, progress=False)
+                else:
+                    with make_executor("local", self.select.workers) as executor:
+                        result = evaluate_parallel(self.config, str(bundle), executor, progress=False)
         finally:
             policy.reset()
             policy.train(was_training)

@@ -40,6 +40,35 @@ def test_two_workers_write_the_dataset_one_worker_writes(tmp_path: Path) -> None
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # the workers' staging folder is gone
 
 
+@pytest.mark.slow
+def test_a_dagger_round_on_two_workers_writes_the_dataset_the_serial_round_writes(tmp_path: Path) -> None:
+    """The learner drives in the workers (loaded from a bundle, one thread) exactly as in this
+    process: the same applied actions, labels and frames, byte for byte."""
+    import torch
+
+    from lnn_control.data.collect import env_specs, make_env
+    from lnn_control.policies.presets import build_policy
+
+    probe = make_env("lane-keeping", "pybullet", "clean", 0, road_length=3.0)
+    obs_spec, act_spec = env_specs(probe)
+    probe.close()
+    learner = build_policy("ncp19_car", core="ltc", seed=2, observation_spec=obs_spec, action_spec=act_spec)
+    learner.eval()
+    dagger = replace(CONFIG, learner_mix=0.7)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the training process's threads; the workers run one
+    try:
+        serial = collect(dagger, tmp_path / "serial", learner=learner, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    with make_executor("local", 2) as pool:
+        parallel = collect(dagger, tmp_path / "parallel", learner=learner, progress=False, executor=pool)
+    assert parallel.steps == serial.steps
+    _assert_same(tmp_path / "serial", tmp_path / "parallel")
+    assert all(m["mode"] == "dagger" for m, _, _ in _episodes(tmp_path / "parallel"))
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # the learner's bundle went with the staging
+
+
 def test_a_collection_in_two_parts_equals_one_in_one_go(tmp_path: Path) -> None:
     collect(CONFIG, tmp_path / "whole", progress=False)
     collect(replace(CONFIG, episodes=1), tmp_path / "parts", progress=False)

@@ -311,3 +311,32 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     other = TrainConfig(epochs=3, batch_size=4, seq_len=8, stride=8, val_fraction=0.25, threads=1)
     with pytest.raises(ValueError, match="written with other training settings"):
         train_behaviour_cloning(_policy(), dataset, other, tmp_path / "train", resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_the_run_pool_changes_the_wall_time_not_the_bundle(tmp_path):
+    """collect.workers 2 and select.workers 2 (one pool for the expert episodes, the DAgger round's
+    learner episodes and the validations) give the bundle that the same recipe gives in one process."""
+    from lnn_control.train.pipeline import run_pipeline
+    from lnn_control.train.recipe import load_train_launch
+
+    launch = {
+        "task": "lane-keeping", "backend": "pybullet", "seed": 6, "env_kwargs": {"road_length": 6.0},
+        "collect": {"episodes": 3, "noise_std": 0.1, "conditions": ["clean"], "noise_seeding": "per_episode"},
+        "dagger": {"rounds": 1, "episodes": 2, "learner_mix": 0.5, "epochs": 1},
+        "policy": {"core": "ltc", "preset": "ncp19_car"},
+        "train": {"epochs": 2, "batch_size": 8, "seq_len": 8, "stride": 8, "val_fraction": 0.34, "threads": 1},
+        "select": {"metric": "closed_loop", "every_epochs": 1, "episodes": 2},
+    }
+    bundles = []
+    for workers in (1, 2):
+        launch["collect"]["workers"] = workers
+        launch["select"]["workers"] = workers
+        path = tmp_path / f"w{workers}.yaml"
+        path.write_text(yaml.safe_dump(launch))
+        recipe, text = load_train_launch(path)
+        bundles.append(run_pipeline(recipe, text, tmp_path / f"w{workers}", progress=False))
+    assert _sha(bundles[0] / "model.safetensors") == _sha(bundles[1] / "model.safetensors")
+    stages = [json.loads((b / "config.json").read_text())["provenance"]["selection"]["stages"] for b in bundles]
+    assert stages[0] == stages[1] and [s["stage"] for s in stages[0]] == ["stage0", "dagger1"]
+    assert EpisodeDataset(tmp_path / "w1" / "data").content_hash() == EpisodeDataset(tmp_path / "w2" / "data").content_hash()
