@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also train on this dataset folder (dataset from-log / collect) with this mixing "
                              "weight (default 1; relative to the others and to collect.weight); repeatable")
     parser.add_argument("--init-from", metavar="BUNDLE",
-                        help="start from this policy bundle (folder, .zip or shipped name such as lane_keeping_ncp19)")
+                        help="start from this policy bundle (folder, .zip or shipped name such as lane_keeping_ncp19); "
+                             "turns the recipe's select.restarts off")
     parser.add_argument("--freeze", choices=list(FREEZE_CHOICES), help="override freeze: keep the CNN or the core fixed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -75,8 +76,9 @@ def apply_overrides(launch, args: argparse.Namespace):  # noqa: ANN001, ANN201 -
 
         added = tuple(DatasetEntry(path=path, weight=weight) for path, weight in args.dataset)
         launch = replace(launch, datasets=(*launch.datasets, *added))
-    if args.init_from:
-        launch = replace(launch, init_from=args.init_from)
+    if args.init_from:  # a fine-tune keeps its start weights: no restarts from fresh ones
+        launch = replace(launch, init_from=args.init_from,
+                         select=replace(launch.select, restarts=0, restart_below=0.0))
     if args.freeze:
         launch = replace(launch, freeze=args.freeze)
     return launch

@@ -184,6 +184,11 @@ def _collect_parallel(config: CollectConfig, out_dir: Path, indices: range, exec
     learner_bundle = None
     if learner is not None:
         from lnn_control.policies.bundle import save_policy
+        from lnn_control.policies.policy import Policy
+
+        if not isinstance(learner, Policy):
+            raise ValueError(f"a parallel DAgger collection sends the learner to its workers as a policy bundle, so "
+                             f"it must be a Policy, got {type(learner).__name__}; collect without an executor")
 
         # a fresh folder per call: workers cache a loaded bundle by its path
         learner_bundle = str(save_policy(learner, staging / f"learner-{time.time_ns()}", {"command": "DAgger learner"}))
@@ -211,6 +216,12 @@ def _collect_parallel(config: CollectConfig, out_dir: Path, indices: range, exec
     finally:
         if bar is not None:
             bar.close()
+        for future in futures:  # after a failed episode: none of the others may still write into staging
+            if not future.cancel():
+                try:
+                    future.exception()
+                except BaseException:  # noqa: BLE001 - a worker that died; its error is not ours to raise
+                    pass
         shutil.rmtree(staging, ignore_errors=True)
     return CollectSummary(config.episodes, total_steps, successes, _episode_paths(out_dir))
 

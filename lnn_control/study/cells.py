@@ -167,7 +167,7 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
     from lnn_control.policies.bundle import read_bundle_config, save_policy
     from lnn_control.study.architectures import build_architecture, parameter_counts
     from lnn_control.study.latency import policy_step_latency_ms
-    from lnn_control.train.restarts import train_stage0_with_restarts
+    from lnn_control.train.restarts import attempt_config, train_stage0_with_restarts
 
     root = Path(out)
     with running_marker(root, cell.id):
@@ -195,10 +195,10 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
             return build_architecture(cell.arch, launch.policy.preset, cell.seed + seed_offset, obs_spec, act_spec,
                                       control_rate).state_dict()
 
-        kept, restarted = train_stage0_with_restarts(policy, dataset, train_config, folder / "train", fresh_weights,
-                                                     progress=False, **selection)
-        stages = [kept.result]
-        steps = gradient_steps(dataset, train_config) * (1 + len(restarted))
+        attempts, kept_index = train_stage0_with_restarts(policy, dataset, train_config, folder / "train",
+                                                          fresh_weights, progress=False, **selection)
+        stages = [attempts[kept_index].result]
+        steps = sum(gradient_steps(dataset, attempt_config(train_config, k)) for k in range(len(attempts)))
         if study.train.per_model_dagger:
             extra_stages, extra_steps = _per_model_dagger(root, study, launch, policy, train_config, folder,
                                                           stages[0].label_std, selection)
@@ -226,9 +226,9 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
             # the recipe's model selection (closed_loop: the validation roads / forests 900+ chose the epoch)
             "selection": launch.select.metric,
             "closed_loop_per_stage": [s.best_score for s in stages],
-            # stage-0 attempts the recipe's select.restarts threw away (their validation scores), then the kept one
-            "stage0_attempts": [{"name": a.name, "closed_loop": a.result.best_score} for a in restarted]
-                               + [{"name": kept.name, "closed_loop": kept.result.best_score}],
+            # stage 0's attempts under the recipe's select.restarts, in the order they ran
+            "stage0_attempts": [{"name": a.name, "closed_loop": a.result.best_score, "kept": k == kept_index}
+                                for k, a in enumerate(attempts)],
             "stopped_early": [s.stopped_early for s in stages],
             "epochs": train_config.epochs,
             "gradient_steps": steps,

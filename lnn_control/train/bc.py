@@ -402,8 +402,14 @@ def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, clo
 
     train_settings = dataclasses.asdict(config)
     train_settings.pop("threads", None)  # threads change speed, not the result
-    settings: dict[str, Any] = {"train": train_settings, "select": dataclasses.asdict(select) if select else None,
-                                "closed_loop": closed_loop}
+    for name in ("blur", "lines"):  # added 2026-12-07: only when used, so earlier checkpoints resume
+        if not train_settings["augment"][name]:
+            train_settings["augment"].pop(name)
+    select_settings = dataclasses.asdict(select) if select else None
+    if select_settings is not None:  # a restart trains another folder; a stage trains the same either way
+        select_settings.pop("restarts")
+        select_settings.pop("restart_below")
+    settings: dict[str, Any] = {"train": train_settings, "select": select_settings, "closed_loop": closed_loop}
     if freeze != "none":
         settings["freeze"] = freeze
     if isinstance(dataset, DatasetMix) and len(dataset.sources) > 1:

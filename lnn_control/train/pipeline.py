@@ -122,15 +122,18 @@ def _run(launch: TrainRecipe, launch_text: str, out: Path, resume: bool, progres
         kept_success = start_score["success_rate"]
         stages.append({"stage": "init_from", "kept_epoch": None, "val_loss": None,
                        "closed_loop": {"success_rate": kept_success}, "stopped_early": False, "accepted": True})
-    kept_attempt, rejected = train_stage0_with_restarts(
+    attempts, kept_index = train_stage0_with_restarts(
         policy, training_data(launch, data_dir, given), launch.train, out / "train",
         lambda offset: _recipe_policy(dataclasses.replace(launch, seed=launch.seed + offset), given, init).state_dict(),
         fresh_output_layer=init is None, resume=resume, progress=progress,
         label_std=None if init is None else init.label_std, freeze=launch.freeze, **selection)
-    stages += [_stage_record(attempt.name, attempt.result, accepted=False) for attempt in rejected]
-    result = kept_attempt.result
-    stage_results.append(result)
-    _keep_or_reject(policy, kept_attempt.name, result, stages, kept, kept_success)
+    for index, attempt in enumerate(attempts):  # in the order they ran; select.restarts' losers not accepted
+        if index != kept_index:
+            stages.append(_stage_record(attempt.name, attempt.result, accepted=False))
+            continue
+        result = attempt.result
+        stage_results.append(result)
+        _keep_or_reject(policy, attempt.name, result, stages, kept, kept_success)
     if stages[-1]["accepted"]:
         kept, kept_success = _copy_weights(policy), _success(result)
     for round_index in range(launch.dagger.rounds):
@@ -176,6 +179,7 @@ def _run(launch: TrainRecipe, launch_text: str, out: Path, resume: bool, progres
         "freeze": launch.freeze,
         "git_commit": git_commit(),
         "metrics": {
+            # the kept stage 0 and each DAgger round (selection.stages also lists rejected attempts)
             "val_loss_per_stage": [r.best_val_loss for r in stage_results],
             "wall_clock_s": round(time.time() - started, 1),
         },

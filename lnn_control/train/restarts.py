@@ -4,9 +4,11 @@ Whether a behaviour-cloning run leaves the mean-command plateau is chaotic in it
 recipe's seed 3 flew 0 % while the same seed with other float rounding flew 70 % (README "Measured
 numbers"). With closed-loop selection the run knows when that happened: its kept checkpoint drives
 the validation seeds (900-999) badly. Then stage 0 starts again from fresh weights with another
-initialisation and window order, up to ``restarts`` times, and the best attempt is kept (the first
-of equals). Attempt k uses seed ``seed + 1000 k`` for both. Every attempt stays on disk under its
-own folder (``stage0``, ``stage0-restart1``, ...) so a resumed run repeats none of them.
+initialisation, up to ``restarts`` times, and the best attempt is kept (the first of equals).
+Attempt k initialises the policy with ``seed + 1000 k`` and draws its training/validation episode
+split and window order from ``train.seed + 1000 k`` (so its label scale is its own split's too).
+Every attempt stays on disk under its own folder (``stage0``, ``stage0-restart1``, ...) so a
+resumed run repeats none of them.
 """
 
 from __future__ import annotations
@@ -59,9 +61,9 @@ def train_stage0_with_restarts(
     resume: bool = False,
     progress: bool = True,
     **train_kwargs: Any,
-) -> tuple[Attempt, list[Attempt]]:
-    """Train ``policy`` on ``dataset`` in ``train_dir/<attempt name>``; returns the kept attempt (its
-    weights left in ``policy``) and the rejected ones.
+) -> tuple[list[Attempt], int]:
+    """Train ``policy`` on ``dataset`` in ``train_dir/<attempt name>``; returns the attempts in the
+    order they ran and the index of the kept one (its weights are left in ``policy``).
 
     fresh_weights(k): the state dict of a freshly built policy initialised with ``seed + k`` (used
         for attempts after the first). fresh_output_layer: fit the output layer to the data before an
@@ -74,14 +76,12 @@ def train_stage0_with_restarts(
     tried: list[tuple[Attempt, dict[str, torch.Tensor]]] = []
     for attempt in range(1 + restarts):
         name = attempt_name(attempt)
-        attempt_config = config
         if attempt:
             policy.load_state_dict(fresh_weights(RESTART_SEED_STEP * attempt))
-            attempt_config = replace(config, seed=config.seed + RESTART_SEED_STEP * attempt)
         saved = resume and (train_dir / name / "checkpoint").is_dir()
         if fresh_output_layer and not saved:  # a kill before an attempt's first checkpoint: it starts afresh
             init_output_layer(policy, dataset, config.min_label_std)
-        result = train_behaviour_cloning(policy, dataset, attempt_config, train_dir / name, resume=saved,
+        result = train_behaviour_cloning(policy, dataset, attempt_config(config, attempt), train_dir / name, resume=saved,
                                          progress=progress, **train_kwargs)
         done = Attempt(name, result)
         tried.append((done, {k: v.detach().clone() for k, v in policy.state_dict().items()}))
@@ -91,6 +91,10 @@ def train_stage0_with_restarts(
                        "weights (seed + %d)", name, 100 * done.success, 100 * select.restart_below,
                        RESTART_SEED_STEP * (attempt + 1))
     best = max(range(len(tried)), key=lambda k: tried[k][0].success)  # max keeps the first of equals
-    kept, weights = tried[best]
-    policy.load_state_dict(weights)
-    return kept, [attempt for k, (attempt, _) in enumerate(tried) if k != best]
+    policy.load_state_dict(tried[best][1])
+    return [attempt for attempt, _ in tried], best
+
+
+def attempt_config(config: TrainConfig, attempt: int) -> TrainConfig:
+    """The training settings of attempt ``attempt`` (its split and window-order seed)."""
+    return replace(config, seed=config.seed + RESTART_SEED_STEP * attempt) if attempt else config

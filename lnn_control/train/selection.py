@@ -29,12 +29,13 @@ class SelectSection:
     every_epochs: closed-loop validation every this many epochs (and after the last one).
     episodes: validation episodes per condition (seeds 900, 901, ...; at most 100).
     conditions: condition specs to validate under (e.g. ``[clean, rain:3]``).
-    workers: processes for the validation episodes (the parallel seam; 1 = in this process).
+    workers: more than 1: the validation episodes run on worker processes (in ``train``, the run's
+        pool of ``max(collect.workers, select.workers)``; 1 = in this process, in memory).
     patience: stop after this many validations without a better score (0 = never stop early).
     restarts: how many times stage 0 may start again from fresh weights when its kept checkpoint's
         success rate is below ``restart_below`` (attempt k initialises the policy with seed
-        ``seed + 1000 k`` and draws its window order from ``train.seed + 1000 k``; a run that stalls
-        on the mean-command plateau is chaotic in its seed, README "Measured numbers").
+        ``seed + 1000 k`` and draws its validation split and window order from ``train.seed + 1000 k``;
+        a run that stalls on the mean-command plateau is chaotic in its seed, README "Measured numbers").
     restart_below: the success rate (0..1) stage 0 must reach to be kept without a restart.
     """
 
@@ -61,6 +62,9 @@ class SelectSection:
             raise ValueError(f"select.restarts must be ≥ 0 (0 = never restart), got {self.restarts}")
         if not 0.0 <= self.restart_below <= 1.0:
             raise ValueError(f"select.restart_below is a success rate in [0, 1], got {self.restart_below}")
+        if bool(self.restarts) != bool(self.restart_below):
+            raise ValueError(f"select.restarts is {self.restarts} and select.restart_below is {self.restart_below}: "
+                             "give both (e.g. restarts: 1, restart_below: 0.5) or neither")
         if self.restarts and self.metric != "closed_loop":
             raise ValueError(f"select.restarts is {self.restarts} but select.metric is {self.metric!r}: a restart is "
                              "decided on the closed-loop validation score; set metric: closed_loop or restarts: 0")

@@ -221,8 +221,7 @@ def test_a_stalled_stage0_trains_again_from_fresh_weights_and_the_better_attempt
     )
     bundle = pipeline.run_pipeline(launch, "# launch", tmp_path / "run", progress=False)
     selection = json.loads((bundle / "config.json").read_text())["provenance"]["selection"]
-    records = {s["stage"]: s for s in selection["stages"]}
-    assert set(records) == {"stage0", "stage0-restart1"}
+    assert [s["stage"] for s in selection["stages"]] == ["stage0", "stage0-restart1"]  # in the order they ran
     assert [s["stage"] for s in selection["stages"] if s["accepted"]] == [kept_stage]
     assert selection["kept"]["closed_loop"]["success_rate"] == max(rates)
     assert selection["validation"]["restarts"] == 1 and selection["validation"]["restart_below"] == 0.5
@@ -236,15 +235,84 @@ def test_restart_settings_are_checked(tmp_path):
     from lnn_control.train.recipe import TrainRecipe, check_launch
 
     with pytest.raises(ValueError, match="select.restarts is 1 but select.metric is 'val_loss'"):
-        SelectSection(restarts=1)
+        SelectSection(restarts=1, restart_below=0.5)
+    with pytest.raises(ValueError, match="select.restarts is 1 and select.restart_below is 0.0: give both"):
+        SelectSection(metric="closed_loop", restarts=1)
+    with pytest.raises(ValueError, match="select.restarts is 0 and select.restart_below is 0.5: give both"):
+        SelectSection(metric="closed_loop", restart_below=0.5)
     with pytest.raises(ValueError, match=r"select.restart_below is a success rate in \[0, 1\], got 1.5"):
         SelectSection(metric="closed_loop", restart_below=1.5)
     with pytest.raises(ValueError, match="select.restarts must be ≥ 0"):
-        SelectSection(metric="closed_loop", restarts=-1)
+        SelectSection(metric="closed_loop", restarts=-1, restart_below=0.5)
     launch = TrainRecipe(task="lane-keeping", init_from="lane_keeping_ncp19",
                          select=SelectSection(metric="closed_loop", restarts=1, restart_below=0.5))
     with pytest.raises(ConfigError, match="select.restarts is 1 with init_from 'lane_keeping_ncp19'"):
         check_launch(launch)
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_its_restart_resumes_to_the_same_bundle(tmp_path):
+    """restart_below 1.0 on heavy-rain validation roads makes the tiny stage 0 restart; SIGKILL after
+    the restart's first checkpoint, then --resume: stage 0 is not trained again (its metrics file
+    keeps its lines), the restart continues, and the bundle is byte for byte the uninterrupted one."""
+    launch = {
+        "task": "lane-keeping", "backend": "pybullet", "seed": 2, "env_kwargs": {"road_length": 6.0},
+        "collect": {"episodes": 2, "noise_std": 0.1, "conditions": ["clean"]},
+        "dagger": {"rounds": 0},
+        "policy": {"core": "cfc", "preset": "ncp19_car"},
+        "train": {"epochs": 3, "batch_size": 8, "seq_len": 8, "stride": 8, "val_fraction": 0.34, "threads": 1},
+        "select": {"metric": "closed_loop", "every_epochs": 1, "episodes": 1, "conditions": ["rain:5"],
+                   "restarts": 1, "restart_below": 1.0},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(launch))
+    command = [sys.executable, "-m", "lnn_control", "train", "--launch", str(path)]
+    whole = tmp_path / "whole"
+    subprocess.run([*command, "--out", str(whole)], check=True, capture_output=True, timeout=600)
+    stages = json.loads((whole / "policy" / "config.json").read_text())["provenance"]["selection"]["stages"]
+    assert [s["stage"] for s in stages] == ["stage0", "stage0-restart1"], stages  # the restart ran
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoint = killed / "train" / "stage0-restart1" / "checkpoint" / "trainer.json"
+    try:
+        while not checkpoint.is_file():
+            try:
+                process.wait(timeout=0.02)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(f"the run ended before it could be killed: {process.stderr.read()}")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stderr.close()
+    assert not (killed / "policy").exists()
+    def stage0_records() -> list[dict]:
+        return [json.loads(line) for line in (killed / "train" / "stage0" / "metrics.jsonl").read_text().splitlines()]
+
+    before = stage0_records()
+    subprocess.run([*command, "--out", str(killed), "--resume"], check=True, capture_output=True, timeout=600)
+    assert stage0_records() == before and len(before) == 3  # stage 0's three epochs, none trained again
+    assert _sha(killed / "policy" / "model.safetensors") == _sha(whole / "policy" / "model.safetensors")
+
+
+def test_checkpoints_of_earlier_versions_still_resume():
+    """The resume fingerprint of settings that existed before select.restarts and augment.blur/lines
+    is the one the code of 2026-12-06 wrote (pinned), and those new keys at their defaults (or, for
+    the restart rule, at any value) leave it unchanged."""
+    from lnn_control.train.augment import AugmentConfig
+    from lnn_control.train.bc import _settings_fingerprint
+
+    recipe = TrainConfig(augment=AugmentConfig(glow=0.3, haze=0.2))
+    select = SelectSection(metric="closed_loop")
+    assert _settings_fingerprint(recipe, select, True) == "559a7d76141c7db6"
+    assert _settings_fingerprint(TrainConfig(), None, False) == "c0850f7619c16b98"
+    restarting = SelectSection(metric="closed_loop", restarts=2, restart_below=0.5)
+    assert _settings_fingerprint(recipe, restarting, True) == "559a7d76141c7db6"
+    blurred = TrainConfig(augment=AugmentConfig(glow=0.3, haze=0.2, blur=1.0))
+    assert _settings_fingerprint(blurred, select, True) != "559a7d76141c7db6"  # a used augmentation counts
 
 
 def _sha(path: Path) -> str:
@@ -325,7 +393,8 @@ def test_the_run_pool_changes_the_wall_time_not_the_bundle(tmp_path):
         "collect": {"episodes": 3, "noise_std": 0.1, "conditions": ["clean"], "noise_seeding": "per_episode"},
         "dagger": {"rounds": 1, "episodes": 2, "learner_mix": 0.5, "epochs": 1},
         "policy": {"core": "ltc", "preset": "ncp19_car"},
-        "train": {"epochs": 2, "batch_size": 8, "seq_len": 8, "stride": 8, "val_fraction": 0.34, "threads": 1},
+        # two threads in this process, as the shipped recipes: the workers validate on one
+        "train": {"epochs": 2, "batch_size": 8, "seq_len": 8, "stride": 8, "val_fraction": 0.34, "threads": 2},
         "select": {"metric": "closed_loop", "every_epochs": 1, "episodes": 2},
     }
     bundles = []
