@@ -92,13 +92,15 @@ def test_init_from_loads_the_bundle_exactly_before_the_first_step(tmp_path, monk
     bundle = _bundle(tmp_path / "bundle", label_std=[0.3])
     data = _dataset(tmp_path / "data")
     seen: list[tuple[dict, list | None]] = []
-    real = pipeline.train_behaviour_cloning
+    from lnn_control.train import restarts as restarts_module
+
+    real = restarts_module.train_behaviour_cloning
 
     def spy(policy, dataset, config, out, **kwargs):  # snapshot, then the real trainer
         seen.append((_state(policy), kwargs.get("label_std")))
         return real(policy, dataset, config, out, **kwargs)
 
-    monkeypatch.setattr(pipeline, "train_behaviour_cloning", spy)
+    monkeypatch.setattr(restarts_module, "train_behaviour_cloning", spy)  # stage 0 (and its restarts) trains there
     out = pipeline.run_pipeline(_launch([data], init_from=str(bundle)), "# ft", tmp_path / "run", progress=False)
     start, label_std = seen[0]
     expected = load_policy(bundle).state_dict()
