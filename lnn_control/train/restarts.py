@@ -30,7 +30,7 @@ from lnn_control.train.bc import (
 
 logger = logging.getLogger(__name__)
 
-#: Attempt k initialises the policy and draws its window order with seed + k × this.
+#: Attempt k initialises the policy, splits the episodes and orders the windows with seed + k × this.
 RESTART_SEED_STEP = 1000
 
 

@@ -150,14 +150,10 @@ def test_the_validation_split_drives_seeds_900_up_and_never_the_test_seeds(tmp_p
         SelectSection(episodes=101)
 
 
-def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
-    """Stage 0 validates at 0.8, the DAgger round at best 0.4: the bundle keeps stage 0's weights and
-    records the rejected round; its episodes stay in the dataset."""
-    from lnn_control.policies.bundle import load_policy
-    from lnn_control.train import pipeline
-    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
-
-    rates = iter([0.8, 0.4])
+def _script_validation(monkeypatch, pipeline, rates: list[float]) -> list[dict]:
+    """Replace the pipeline's closed-loop validator by one that returns ``rates`` in turn (the
+    decision logic is under test, not the driving); returns the weights it was shown, per call."""
+    scripted = iter(rates)
     seen: list[dict] = []
 
     class Scripted:
@@ -166,10 +162,21 @@ def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
 
         def __call__(self, policy) -> dict:
             seen.append({k: v.detach().clone() for k, v in policy.state_dict().items()})
-            rate = next(rates)
+            rate = next(scripted)
             return {"success_rate": rate, "per_condition": {"clean": rate}}
 
     monkeypatch.setattr(pipeline, "ClosedLoopValidator", Scripted)
+    return seen
+
+
+def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
+    """Stage 0 validates at 0.8, the DAgger round at best 0.4: the bundle keeps stage 0's weights and
+    records the rejected round; its episodes stay in the dataset."""
+    from lnn_control.policies.bundle import load_policy
+    from lnn_control.train import pipeline
+    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
+
+    seen = _script_validation(monkeypatch, pipeline, [0.8, 0.4])
     launch = TrainRecipe(
         task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
         collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
@@ -198,19 +205,7 @@ def test_a_stalled_stage0_trains_again_from_fresh_weights_and_the_better_attempt
     from lnn_control.train import pipeline
     from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
 
-    scripted = iter(rates)
-    seen: list[dict] = []
-
-    class Scripted:
-        def __init__(self, *args, **kwargs) -> None:
-            self.config = EvalConfig(split="validation", episodes=2)
-
-        def __call__(self, policy) -> dict:
-            seen.append({k: v.detach().clone() for k, v in policy.state_dict().items()})
-            rate = next(scripted)
-            return {"success_rate": rate, "per_condition": {"clean": rate}}
-
-    monkeypatch.setattr(pipeline, "ClosedLoopValidator", Scripted)
+    seen = _script_validation(monkeypatch, pipeline, rates)
     launch = TrainRecipe(
         task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
         collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
@@ -273,21 +268,7 @@ def test_a_run_killed_in_its_restart_resumes_to_the_same_bundle(tmp_path):
     assert [s["stage"] for s in stages] == ["stage0", "stage0-restart1"], stages  # the restart ran
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoint = killed / "train" / "stage0-restart1" / "checkpoint" / "trainer.json"
-    try:
-        while not checkpoint.is_file():
-            try:
-                process.wait(timeout=0.02)
-            except subprocess.TimeoutExpired:
-                continue
-            raise AssertionError(f"the run ended before it could be killed: {process.stderr.read()}")
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.stderr.close()
+    _kill_when([*command, "--out", str(killed)], killed / "train" / "stage0-restart1" / "checkpoint" / "trainer.json")
     assert not (killed / "policy").exists()
     def stage0_records() -> list[dict]:
         return [json.loads(line) for line in (killed / "train" / "stage0" / "metrics.jsonl").read_text().splitlines()]
@@ -313,6 +294,24 @@ def test_checkpoints_of_earlier_versions_still_resume():
     assert _settings_fingerprint(recipe, restarting, True) == "559a7d76141c7db6"
     blurred = TrainConfig(augment=AugmentConfig(glow=0.3, haze=0.2, blur=1.0))
     assert _settings_fingerprint(blurred, select, True) != "559a7d76141c7db6"  # a used augmentation counts
+
+
+def _kill_when(command: list[str], marker: Path) -> None:
+    """Run ``command`` and SIGKILL it as soon as ``marker`` exists (fails if it ends first)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while not marker.is_file():
+            try:
+                process.wait(timeout=0.02)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(f"the run ended before it could be killed: {process.stderr.read()}")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stderr.close()
 
 
 def _sha(path: Path) -> str:
@@ -341,21 +340,7 @@ def test_a_killed_training_run_resumes_to_the_same_weights(tmp_path):
     reference = _sha(whole / "policy" / "model.safetensors")
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoint = killed / "train" / "dagger1" / "checkpoint" / "trainer.json"
-    try:
-        while not checkpoint.is_file():
-            try:
-                process.wait(timeout=0.02)
-            except subprocess.TimeoutExpired:
-                continue
-            raise AssertionError(f"the run ended before it could be killed: {process.stderr.read()}")
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.stderr.close()
+    _kill_when([*command, "--out", str(killed)], killed / "train" / "dagger1" / "checkpoint" / "trainer.json")
     assert not (killed / "policy").exists()
     subprocess.run([*command, "--out", str(killed), "--resume"], check=True, capture_output=True, timeout=600)
     assert _sha(killed / "policy" / "model.safetensors") == reference
