@@ -10,6 +10,8 @@ has its file.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import shutil
 import tempfile
@@ -43,7 +45,20 @@ class RunSummary:
     report: Path | None = None
 
 
-def _check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume: bool) -> None:
+def recipe_digest(launch: Any) -> str:
+    """SHA-256 of what a training launch file makes a study's cells do: every setting but the worker
+    and thread counts (speed, not results)."""
+    settings = dataclasses.asdict(launch)
+    settings["collect"].pop("workers")
+    settings["select"].pop("workers")
+    settings["train"].pop("threads")
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume: bool, launch: Any,
+                        launch_text: str) -> None:
+    """Refuse a folder started with another study file or (folders started since 2026-12-07, which
+    record it) another training recipe; start a new folder's ``study.json``."""
     state = root / "study.json"
     if state.is_file():
         recorded = json.loads(state.read_text(encoding="utf-8"))
@@ -54,6 +69,12 @@ def _check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume
                 f"{root} holds the study from {recorded.get('source')}, which differs from {study_path} in "
                 f"{differing}; finished cells are reused only for the same study: use another --out"
             )
+        if recorded.get("training_recipe_digest", recipe_digest(launch)) != recipe_digest(launch):
+            raise ConfigError(
+                f"{root} was started with another training recipe: the launch file {study.training_launch!r} has "
+                "changed since (study.json keeps the text it had); finished cells are reused only with the same "
+                "recipe: restore that text or use another --out"
+            )
         return
     if resume:
         raise ConfigError(f"--resume: {root} holds no study (no study.json); run without --resume to start one")
@@ -62,6 +83,8 @@ def _check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume
         "source": str(study_path),
         "study": study.canonical(),
         "study_file": study_path.read_text(encoding="utf-8"),
+        "training_recipe_digest": recipe_digest(launch),
+        "training_launch_file": launch_text,
     })
 
 
@@ -81,8 +104,8 @@ def run_study(
 
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    launch, _ = load_train_launch(study.training_launch)
-    _check_study_folder(root, study, Path(study_path), resume)
+    launch, launch_text = load_train_launch(study.training_launch)
+    _check_study_folder(root, study, Path(study_path), resume, launch, launch_text)
     shutil.rmtree(root / "cells" / "running", ignore_errors=True)  # markers of dead runs
 
     def done(cell_id: str) -> bool:

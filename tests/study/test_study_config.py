@@ -94,3 +94,22 @@ def test_values_equal_to_their_defaults_do_not_change_the_study_digest(tmp_path:
     changed.write_text(yaml.safe_dump(_edit("eval.episodes", 3)))
     digests = [load_study(p)[0].digest() for p in (plain, explicit, changed)]
     assert digests[0] == digests[1] != digests[2]
+
+
+def test_a_study_folder_refuses_a_changed_training_recipe_but_not_other_worker_counts(tmp_path: Path) -> None:
+    """study.json records the recipe's digest: a re-run after the training launch file changed what
+    it trains is refused (the cells would mix two recipes); worker and thread counts do not count."""
+    import dataclasses
+
+    from lnn_control.study.scheduler import _check_study_folder
+    from lnn_control.train.recipe import load_train_launch
+
+    study, study_path = load_study("study_smoke")
+    launch, text = load_train_launch(study.training_launch)
+    _check_study_folder(tmp_path, study, study_path, False, launch, text)
+    faster = dataclasses.replace(launch, select=dataclasses.replace(launch.select, workers=4),
+                                 train=dataclasses.replace(launch.train, threads=1))
+    _check_study_folder(tmp_path, study, study_path, True, faster, text)  # same recipe: accepted
+    other = dataclasses.replace(launch, train=dataclasses.replace(launch.train, lr=0.001))
+    with pytest.raises(ConfigError, match="started with another training recipe: the launch file 'lane_keeping'"):
+        _check_study_folder(tmp_path, study, study_path, True, other, text)
