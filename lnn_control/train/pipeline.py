@@ -133,9 +133,8 @@ def _run(launch: TrainRecipe, launch_text: str, out: Path, resume: bool, progres
             continue
         result = attempt.result
         stage_results.append(result)
-        _keep_or_reject(policy, attempt.name, result, stages, kept, kept_success)
-    if stages[-1]["accepted"]:
-        kept, kept_success = _copy_weights(policy), _success(result)
+        if _keep_or_reject(policy, attempt.name, result, stages, kept, kept_success):
+            kept, kept_success = _copy_weights(policy), _success(result)
     for round_index in range(launch.dagger.rounds):
         assert collect_cfg is not None  # check_launch: DAgger rounds need the simulated collection
         dagger_cfg = dataclasses.replace(
@@ -159,8 +158,7 @@ def _run(launch: TrainRecipe, launch_text: str, out: Path, resume: bool, progres
                                          resume=resume and (stage_dir / "checkpoint").is_dir(), progress=progress,
                                          label_std=stage_results[0].label_std, freeze=launch.freeze, **selection)
         stage_results.append(result)
-        _keep_or_reject(policy, f"dagger{round_index + 1}", result, stages, kept, kept_success)
-        if stages[-1]["accepted"]:
+        if _keep_or_reject(policy, f"dagger{round_index + 1}", result, stages, kept, kept_success):
             kept, kept_success = _copy_weights(policy), _success(result)
 
     dataset = training_data(launch, data_dir, given)
@@ -237,16 +235,18 @@ def _success(result: TrainResult) -> float:
 
 
 def _keep_or_reject(policy: Any, name: str, result: TrainResult, stages: list[dict], kept: dict,
-                    kept_success: float) -> None:
+                    kept_success: float) -> bool:
     """Record stage ``name``; under closed-loop selection a stage that drives the validation seeds worse
     than the weights kept so far (the ``init_from`` bundle, or the stage before) is rejected and those
-    weights are restored. Success rates only: the stages' BC losses come from different windows."""
+    weights are restored. Success rates only: the stages' BC losses come from different windows.
+    Returns whether the stage was accepted (its weights are then the ones to keep)."""
     accepted = result.best_score is None or _success(result) >= kept_success
     stages.append(_stage_record(name, result, accepted))
     if not accepted:
         policy.load_state_dict(kept)
         logger.warning("%s rejected: validation success %.0f %% < %.0f %% of the weights before it", name,
                        100 * _success(result), 100 * kept_success)
+    return accepted
 
 
 def _copy_weights(policy: Any) -> dict:

@@ -225,6 +225,30 @@ def test_a_stalled_stage0_trains_again_from_fresh_weights_and_the_better_attempt
     assert _same_weights(load_policy(bundle).state_dict(), seen[rates.index(max(rates))])
 
 
+def test_after_a_losing_restart_a_worse_dagger_round_falls_back_to_the_kept_stage0(tmp_path, monkeypatch):
+    """Stage 0 validates 0.3 (below restart_below 0.5), its restart 0.1, the DAgger round 0.2: stage 0
+    is kept, the restart and the round are not, and the bundle holds stage 0's weights."""
+    from lnn_control.policies.bundle import load_policy
+    from lnn_control.train import pipeline
+    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
+
+    seen = _script_validation(monkeypatch, pipeline, [0.3, 0.1, 0.2])
+    launch = TrainRecipe(
+        task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
+        collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
+        dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
+        policy=PolicySection(core="cfc", preset="ncp19_car"),
+        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
+        select=SelectSection(metric="closed_loop", every_epochs=1, episodes=2, restarts=1, restart_below=0.5),
+    )
+    bundle = pipeline.run_pipeline(launch, "# launch", tmp_path / "run", progress=False)
+    selection = json.loads((bundle / "config.json").read_text())["provenance"]["selection"]
+    assert [(s["stage"], s["accepted"]) for s in selection["stages"]] == [
+        ("stage0", True), ("stage0-restart1", False), ("dagger1", False)]
+    assert selection["kept"]["stage"] == "stage0"
+    assert _same_weights(load_policy(bundle).state_dict(), seen[0])
+
+
 def test_restart_settings_are_checked(tmp_path):
     from lnn_control.config import ConfigError
     from lnn_control.train.recipe import TrainRecipe, check_launch
