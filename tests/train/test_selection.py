@@ -150,6 +150,23 @@ def test_the_validation_split_drives_seeds_900_up_and_never_the_test_seeds(tmp_p
         SelectSection(episodes=101)
 
 
+RESTARTING = SelectSection(metric="closed_loop", every_epochs=1, episodes=2, restarts=1, restart_below=0.5)
+
+
+def _tiny_recipe(dagger_rounds: int, select: SelectSection):
+    """A seconds-long lane recipe (2 short expert roads, one epoch per stage) for the selection logic."""
+    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
+
+    return TrainRecipe(
+        task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
+        collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
+        dagger=DaggerSection(rounds=dagger_rounds, episodes=1, learner_mix=0.5, epochs=1),
+        policy=PolicySection(core="cfc", preset="ncp19_car"),
+        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
+        select=select,
+    )
+
+
 def _script_validation(monkeypatch, pipeline, rates: list[float]) -> list[dict]:
     """Replace the pipeline's closed-loop validator by one that returns ``rates`` in turn (the
     decision logic is under test, not the driving); returns the weights it was shown, per call."""
@@ -174,17 +191,9 @@ def test_a_dagger_round_that_drives_worse_is_rejected(tmp_path, monkeypatch):
     records the rejected round; its episodes stay in the dataset."""
     from lnn_control.policies.bundle import load_policy
     from lnn_control.train import pipeline
-    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
 
     seen = _script_validation(monkeypatch, pipeline, [0.8, 0.4])
-    launch = TrainRecipe(
-        task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
-        collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
-        dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
-        policy=PolicySection(core="cfc", preset="ncp19_car"),
-        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
-        select=SelectSection(metric="closed_loop", every_epochs=1, episodes=2),
-    )
+    launch = _tiny_recipe(dagger_rounds=1, select=SelectSection(metric="closed_loop", every_epochs=1, episodes=2))
     bundle = pipeline.run_pipeline(launch, "# launch", tmp_path / "run", progress=False)
     selection = json.loads((bundle / "config.json").read_text())["provenance"]["selection"]
     assert [(s["stage"], s["accepted"]) for s in selection["stages"]] == [("stage0", True), ("dagger1", False)]
@@ -203,17 +212,9 @@ def test_a_stalled_stage0_trains_again_from_fresh_weights_and_the_better_attempt
     records the other as not accepted."""
     from lnn_control.policies.bundle import load_policy
     from lnn_control.train import pipeline
-    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
 
     seen = _script_validation(monkeypatch, pipeline, rates)
-    launch = TrainRecipe(
-        task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
-        collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
-        dagger=DaggerSection(rounds=0),
-        policy=PolicySection(core="cfc", preset="ncp19_car"),
-        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
-        select=SelectSection(metric="closed_loop", every_epochs=1, episodes=2, restarts=1, restart_below=0.5),
-    )
+    launch = _tiny_recipe(dagger_rounds=0, select=RESTARTING)
     bundle = pipeline.run_pipeline(launch, "# launch", tmp_path / "run", progress=False)
     selection = json.loads((bundle / "config.json").read_text())["provenance"]["selection"]
     assert [s["stage"] for s in selection["stages"]] == ["stage0", "stage0-restart1"]  # in the order they ran
@@ -230,17 +231,9 @@ def test_after_a_losing_restart_a_worse_dagger_round_falls_back_to_the_kept_stag
     is kept, the restart and the round are not, and the bundle holds stage 0's weights."""
     from lnn_control.policies.bundle import load_policy
     from lnn_control.train import pipeline
-    from lnn_control.train.recipe import CollectSection, DaggerSection, PolicySection, TrainRecipe
 
     seen = _script_validation(monkeypatch, pipeline, [0.3, 0.1, 0.2])
-    launch = TrainRecipe(
-        task="lane-keeping", backend="pybullet", seed=3, env_kwargs={"road_length": 6.0},
-        collect=CollectSection(episodes=2, noise_std=0.1, conditions=["clean"]),
-        dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
-        policy=PolicySection(core="cfc", preset="ncp19_car"),
-        train=TrainConfig(epochs=1, batch_size=8, seq_len=8, stride=8, val_fraction=0.34, threads=1),
-        select=SelectSection(metric="closed_loop", every_epochs=1, episodes=2, restarts=1, restart_below=0.5),
-    )
+    launch = _tiny_recipe(dagger_rounds=1, select=RESTARTING)
     bundle = pipeline.run_pipeline(launch, "# launch", tmp_path / "run", progress=False)
     selection = json.loads((bundle / "config.json").read_text())["provenance"]["selection"]
     assert [(s["stage"], s["accepted"]) for s in selection["stages"]] == [
