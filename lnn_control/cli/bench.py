@@ -1,5 +1,5 @@
-"""``lnn-control bench nn|env|runtime|explain|camera``: speed of the networks, the envs, the real-time loop,
-``explain`` and the real camera's view correction (table + JSON)."""
+"""``lnn-control bench nn|env|runtime|explain|camera|study``: speed of the networks, the envs, the real-time
+loop, ``explain``, the real camera's view correction and a study's parallel cells (table + JSON)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     camera_parser.add_argument("--frames", type=int, default=500, help="timed frames per figure (default 500)")
     camera_parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON (atomic)")
     camera_parser.set_defaults(func=run_camera_bench_command)
+    study_parser = targets.add_parser(
+        "study", help="cells per minute of a study's train + evaluation cells per --workers count (data cell untimed)"
+    )
+    study_parser.add_argument("--launch", default="study_smoke", metavar="STUDY.yaml",
+                              help="study file or shipped name (default: study_smoke)")
+    study_parser.add_argument("--workers", default="1,2", help="comma-separated worker counts; the first is the "
+                              "baseline of the ratios (default 1,2)")
+    study_parser.add_argument("--repeats", type=int, default=3, help="timed runs per worker count (default 3)")
+    study_parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON (atomic)")
+    study_parser.set_defaults(func=run_study_bench_command)
 
 
 def _pair(text: str, option: str, order: str) -> tuple[int, int]:
@@ -64,6 +74,22 @@ def run_camera_bench_command(args: argparse.Namespace) -> int:
     )
     report = run_camera_bench(settings)
     print_report(format_camera_report(report), report, args.json)
+    return 0
+
+
+def run_study_bench_command(args: argparse.Namespace) -> int:
+    from lnn_control.bench.study import StudyBenchSettings, format_study_bench, run_study_bench
+
+    try:
+        workers = tuple(int(w) for w in args.workers.split(","))
+    except ValueError:
+        raise CommandError(f"--workers must be comma-separated worker counts like 1,2, got {args.workers!r}") from None
+    try:
+        settings = StudyBenchSettings(launch=args.launch, workers=workers, repeats=args.repeats)
+    except ValueError as exc:
+        raise CommandError(f"lnn-control bench study: {exc}") from None
+    report = run_study_bench(settings, progress=lambda message: print(f"... {message}", file=sys.stderr))
+    print_report(format_study_bench(report), report, args.json)
     return 0
 
 

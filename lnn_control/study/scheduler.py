@@ -55,7 +55,7 @@ def recipe_digest(launch: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume: bool, launch: Any,
+def check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume: bool, launch: Any,
                         launch_text: str) -> None:
     """Refuse a folder started with another study file or (folders started since 2026-12-07, which
     record it) another training recipe; start a new folder's ``study.json``."""
@@ -105,7 +105,7 @@ def run_study(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     launch, launch_text = load_train_launch(study.training_launch)
-    _check_study_folder(root, study, Path(study_path), resume, launch, launch_text)
+    check_study_folder(root, study, Path(study_path), resume, launch, launch_text)
     shutil.rmtree(root / "cells" / "running", ignore_errors=True)  # markers of dead runs
 
     def done(cell_id: str) -> bool:

@@ -149,6 +149,11 @@ class TrainResult:
     label_std: list[float] | None = None
     stopped_early: bool = False
 
+    @property
+    def validation_success(self) -> float:
+        """Closed-loop success rate of the kept checkpoint in [0, 1]; -1 when no validator scored it."""
+        return self.best_score["success_rate"] if self.best_score else -1.0
+
 
 def train_behaviour_cloning(
     policy: Policy,

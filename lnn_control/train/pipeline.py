@@ -134,7 +134,7 @@ def _run(launch: TrainRecipe, launch_text: str, out: Path, resume: bool, progres
         result = attempt.result
         stage_results.append(result)
         if _keep_or_reject(policy, attempt.name, result, stages, kept, kept_success):
-            kept, kept_success = _copy_weights(policy), _success(result)
+            kept, kept_success = _copy_weights(policy), result.validation_success
     for round_index in range(launch.dagger.rounds):
         assert collect_cfg is not None  # check_launch: DAgger rounds need the simulated collection
         dagger_cfg = dataclasses.replace(
@@ -159,7 +159,7 @@ def _run(launch: TrainRecipe, launch_text: str, out: Path, resume: bool, progres
                                          label_std=stage_results[0].label_std, freeze=launch.freeze, **selection)
         stage_results.append(result)
         if _keep_or_reject(policy, f"dagger{round_index + 1}", result, stages, kept, kept_success):
-            kept, kept_success = _copy_weights(policy), _success(result)
+            kept, kept_success = _copy_weights(policy), result.validation_success
 
     dataset = training_data(launch, data_dir, given)
     provenance = {
@@ -230,22 +230,18 @@ def _recipe_policy(launch: TrainRecipe, given: list[MixSource], init: InitBundle
     )
 
 
-def _success(result: TrainResult) -> float:
-    return result.best_score["success_rate"] if result.best_score else -1.0
-
-
 def _keep_or_reject(policy: Any, name: str, result: TrainResult, stages: list[dict], kept: dict,
                     kept_success: float) -> bool:
     """Record stage ``name``; under closed-loop selection a stage that drives the validation seeds worse
     than the weights kept so far (the ``init_from`` bundle, or the stage before) is rejected and those
     weights are restored. Success rates only: the stages' BC losses come from different windows.
     Returns whether the stage was accepted (its weights are then the ones to keep)."""
-    accepted = result.best_score is None or _success(result) >= kept_success
+    accepted = result.best_score is None or result.validation_success >= kept_success
     stages.append(_stage_record(name, result, accepted))
     if not accepted:
         policy.load_state_dict(kept)
         logger.warning("%s rejected: validation success %.0f %% < %.0f %% of the weights before it", name,
-                       100 * _success(result), 100 * kept_success)
+                       100 * result.validation_success, 100 * kept_success)
     return accepted
 
 

@@ -43,7 +43,7 @@ class Attempt:
 
     @property
     def success(self) -> float:
-        return self.result.best_score["success_rate"] if self.result.best_score else -1.0
+        return self.result.validation_success
 
 
 def attempt_name(attempt: int) -> str:

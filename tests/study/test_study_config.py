@@ -101,15 +101,15 @@ def test_a_study_folder_refuses_a_changed_training_recipe_but_not_other_worker_c
     it trains is refused (the cells would mix two recipes); worker and thread counts do not count."""
     import dataclasses
 
-    from lnn_control.study.scheduler import _check_study_folder
+    from lnn_control.study.scheduler import check_study_folder
     from lnn_control.train.recipe import load_train_launch
 
     study, study_path = load_study("study_smoke")
     launch, text = load_train_launch(study.training_launch)
-    _check_study_folder(tmp_path, study, study_path, False, launch, text)
+    check_study_folder(tmp_path, study, study_path, False, launch, text)
     faster = dataclasses.replace(launch, select=dataclasses.replace(launch.select, workers=4),
                                  train=dataclasses.replace(launch.train, threads=1))
-    _check_study_folder(tmp_path, study, study_path, True, faster, text)  # same recipe: accepted
+    check_study_folder(tmp_path, study, study_path, True, faster, text)  # same recipe: accepted
     other = dataclasses.replace(launch, train=dataclasses.replace(launch.train, lr=0.001))
     with pytest.raises(ConfigError, match="started with another training recipe: the launch file 'lane_keeping'"):
-        _check_study_folder(tmp_path, study, study_path, True, other, text)
+        check_study_folder(tmp_path, study, study_path, True, other, text)

@@ -9,6 +9,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -314,21 +315,25 @@ def test_checkpoints_of_earlier_versions_still_resume():
 
 
 def _kill_when(command: list[str], marker: Path) -> None:
-    """Run ``command`` and SIGKILL it as soon as ``marker`` exists (fails if it ends first)."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while not marker.is_file():
-            try:
-                process.wait(timeout=0.02)
-            except subprocess.TimeoutExpired:
-                continue
-            raise AssertionError(f"the run ended before it could be killed: {process.stderr.read()}")
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.stderr.close()
+    """Run ``command`` and SIGKILL it as soon as ``marker`` exists (fails if it ends first). Its stderr
+    goes to a temporary file (a pipe nobody reads could fill and stall the run)."""
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            while not marker.is_file():
+                try:
+                    process.wait(timeout=0.02)
+                except subprocess.TimeoutExpired:
+                    continue
+                stderr.seek(0)
+                raise AssertionError("the run ended before it could be killed: "
+                                     + stderr.read().decode(errors="replace")[-2000:])
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
 
 
 def _sha(path: Path) -> str:
