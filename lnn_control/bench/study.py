@@ -28,7 +28,7 @@ class StudyBenchSettings:
     """launch: study file or shipped name; workers: the worker counts to time (the first is the
     baseline of the ratios); repeats: timed runs per worker count (the median is reported)."""
 
-    launch: str = "study_smoke"
+    launch: str = "study_bench"
     workers: tuple[int, ...] = (1, 2)
     repeats: int = 3
 

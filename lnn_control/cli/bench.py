@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study_parser = targets.add_parser(
         "study", help="cells per minute of a study's train + evaluation cells per --workers count (data cell untimed)"
     )
-    study_parser.add_argument("--launch", default="study_smoke", metavar="STUDY.yaml",
-                              help="study file or shipped name (default: study_smoke)")
+    study_parser.add_argument("--launch", default="study_bench", metavar="STUDY.yaml",
+                              help="study file or shipped name (default: study_bench)")
     study_parser.add_argument("--workers", default="1,2", help="comma-separated worker counts; the first is the "
                               "baseline of the ratios (default 1,2)")
     study_parser.add_argument("--repeats", type=int, default=3, help="timed runs per worker count (default 3)")

@@ -21,12 +21,12 @@ SMOKE = {
 }
 
 
-@pytest.mark.parametrize("name", ["study_smoke", "study_lane_keeping", "study_drone_forest"])
+@pytest.mark.parametrize("name", ["study_smoke", "study_bench", "study_lane_keeping", "study_drone_forest"])
 def test_shipped_study_files_load(name: str) -> None:
     study, path = load_study(name)
     assert path.name == f"{name}.yaml"
     assert study.condition_specs()[0] == "clean"
-    if name != "study_smoke":
+    if name not in ("study_smoke", "study_bench"):
         assert len(study.seeds) >= 5
         assert {"ltc_ncp19", "cfc_ncp19", "ctrnn_ncp19", "lstm_matched", "gru_matched", "cnn_feedforward", "lstm64"} <= set(study.architectures)
 
