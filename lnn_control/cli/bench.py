@@ -84,11 +84,13 @@ def run_study_bench_command(args: argparse.Namespace) -> int:
         workers = tuple(int(w) for w in args.workers.split(","))
     except ValueError:
         raise CommandError(f"--workers must be comma-separated worker counts like 1,2, got {args.workers!r}") from None
+    from lnn_control.study.scheduler import StudyIncomplete
+
+    settings = StudyBenchSettings(launch=args.launch, workers=workers, repeats=args.repeats)
     try:
-        settings = StudyBenchSettings(launch=args.launch, workers=workers, repeats=args.repeats)
-    except ValueError as exc:
-        raise CommandError(f"lnn-control bench study: {exc}") from None
-    report = run_study_bench(settings, progress=lambda message: print(f"... {message}", file=sys.stderr))
+        report = run_study_bench(settings, progress=lambda message: print(f"... {message}", file=sys.stderr))
+    except StudyIncomplete as exc:  # a timed run lost a cell: its time would not be the study's
+        raise CommandError(f"lnn-control bench study: a timed run did not finish every cell, no figures written:\n{exc}") from None
     print_report(format_study_bench(report), report, args.json)
     return 0
 

@@ -56,7 +56,7 @@ def recipe_digest(launch: Any) -> str:
 
 
 def check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume: bool, launch: Any,
-                        launch_text: str) -> None:
+                       launch_text: str) -> None:
     """Refuse a folder started with another study file or (folders started since 2026-12-07, which
     record it) another training recipe; start a new folder's ``study.json``."""
     state = root / "study.json"

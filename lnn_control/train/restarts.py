@@ -41,10 +41,6 @@ class Attempt:
     name: str
     result: TrainResult
 
-    @property
-    def success(self) -> float:
-        return self.result.validation_success
-
 
 def attempt_name(attempt: int) -> str:
     return "stage0" if attempt == 0 else f"stage0-restart{attempt}"
@@ -85,12 +81,12 @@ def train_stage0_with_restarts(
                                          progress=progress, **train_kwargs)
         done = Attempt(name, result)
         tried.append((done, {k: v.detach().clone() for k, v in policy.state_dict().items()}))
-        if select is None or done.success >= select.restart_below or attempt == restarts:
+        if select is None or done.result.validation_success >= select.restart_below or attempt == restarts:
             break
         logger.warning("%s: validation success %.0f %% < select.restart_below %.0f %%: stage 0 again from fresh "
-                       "weights (seed + %d)", name, 100 * done.success, 100 * select.restart_below,
+                       "weights (seed + %d)", name, 100 * done.result.validation_success, 100 * select.restart_below,
                        RESTART_SEED_STEP * (attempt + 1))
-    best = max(range(len(tried)), key=lambda k: tried[k][0].success)  # max keeps the first of equals
+    best = max(range(len(tried)), key=lambda k: tried[k][0].result.validation_success)  # max keeps the first of equals
     policy.load_state_dict(tried[best][1])
     return [attempt for attempt, _ in tried], best
 
