@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import sys
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -55,10 +56,39 @@ def recipe_digest(launch: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def study_recipe(root: Path, study: StudyConfig) -> tuple[Any, str, str | None]:
+    """The training recipe a study folder's cells use: ``(config, launch file text, note)``.
+
+    A folder whose ``study.json`` keeps the recipe's text (folders started since 2026-12-07) goes on
+    with that text, so a resumed or rebuilt study never mixes two recipes after the shipped launch
+    file changes; ``note`` then says so when the launch file now trains differently (``None`` when it
+    does not). Any other folder reads ``study.training_launch`` as it is now.
+    """
+    from lnn_control.train.recipe import load_train_launch, parse_train_launch
+
+    state = root / "study.json"
+    recorded = json.loads(state.read_text(encoding="utf-8")) if state.is_file() else {}
+    if "training_launch_file" not in recorded:
+        launch, text = load_train_launch(study.training_launch)
+        return launch, text, None
+    text = recorded["training_launch_file"]
+    launch = parse_train_launch(text, f"{state} (training_launch_file)")
+    note = None
+    try:
+        current, _ = load_train_launch(study.training_launch)
+    except ConfigError:
+        current = None
+    if current is None or recipe_digest(current) != recipe_digest(launch):
+        note = (f"{root} goes on with the training recipe its study.json recorded when it started; the launch "
+                f"file {study.training_launch!r} {'is gone' if current is None else 'now trains differently'} "
+                "(to study that recipe, use another --out)")
+    return launch, text, note
+
+
 def check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume: bool, launch: Any,
                        launch_text: str) -> None:
-    """Refuse a folder started with another study file or (folders started since 2026-12-07, which
-    record it) another training recipe; start a new folder's ``study.json``."""
+    """Refuse a folder started with another study file; start a new folder's ``study.json``, which
+    keeps the study file and the training recipe (``launch``, its text and digest) the cells use."""
     state = root / "study.json"
     if state.is_file():
         recorded = json.loads(state.read_text(encoding="utf-8"))
@@ -68,12 +98,6 @@ def check_study_folder(root: Path, study: StudyConfig, study_path: Path, resume:
             raise ConfigError(
                 f"{root} holds the study from {recorded.get('source')}, which differs from {study_path} in "
                 f"{differing}; finished cells are reused only for the same study: use another --out"
-            )
-        if recorded.get("training_recipe_digest", recipe_digest(launch)) != recipe_digest(launch):
-            raise ConfigError(
-                f"{root} was started with another training recipe: the launch file {study.training_launch!r} has "
-                "changed since (study.json keeps the text it had); finished cells are reused only with the same "
-                "recipe: restore that text or use another --out"
             )
         return
     if resume:
@@ -100,12 +124,12 @@ def run_study(
     progress: bool = True,
 ) -> RunSummary:
     """Run every unfinished cell of ``study`` into ``out`` and write the report (see the module docstring)."""
-    from lnn_control.train.recipe import load_train_launch
-
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    launch, launch_text = load_train_launch(study.training_launch)
+    launch, launch_text, recipe_note = study_recipe(root, study)
     check_study_folder(root, study, Path(study_path), resume, launch, launch_text)
+    if recipe_note is not None:
+        print(f"note: {recipe_note}", file=sys.stderr)
     shutil.rmtree(root / "cells" / "running", ignore_errors=True)  # markers of dead runs
 
     def done(cell_id: str) -> bool:

@@ -96,20 +96,36 @@ def test_values_equal_to_their_defaults_do_not_change_the_study_digest(tmp_path:
     assert digests[0] == digests[1] != digests[2]
 
 
-def test_a_study_folder_refuses_a_changed_training_recipe_but_not_other_worker_counts(tmp_path: Path) -> None:
-    """study.json records the recipe's digest: a re-run after the training launch file changed what
-    it trains is refused (the cells would mix two recipes); worker and thread counts do not count."""
-    import dataclasses
+def test_a_study_folder_goes_on_with_the_recipe_it_started_with(tmp_path: Path) -> None:
+    """study.json keeps the recipe's text: after the training launch file changes, a resumed folder
+    trains (and rebuilds its report) with the recorded recipe and says so; a folder whose recipe is
+    unchanged, or that differs only in worker and thread counts, gets no note; a folder without the
+    record (started before 2026-12-07) reads the launch file as it is now."""
+    import json
 
-    from lnn_control.study.scheduler import check_study_folder
+    from lnn_control.study.scheduler import check_study_folder, recipe_digest, study_recipe
     from lnn_control.train.recipe import load_train_launch
 
     study, study_path = load_study("study_smoke")
     launch, text = load_train_launch(study.training_launch)
-    check_study_folder(tmp_path, study, study_path, False, launch, text)
-    faster = dataclasses.replace(launch, select=dataclasses.replace(launch.select, workers=4),
-                                 train=dataclasses.replace(launch.train, threads=1))
-    check_study_folder(tmp_path, study, study_path, True, faster, text)  # same recipe: accepted
-    other = dataclasses.replace(launch, train=dataclasses.replace(launch.train, lr=0.001))
-    with pytest.raises(ConfigError, match="started with another training recipe: the launch file 'lane_keeping'"):
-        check_study_folder(tmp_path, study, study_path, True, other, text)
+    assert "  lr: 0.005" in text
+    older_text = text.replace("  lr: 0.005", "  lr: 0.001").replace("  threads: 2", "  threads: 1")
+    started_then = tmp_path / "then"
+    started_then.mkdir()
+    check_study_folder(started_then, study, study_path, False, load_train_launch(study.training_launch)[0], older_text)
+    recorded, recorded_text, note = study_recipe(started_then, study)
+    assert recorded.train.lr == 0.001 and launch.train.lr == 0.005 and recorded_text == older_text
+    assert note is not None and "'lane_keeping' now trains differently" in note
+
+    unchanged = tmp_path / "unchanged"
+    unchanged.mkdir()
+    check_study_folder(unchanged, study, study_path, False, launch, text.replace("  threads: 2", "  threads: 1"))
+    same, _, note = study_recipe(unchanged, study)
+    assert note is None and recipe_digest(same) == recipe_digest(launch) and same.train.threads == 1
+
+    state = json.loads((started_then / "study.json").read_text())
+    del state["training_launch_file"], state["training_recipe_digest"]
+    (started_then / "study.json").write_text(json.dumps(state))
+    current, current_text, note = study_recipe(started_then, study)
+    assert current == launch and current_text == text and note is None
+    check_study_folder(started_then, study, study_path, True, current, current_text)  # the study matches: accepted
