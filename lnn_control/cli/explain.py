@@ -72,5 +72,11 @@ def run(args: argparse.Namespace) -> int:
             if text:
                 parts.append(text)
         print(f"  {method:<15} " + "; ".join(parts))
+    vanished = summary["saliency"]["smoothgrad"]["vanished_frames"]
+    if vanished:
+        print(f"note: SmoothGrad's gradients vanished on {vanished} of {summary['steps']} frames (peak "
+              f"|d action / d pixel| < {summary['saliency']['smoothgrad']['vanished_below']:g} per grey level): the "
+              "policy's response is flat around those frames (saturated sensory synapses: README \"Explain\"); their "
+              "SmoothGrad maps are blank and left out of the attention numbers; VisualBackProp does not use gradients")
     print(f"files in {args.out}: " + ", ".join(sorted(summary["files"].values())) + ", explain.json")
     return 0

@@ -43,24 +43,27 @@ class Analysis:
     states: ``[T,S]`` core state after each step; actions: ``[T,A]`` replayed actions (action units);
     internals: None, or ``(kind, values [T,N])`` with kind ``"tau_s"`` (LTC effective time constant,
     seconds, at the state before the step), ``"gate"`` (CfC time gate) or ``"cfc_tau_s"`` (pure CfC
-    decay time constant, seconds)."""
+    decay time constant, seconds); smoothgrad_peaks: ``"frames"`` (and ``"clean"`` with clean twins)
+    -> ``[T]`` peak |∂response/∂pixel| per frame. A frame whose peak is below
+    :data:`~.saliency.VANISHED_GRADIENT` gets an all-zero SmoothGrad map (no information)."""
 
     maps: dict[str, np.ndarray]
     clean_maps: dict[str, np.ndarray] | None
     states: np.ndarray
     actions: np.ndarray
     internals: tuple[str, np.ndarray] | None
+    smoothgrad_peaks: dict[str, np.ndarray]
 
 
-def _run(policy: Any, frames: np.ndarray, recording: Recording, config: AnalysisConfig,
-         with_internals: bool, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, str]:
+def _run(policy: Any, frames: np.ndarray, recording: Recording, config: AnalysisConfig, with_internals: bool,
+         label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, str, np.ndarray]:
     core = policy.core
     rate = float(policy.config.control_rate_hz)
     generator = torch.Generator().manual_seed(int(config.smoothgrad.seed))
     state = core.initial_state(1)
     inputs = core_inputs(policy, frames, recording.extras)
     horizon = config.smoothgrad.horizon
-    saliency, states, actions, internals = [], [], [], []
+    saliency, states, actions, internals, peaks = [], [], [], [], []
     kind = ""
     steps = range(recording.steps)
     if config.progress:
@@ -79,12 +82,14 @@ def _run(policy: Any, frames: np.ndarray, recording: Recording, config: Analysis
             gate = cfc_gates(core, result.x.unsqueeze(0), state, result.state, float(recording.dt[t]) * rate)
             kind = "cfc_tau_s" if core.cell.mode.value == "pure" else "gate"
             internals.append(gate[0].numpy() / (rate if kind == "cfc_tau_s" else 1.0))
-        saliency.append(normalize_map(result.saliency))
+        saliency.append(np.zeros_like(result.saliency) if result.vanished else normalize_map(result.saliency))
+        peaks.append(result.peak)
         states.append(result.state[0].numpy())
         actions.append(result.action)
         state = result.state
     values = np.asarray(internals, np.float32) if internals else None
-    return np.stack(saliency), np.asarray(states, np.float32), np.asarray(actions, np.float32), values, kind
+    return (np.stack(saliency), np.asarray(states, np.float32), np.asarray(actions, np.float32), values, kind,
+            np.asarray(peaks, np.float64))
 
 
 def analyse(policy: Any, recording: Recording, config: AnalysisConfig | None = None) -> Analysis:
@@ -93,12 +98,16 @@ def analyse(policy: Any, recording: Recording, config: AnalysisConfig | None = N
     training = policy.training
     policy.eval()
     try:
-        smooth, states, actions, internals, kind = _run(policy, recording.frames, recording, config, True, "frames")
+        smooth, states, actions, internals, kind, peaks = _run(policy, recording.frames, recording, config, True,
+                                                                "frames")
         maps = {"visualbackprop": visual_backprop(policy, recording.frames), "smoothgrad": smooth}
+        smoothgrad_peaks = {"frames": peaks}
         clean_maps = None
         if recording.clean_frames is not None:
-            clean_smooth, *_ = _run(policy, recording.clean_frames, recording, config, False, "clean twins")
+            clean_smooth, *_, smoothgrad_peaks["clean"] = _run(policy, recording.clean_frames, recording, config,
+                                                               False, "clean twins")
             clean_maps = {"visualbackprop": visual_backprop(policy, recording.clean_frames), "smoothgrad": clean_smooth}
     finally:
         policy.train(training)
-    return Analysis(maps, clean_maps, states, actions, (kind, internals) if internals is not None else None)
+    return Analysis(maps, clean_maps, states, actions, (kind, internals) if internals is not None else None,
+                    smoothgrad_peaks)

@@ -69,6 +69,7 @@ def summarize(
 
     maps: method -> ``[T,H,W]`` normalised maps of the frames the policy saw (under the condition);
     clean_maps: the same for the clean twins of those frames (None when the condition is ``clean``);
+    a frame whose map (or twin's map) is all zero gets no SSIM (``None``) and no mass share;
     masks: mask name -> ``[T,H,W]`` bool (None without privileged masks). Returns, per method,
     ``{"ssim_clean_vs_condition": mean, "mass_share": {mask: {"condition": mean, "clean": mean}},
     "per_frame": {...}}``, plus ``mask_area`` (mean share of pixels per mask) when masks are given.
@@ -77,9 +78,11 @@ def summarize(
     for method, frames in maps.items():
         entry: dict[str, Any] = {"per_frame": {}}
         if clean_maps is not None:
-            scores = [ssim(a, b) for a, b in zip(frames, clean_maps[method])]
+            # a blank map (vanished gradients) says nothing: no score rather than a perfect one
+            scores = [ssim(a, b) if a.any() and b.any() else math.nan for a, b in zip(frames, clean_maps[method])]
             entry["ssim_clean_vs_condition"] = _mean(scores)
-            entry["per_frame"]["ssim_clean_vs_condition"] = [round(s, 5) for s in scores]
+            entry["per_frame"]["ssim_clean_vs_condition"] = [None if not math.isfinite(s) else round(s, 5)
+                                                             for s in scores]
         if masks:
             entry["mass_share"] = {}
             for name, mask in masks.items():

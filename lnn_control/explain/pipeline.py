@@ -26,7 +26,7 @@ from lnn_control.explain.analysis import AnalysisConfig, analyse
 from lnn_control.explain.attention import summarize
 from lnn_control.explain.internals import neuron_groups, select_groups
 from lnn_control.explain.recording import Recording, record_episode, recording_from_log
-from lnn_control.explain.saliency import SmoothGradConfig
+from lnn_control.explain.saliency import VANISHED_GRADIENT, SmoothGradConfig
 
 BACKENDS = ("pybullet", "mujoco")
 
@@ -159,7 +159,8 @@ def run_explain(config: ExplainConfig) -> dict[str, Any]:
         "onsets": [{"time_s": t, "label": label} for t, label in recording.onsets],
         "files": files,
         "saliency": {"methods": list(analysis.maps), "smoothgrad": {
-            "samples": config.smoothgrad.samples, "noise": config.smoothgrad.noise, "seed": config.smoothgrad.seed}},
+            "samples": config.smoothgrad.samples, "noise": config.smoothgrad.noise, "seed": config.smoothgrad.seed,
+            **_vanished_summary(analysis.smoothgrad_peaks)}},
         "attention": attention,
         "strip_steps": picks,
         "wiring_still_step": still,
@@ -180,6 +181,16 @@ def run_explain(config: ExplainConfig) -> dict[str, Any]:
     timings["total_s"] = round(time.perf_counter() - start, 3)
     summary["timing_s"] = timings
     atomic_write_json(out / "explain.json", summary)
+    return summary
+
+
+def _vanished_summary(peaks: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How many frames' gradient saliency vanished (peak below ``VANISHED_GRADIENT``), per frame set,
+    and the median peak (normalised action units per grey level)."""
+    summary: dict[str, Any] = {"vanished_below": VANISHED_GRADIENT}
+    for name, values in peaks.items():
+        summary[f"vanished_{name}"] = int(np.sum(values < VANISHED_GRADIENT))
+        summary[f"peak_gradient_median_{name}"] = float(np.median(values)) if values.size else None
     return summary
 
 

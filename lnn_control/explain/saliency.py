@@ -65,6 +65,14 @@ def normalize_map(saliency: np.ndarray, percentile: float = 99.5) -> np.ndarray:
     return np.clip(array / scale, 0.0, 1.0).astype(np.float32)
 
 
+#: Below this peak |∂response/∂pixel| (normalised action units per grey level) a frame's gradient
+#: saliency has vanished: a full 255-level change of its most salient pixel would move the response
+#: by under 3e-6 of the action's half range, and what is left of the map is float underflow. A policy
+#: whose sensory synapses saturate (CNN features far outside the sigmoids' width, README "Explain")
+#: gets there on most frames; VisualBackProp reads activations and is not affected.
+VANISHED_GRADIENT = 1e-8
+
+
 # ------------------------------------------------------------------------------ VisualBackProp
 def _conv_relu_pairs(cnn: PerceptionCNN) -> list[tuple[nn.Conv2d, nn.Module]]:
     layers = list(cnn.convs)
@@ -133,12 +141,23 @@ def core_inputs(policy: Any, frames: np.ndarray, extras: np.ndarray, chunk: int 
 @dataclass
 class GradStep:
     """One control step analysed: ``saliency [H,W]`` (raw SmoothGrad, not normalised), the noise-free
-    ``action [A]`` (action units), core input ``x [F+E]`` and the core state after the step ``[S]``."""
+    ``action [A]`` (action units), core input ``x [F+E]`` and the core state after the step ``[S]``.
+
+    ``vanished``: the map's peak is below :data:`VANISHED_GRADIENT`, so it carries no information."""
 
     saliency: np.ndarray
     action: np.ndarray
     x: torch.Tensor
     state: torch.Tensor
+
+    @property
+    def peak(self) -> float:
+        """Largest |∂response/∂pixel| of the map (normalised action units per grey level)."""
+        return float(self.saliency.max(initial=0.0))
+
+    @property
+    def vanished(self) -> bool:
+        return self.peak < VANISHED_GRADIENT
 
 
 def smoothgrad_step(

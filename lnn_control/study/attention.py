@@ -64,7 +64,7 @@ def run_attention_cell(out: str, study: StudyConfig, launch: Any, cell: Attentio
     from lnn_control.explain.analysis import AnalysisConfig, analyse
     from lnn_control.explain.attention import summarize
     from lnn_control.explain.recording import record_episode
-    from lnn_control.explain.saliency import SmoothGradConfig
+    from lnn_control.explain.saliency import VANISHED_GRADIENT, SmoothGradConfig
     from lnn_control.policies.bundle import load_policy
 
     torch.set_num_threads(1)
@@ -89,6 +89,9 @@ def run_attention_cell(out: str, study: StudyConfig, launch: Any, cell: Attentio
             "episode_seed": study.eval.seed,
             "steps": recording.steps,
             "attention": summary,
+            # frames whose gradient saliency vanished (blank SmoothGrad maps, left out of the numbers above)
+            "smoothgrad_vanished": {name: int((peaks < VANISHED_GRADIENT).sum())
+                                    for name, peaks in analysis.smoothgrad_peaks.items()},
             "seconds": round(time.perf_counter() - started, 3),
             "worker": describe_worker(),
         }

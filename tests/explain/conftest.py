@@ -25,6 +25,17 @@ def lane_policy():
 
 
 @pytest.fixture(scope="session")
+def unsaturated_lane_policy():
+    """A real lane policy whose sensory synapses are not saturated, so its pixel gradients carry
+    information (the bundle shipped until 2026-12-07; ``data/README.md``)."""
+    from pathlib import Path
+
+    from lnn_control.policies.bundle import load_policy
+
+    return load_policy(Path(__file__).parent / "data" / "lane_default_init_2026-12-06")
+
+
+@pytest.fixture(scope="session")
 def lane_frames() -> LaneFrames:
     """Frames of a held-out road driven by the expert (every 10th of 120 steps: straights and bends)."""
     from lnn_control.data.collect import make_env

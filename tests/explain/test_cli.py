@@ -40,13 +40,22 @@ def test_explain_writes_every_file_atomically(tmp_path: Path, monkeypatch: pytes
     assert all(v > 0 for v in summary["series"]["tau_s"]["0"])
     assert summary["groups"] == {"motor": [0], "command": list(range(1, 7)), "inter": list(range(7, 19))}
     assert {"time_s": 0.5, "label": "rain:3 on"} in summary["onsets"]
+    smoothgrad = summary["saliency"]["smoothgrad"]
+    assert smoothgrad["vanished_below"] == 1e-8 and 0 <= smoothgrad["vanished_frames"] <= steps
+    assert smoothgrad["peak_gradient_median_frames"] >= 0.0 and "vanished_clean" in smoothgrad
+    onset = 10  # 0.5 s at 20 Hz
     for method in ("visualbackprop", "smoothgrad"):
         entry = summary["attention"][method]
         ssim = entry["per_frame"]["ssim_clean_vs_condition"]
         assert len(ssim) == steps
-        assert ssim[0] == pytest.approx(1.0)  # before the onset the policy saw the clean twin itself
-        assert 0.0 < entry["ssim_clean_vs_condition"] < 1.0
-        assert entry["mass_share"]["road"]["condition"] > entry["mass_share"]["sky"]["condition"]
+        # before the onset the policy saw the clean twin itself; a frame whose gradients vanished has no score
+        assert all(s == pytest.approx(1.0) for s in ssim[:onset] if s is not None)
+        if method == "visualbackprop":
+            assert None not in ssim and 0.0 < entry["ssim_clean_vs_condition"] < 1.0
+        else:
+            assert ssim.count(None) >= smoothgrad["vanished_frames"]
+        if entry["mass_share"]["road"]["condition"] is not None or method == "visualbackprop":
+            assert entry["mass_share"]["road"]["condition"] > entry["mass_share"]["sky"]["condition"]
     assert 0.5 < summary["attention"]["mask_area"]["road"] < 0.9
 
 
