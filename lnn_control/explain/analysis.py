@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from lnn_control.explain.internals import cfc_gates, is_cfc, is_ltc, ltc_time_constants
+from lnn_control.explain.internals import (
+    cfc_gates,
+    is_cfc,
+    is_ltc,
+    ltc_sensory_saturation,
+    ltc_time_constants,
+)
 from lnn_control.explain.recording import Recording
 from lnn_control.explain.saliency import (
     SmoothGradConfig,
@@ -45,7 +51,10 @@ class Analysis:
     seconds, at the state before the step), ``"gate"`` (CfC time gate) or ``"cfc_tau_s"`` (pure CfC
     decay time constant, seconds); smoothgrad_peaks: ``"frames"`` (and ``"clean"`` with clean twins)
     -> ``[T]`` peak |∂response/∂pixel| per frame. A frame whose peak is below
-    :data:`~.saliency.VANISHED_GRADIENT` gets an all-zero SmoothGrad map (no information)."""
+    :data:`~.saliency.VANISHED_GRADIENT` gets an all-zero SmoothGrad map (no information).
+    feature_magnitude: ``[T]`` median |feature| of the CNN's output per frame; sensory_saturation:
+    ``[T]`` share of the LTC sensory synapses from the CNN features that are saturated
+    (:func:`~.internals.ltc_sensory_saturation`), None for other cores."""
 
     maps: dict[str, np.ndarray]
     clean_maps: dict[str, np.ndarray] | None
@@ -53,17 +62,21 @@ class Analysis:
     actions: np.ndarray
     internals: tuple[str, np.ndarray] | None
     smoothgrad_peaks: dict[str, np.ndarray]
+    feature_magnitude: np.ndarray
+    sensory_saturation: np.ndarray | None
 
 
 def _run(policy: Any, frames: np.ndarray, recording: Recording, config: AnalysisConfig, with_internals: bool,
-         label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, str, np.ndarray]:
+         label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, str, np.ndarray, np.ndarray,
+                              np.ndarray | None]:
     core = policy.core
     rate = float(policy.config.control_rate_hz)
     generator = torch.Generator().manual_seed(int(config.smoothgrad.seed))
     state = core.initial_state(1)
     inputs = core_inputs(policy, frames, recording.extras)
     horizon = config.smoothgrad.horizon
-    saliency, states, actions, internals, peaks = [], [], [], [], []
+    saliency, states, actions, internals, peaks, magnitude, saturation = [], [], [], [], [], [], []
+    features = int(policy.perception.config.features)
     kind = ""
     steps = range(recording.steps)
     if config.progress:
@@ -84,12 +97,16 @@ def _run(policy: Any, frames: np.ndarray, recording: Recording, config: Analysis
             internals.append(gate[0].numpy() / (rate if kind == "cfc_tau_s" else 1.0))
         saliency.append(np.zeros_like(result.saliency) if result.vanished else normalize_map(result.saliency))
         peaks.append(result.peak)
+        magnitude.append(float(result.x[:features].abs().median()))
+        if is_ltc(core):
+            saturation.append(float(ltc_sensory_saturation(core, result.x.unsqueeze(0), features)[0]))
         states.append(result.state[0].numpy())
         actions.append(result.action)
         state = result.state
     values = np.asarray(internals, np.float32) if internals else None
     return (np.stack(saliency), np.asarray(states, np.float32), np.asarray(actions, np.float32), values, kind,
-            np.asarray(peaks, np.float64))
+            np.asarray(peaks, np.float64), np.asarray(magnitude, np.float64),
+            np.asarray(saturation, np.float64) if saturation else None)
 
 
 def analyse(policy: Any, recording: Recording, config: AnalysisConfig | None = None) -> Analysis:
@@ -98,16 +115,16 @@ def analyse(policy: Any, recording: Recording, config: AnalysisConfig | None = N
     training = policy.training
     policy.eval()
     try:
-        smooth, states, actions, internals, kind, peaks = _run(policy, recording.frames, recording, config, True,
-                                                                "frames")
+        smooth, states, actions, internals, kind, peaks, magnitude, saturation = _run(
+            policy, recording.frames, recording, config, True, "frames")
         maps = {"visualbackprop": visual_backprop(policy, recording.frames), "smoothgrad": smooth}
         smoothgrad_peaks = {"frames": peaks}
         clean_maps = None
         if recording.clean_frames is not None:
-            clean_smooth, *_, smoothgrad_peaks["clean"] = _run(policy, recording.clean_frames, recording, config,
-                                                               False, "clean twins")
+            clean_smooth, *_, smoothgrad_peaks["clean"], _, _ = _run(policy, recording.clean_frames, recording,
+                                                                     config, False, "clean twins")
             clean_maps = {"visualbackprop": visual_backprop(policy, recording.clean_frames), "smoothgrad": clean_smooth}
     finally:
         policy.train(training)
     return Analysis(maps, clean_maps, states, actions, (kind, internals) if internals is not None else None,
-                    smoothgrad_peaks)
+                    smoothgrad_peaks, magnitude, saturation)

@@ -79,7 +79,10 @@ def saliency_strip(
         variants = [(clean_frames, clean_maps, "clean")] if clean_frames is not None and clean_maps else []
         variants.append((frames, maps, condition))
         for source, source_maps, name in variants:
-            tiles = [_label(overlay(source[i], source_maps[method][i], scale), f"{label} | {name} | t={times[i]:.1f}s")
+            # an all-zero SmoothGrad map is a frame whose gradients vanished (``analysis.Analysis``): say so
+            tiles = [_label(overlay(source[i], source_maps[method][i], scale),
+                            f"{label} | {name} | t={times[i]:.1f}s"
+                            + (" | vanished" if method == "smoothgrad" and not source_maps[method][i].any() else ""))
                      for i in picks]
             rows.append(np.concatenate(_with_gaps(tiles, axis=1), axis=1))
     return write_png(path, np.concatenate(_with_gaps(rows, axis=0), axis=0))

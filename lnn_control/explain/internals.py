@@ -86,6 +86,26 @@ def ltc_conductance_terms(core: Any, x: torch.Tensor, v: torch.Tensor) -> tuple[
     return total, weighted
 
 
+#: A sensory synapse whose sigmoid slope σ(z)(1 − σ(z)) is below this is saturated: its input is
+#: thresholded, and gradients through it vanish (|z| > ~14).
+SATURATED_SLOPE = 1e-6
+
+
+@torch.no_grad()
+def ltc_sensory_saturation(core: Any, x: torch.Tensor, inputs: int) -> torch.Tensor:
+    """Share (0..1) per row of the active sensory synapses from the first ``inputs`` core inputs (the
+    CNN features) whose sigmoid slope is below :data:`SATURATED_SLOPE`, for core inputs ``x [B,F]``
+    (before the input mapping): ``[B]``."""
+    if not is_ltc(core):
+        raise ValueError(f"sensory saturation needs an LTC core, got core type {core.config().get('type')!r}")
+    p = core.effective_parameters()
+    x = x.to(p["gleak"].dtype) * p["input_w"] + p["input_b"]
+    chosen = p["s_src"] < inputs
+    z = p["s_sigma"][chosen] * (x[:, p["s_src"][chosen]] - p["s_mu"][chosen])
+    slope = torch.sigmoid(z) * torch.sigmoid(-z)
+    return (slope < SATURATED_SLOPE).to(torch.float64).mean(dim=1)
+
+
 @torch.no_grad()
 def ltc_time_constants(core: Any, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(tau [B,N], v_inf [B,N])`` of an LTC core for inputs ``x [B,F]`` at state ``v [B,N]``;

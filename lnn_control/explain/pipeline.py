@@ -24,7 +24,7 @@ import numpy as np
 from lnn_control.atomic import atomic_write_json
 from lnn_control.explain.analysis import AnalysisConfig, analyse
 from lnn_control.explain.attention import summarize
-from lnn_control.explain.internals import neuron_groups, select_groups
+from lnn_control.explain.internals import SATURATED_SLOPE, neuron_groups, select_groups
 from lnn_control.explain.recording import Recording, record_episode, recording_from_log
 from lnn_control.explain.saliency import VANISHED_GRADIENT, SmoothGradConfig
 
@@ -162,6 +162,7 @@ def run_explain(config: ExplainConfig) -> dict[str, Any]:
             "samples": config.smoothgrad.samples, "noise": config.smoothgrad.noise, "seed": config.smoothgrad.seed,
             **_vanished_summary(analysis.smoothgrad_peaks)}},
         "attention": attention,
+        "perception": _perception_summary(analysis),
         "strip_steps": picks,
         "wiring_still_step": still,
         "groups": groups,
@@ -181,6 +182,15 @@ def run_explain(config: ExplainConfig) -> dict[str, Any]:
     timings["total_s"] = round(time.perf_counter() - start, 3)
     summary["timing_s"] = timings
     atomic_write_json(out / "explain.json", summary)
+    return summary
+
+
+def _perception_summary(analysis: Any) -> dict[str, Any]:
+    """Median |CNN feature| over the frames, and (LTC) the median share of saturated sensory synapses."""
+    summary: dict[str, Any] = {"feature_abs_median": float(np.median(analysis.feature_magnitude))}
+    if analysis.sensory_saturation is not None:
+        summary["ltc_sensory_saturated_share_median"] = float(np.median(analysis.sensory_saturation))
+        summary["saturated_below_slope"] = SATURATED_SLOPE
     return summary
 
 

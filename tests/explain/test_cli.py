@@ -40,6 +40,8 @@ def test_explain_writes_every_file_atomically(tmp_path: Path, monkeypatch: pytes
     assert all(v > 0 for v in summary["series"]["tau_s"]["0"])
     assert summary["groups"] == {"motor": [0], "command": list(range(1, 7)), "inter": list(range(7, 19))}
     assert {"time_s": 0.5, "label": "rain:3 on"} in summary["onsets"]
+    assert 0.0 <= summary["perception"]["ltc_sensory_saturated_share_median"] <= 1.0
+    assert summary["perception"]["feature_abs_median"] > 0.0
     smoothgrad = summary["saliency"]["smoothgrad"]
     assert smoothgrad["vanished_below"] == 1e-8 and 0 <= smoothgrad["vanished_frames"] <= steps
     assert smoothgrad["peak_gradient_median_frames"] >= 0.0 and "vanished_clean" in smoothgrad

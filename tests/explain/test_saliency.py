@@ -100,6 +100,9 @@ def test_saturated_sensory_synapses_give_vanished_gradients_that_are_reported(un
     vanished = flat.smoothgrad_peaks["frames"] < VANISHED_GRADIENT
     assert vanished.all(), flat.smoothgrad_peaks["frames"]
     assert np.all(flat.maps["smoothgrad"] == 0.0) and np.all(flat.clean_maps["smoothgrad"] == 0.0)
+    # the cause, measured: the features left the sensory synapses' sensitive range
+    assert looking.sensory_saturation.max() < 0.9 and flat.sensory_saturation.min() > 0.95
+    np.testing.assert_allclose(flat.feature_magnitude, 1000.0 * looking.feature_magnitude, rtol=1e-3)
     masks = {"road": lane_frames.road[:steps], "sky": lane_frames.sky[:steps]}
     summary = summarize(flat.maps, flat.clean_maps, masks)
     assert summary["smoothgrad"]["ssim_clean_vs_condition"] is None
