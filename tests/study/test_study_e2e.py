@@ -118,10 +118,16 @@ def test_a_killed_worker_loses_only_its_cell_and_a_rerun_finishes_only_the_missi
 
 
 def test_per_model_dagger_runs_the_recipes_rounds_on_a_copy_of_the_data(tmp_path: Path) -> None:
+    import yaml
+
+    recipe = yaml.safe_load((Path(__file__).parents[2] / "launch" / "lane_keeping.yaml").read_text())
+    recipe["dagger"] = {"rounds": 1, "episodes": 10, "learner_mix": 0.5, "epochs": 4}  # the shipped one has none
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     smoke = (Path(__file__).parents[2] / "launch" / "study_smoke.yaml").read_text()
     study = tmp_path / "dagger.yaml"
     study.write_text(
-        smoke.replace("architectures: [ltc_ncp19, lstm_matched]", "architectures: [lstm_matched]")
+        smoke.replace("training_launch: lane_keeping ", f"training_launch: {tmp_path / 'recipe.yaml'} ")
+        .replace("architectures: [ltc_ncp19, lstm_matched]", "architectures: [lstm_matched]")
         .replace("seeds: [0, 1]", "seeds: [0]")
         .replace("per_model_dagger: false", "per_model_dagger: true")
         .replace("    framedrop: [4]\n", "    rain: [3]\n")
@@ -133,7 +139,7 @@ def test_per_model_dagger_runs_the_recipes_rounds_on_a_copy_of_the_data(tmp_path
     assert train["per_model_dagger"] is True and len(train["val_loss_per_stage"]) == 2  # stage 0 + 1 DAgger round
     own = list((out / "models" / "lstm_matched-s0" / "data" / "episodes").glob("episode_*.safetensors"))
     shared = list((out / "data" / "episodes").glob("episode_*.safetensors"))
-    assert len(shared) == 4 and len(own) == 4 + 10  # the lane recipe: one round of 10 learner episodes
+    assert len(shared) == 4 and len(own) == 4 + 10  # the recipe's one round of 10 learner episodes
     assert results["training"] == {"per_model_dagger": True, "identical_data": False, "collected_conditions": ["clean"]}
     assert {row["training_exposure"] for row in results["rows"]} == {"same", "unseen"}  # clean, rain:3
     report = (out / "report.md").read_text()
