@@ -66,9 +66,22 @@ class Analysis:
     sensory_saturation: np.ndarray | None
 
 
+@dataclass
+class _Pass:
+    """One pass of :func:`_run` over a frame sequence (shapes as in :class:`Analysis`)."""
+
+    smoothgrad: np.ndarray
+    states: np.ndarray
+    actions: np.ndarray
+    internals: np.ndarray | None
+    kind: str
+    peaks: np.ndarray
+    feature_magnitude: np.ndarray
+    sensory_saturation: np.ndarray | None
+
+
 def _run(policy: Any, frames: np.ndarray, recording: Recording, config: AnalysisConfig, with_internals: bool,
-         label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, str, np.ndarray, np.ndarray,
-                              np.ndarray | None]:
+         label: str) -> _Pass:
     core = policy.core
     rate = float(policy.config.control_rate_hz)
     generator = torch.Generator().manual_seed(int(config.smoothgrad.seed))
@@ -104,9 +117,9 @@ def _run(policy: Any, frames: np.ndarray, recording: Recording, config: Analysis
         actions.append(result.action)
         state = result.state
     values = np.asarray(internals, np.float32) if internals else None
-    return (np.stack(saliency), np.asarray(states, np.float32), np.asarray(actions, np.float32), values, kind,
-            np.asarray(peaks, np.float64), np.asarray(magnitude, np.float64),
-            np.asarray(saturation, np.float64) if saturation else None)
+    return _Pass(np.stack(saliency), np.asarray(states, np.float32), np.asarray(actions, np.float32), values, kind,
+                 np.asarray(peaks, np.float64), np.asarray(magnitude, np.float64),
+                 np.asarray(saturation, np.float64) if saturation else None)
 
 
 def analyse(policy: Any, recording: Recording, config: AnalysisConfig | None = None) -> Analysis:
@@ -115,16 +128,17 @@ def analyse(policy: Any, recording: Recording, config: AnalysisConfig | None = N
     training = policy.training
     policy.eval()
     try:
-        smooth, states, actions, internals, kind, peaks, magnitude, saturation = _run(
-            policy, recording.frames, recording, config, True, "frames")
-        maps = {"visualbackprop": visual_backprop(policy, recording.frames), "smoothgrad": smooth}
-        smoothgrad_peaks = {"frames": peaks}
+        seen = _run(policy, recording.frames, recording, config, True, "frames")
+        maps = {"visualbackprop": visual_backprop(policy, recording.frames), "smoothgrad": seen.smoothgrad}
+        smoothgrad_peaks = {"frames": seen.peaks}
         clean_maps = None
         if recording.clean_frames is not None:
-            clean_smooth, *_, smoothgrad_peaks["clean"], _, _ = _run(policy, recording.clean_frames, recording,
-                                                                     config, False, "clean twins")
-            clean_maps = {"visualbackprop": visual_backprop(policy, recording.clean_frames), "smoothgrad": clean_smooth}
+            clean = _run(policy, recording.clean_frames, recording, config, False, "clean twins")
+            smoothgrad_peaks["clean"] = clean.peaks
+            clean_maps = {"visualbackprop": visual_backprop(policy, recording.clean_frames),
+                          "smoothgrad": clean.smoothgrad}
     finally:
         policy.train(training)
-    return Analysis(maps, clean_maps, states, actions, (kind, internals) if internals is not None else None,
-                    smoothgrad_peaks, magnitude, saturation)
+    internals = (seen.kind, seen.internals) if seen.internals is not None else None
+    return Analysis(maps, clean_maps, seen.states, seen.actions, internals, smoothgrad_peaks, seen.feature_magnitude,
+                    seen.sensory_saturation)
