@@ -1,5 +1,6 @@
-"""``lnn-control bench nn|env|runtime|explain|camera|study``: speed of the networks, the envs, the real-time
-loop, ``explain``, the real camera's view correction and a study's parallel cells (table + JSON)."""
+"""``lnn-control bench nn|env|runtime|explain|camera|study|bcstep``: speed of the networks, the envs, the
+real-time loop, ``explain``, the real camera's view correction, a study's parallel cells and the phases of
+a training step (table + JSON)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study_parser.add_argument("--repeats", type=int, default=3, help="timed runs per worker count (default 3)")
     study_parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON (atomic)")
     study_parser.set_defaults(func=run_study_bench_command)
+    bcstep_parser = targets.add_parser(
+        "bcstep", help="where one behaviour-cloning step of a task's launch file spends its time (CNN, core, augmentation)"
+    )
+    bcstep_parser.add_argument("--task", default="drone-forest", help="task whose launch file and shipped policy (default drone-forest)")
+    bcstep_parser.add_argument("--steps", type=int, default=20, help="timed steps per figure (default 20)")
+    bcstep_parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON (atomic)")
+    bcstep_parser.set_defaults(func=run_bcstep_bench_command)
 
 
 def _pair(text: str, option: str, order: str) -> tuple[int, int]:
@@ -92,6 +100,18 @@ def run_study_bench_command(args: argparse.Namespace) -> int:
     except StudyIncomplete as exc:  # a timed run lost a cell: its time would not be the study's
         raise CommandError(f"lnn-control bench study: a timed run did not finish every cell, no figures written:\n{exc}") from None
     print_report(format_study_bench(report), report, args.json)
+    return 0
+
+
+def run_bcstep_bench_command(args: argparse.Namespace) -> int:
+    from lnn_control.bench.bcstep import BCStepBenchSettings, format_bcstep_report, run_bcstep_bench
+
+    try:
+        settings = BCStepBenchSettings(task=args.task, steps=args.steps)
+        report = run_bcstep_bench(settings)
+    except ValueError as exc:
+        raise CommandError(f"lnn-control bench bcstep: {exc}") from None
+    print_report(format_bcstep_report(report), report, args.json)
     return 0
 
 
