@@ -126,15 +126,21 @@ def _coerce(hint: Any, value: Any, source: str, key_path: str) -> Any:
 
 def load_yaml_dataclass(cls: type[T], path: str | Path) -> T:
     """Read a YAML file and build ``cls`` from it; errors name the file."""
-    import yaml
-
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from exc
+    return load_yaml_text_dataclass(cls, text, str(file))
+
+
+def load_yaml_text_dataclass(cls: type[T], text: str, source: str) -> T:
+    """Build ``cls`` from YAML ``text`` (e.g. a launch file's text recorded in a bundle or a study
+    folder); errors name ``source``."""
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
-    return load_dataclass(cls, data, str(file))
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    return load_dataclass(cls, data, source)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lnn_control.atomic import atomic_write_json
-from lnn_control.config import ConfigError
+from lnn_control.config import ConfigError, load_yaml_text_dataclass
 from lnn_control.parallel.executor import ExecutorKind, make_executor
 from lnn_control.study import cells as cellmod
 from lnn_control.study.attention import AttentionCell, attention_cells, run_attention_cell
@@ -64,7 +64,7 @@ def study_recipe(root: Path, study: StudyConfig) -> tuple[Any, str, str | None]:
     file changes; ``note`` then says so when the launch file now trains differently (``None`` when it
     does not). Any other folder reads ``study.training_launch`` as it is now.
     """
-    from lnn_control.train.recipe import load_train_launch, parse_train_launch
+    from lnn_control.train.recipe import TrainRecipe, load_train_launch
 
     state = root / "study.json"
     recorded = json.loads(state.read_text(encoding="utf-8")) if state.is_file() else {}
@@ -72,7 +72,7 @@ def study_recipe(root: Path, study: StudyConfig) -> tuple[Any, str, str | None]:
         launch, text = load_train_launch(study.training_launch)
         return launch, text, None
     text = recorded["training_launch_file"]
-    launch = parse_train_launch(text, f"{state} (training_launch_file)")
+    launch = load_yaml_text_dataclass(TrainRecipe, text, f"{state} (training_launch_file)")
     note = None
     try:
         current, _ = load_train_launch(study.training_launch)

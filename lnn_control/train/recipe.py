@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lnn_control.config import ConfigError, load_dataclass, load_yaml_dataclass
+from lnn_control.config import ConfigError, load_yaml_text_dataclass
 from lnn_control.train.bc import TrainConfig
 from lnn_control.train.freeze import FreezeKind
 from lnn_control.train.selection import SelectSection
@@ -165,16 +165,8 @@ def load_train_launch(name_or_path: str | Path) -> tuple[TrainRecipe, str]:
             names = sorted(p.name for p in files("lnn_control.launch").iterdir() if p.name.endswith(".yaml"))
             raise ConfigError(f"launch file {name_or_path!s} not found (neither a file nor a shipped launch file: {names})")
         path = Path(str(shipped))
-    return load_yaml_dataclass(TrainRecipe, path), path.read_text(encoding="utf-8")
-
-
-def parse_train_launch(text: str, source: str) -> TrainRecipe:
-    """A launch file's config from its text (as recorded in a bundle's provenance or a study's
-    ``study.json``); errors name ``source``."""
-    import yaml
-
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    return load_dataclass(TrainRecipe, data, source)
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read launch file: {exc.strerror}") from exc
+    return load_yaml_text_dataclass(TrainRecipe, text, str(path)), text
