@@ -100,6 +100,27 @@ def test_a_fresh_network_already_sees_the_image(seed: int) -> None:
     assert float(features.std(dim=0).mean()) > 0.05
 
 
+def test_channels_last_convolutions_compute_the_nchw_features_and_gradients() -> None:
+    """The conv stack runs on channels_last activations for speed; the features, and the weight
+    gradients training follows, are the plain NCHW computation's up to float rounding."""
+    torch.manual_seed(4)
+    model = PerceptionCNN()
+    frames = _frames(6, 64, 128, 3, seed=4)
+    fast = model(frames)
+    fast.square().sum().backward()
+    fast_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    x = frames.permute(0, 3, 1, 2).to(torch.float32)
+    x = torch.nn.functional.layer_norm(x.reshape(6, 3, -1), (64 * 128,), eps=1.0).reshape(6, 3, 64, 128)
+    reference = model.head(model.convs(x.contiguous()).flatten(1))
+    reference.square().sum().backward()
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
+    for fast_grad, parameter in zip(fast_grads, model.parameters()):
+        assert parameter.is_contiguous() and fast_grad.is_contiguous()  # safetensors stores the weights as they are
+        assert parameter.grad is not None
+        torch.testing.assert_close(fast_grad, parameter.grad, rtol=1e-3, atol=1e-4)
+
+
 def test_same_seed_same_weights() -> None:
     torch.manual_seed(5)
     a = PerceptionCNN()
