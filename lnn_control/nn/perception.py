@@ -168,7 +168,7 @@ class PerceptionCNN(nn.Module):
         else:
             x = (x * (1.0 / 255.0) - self._mean) * self._inv_std
         # channels_last (NHWC) activations: the CPU's oneDNN convolutions run forward + backward
-        # about 2x faster on them (`lnn-control bench bcstep`, 2026-12-07). The weights stay in
+        # 1.3-2x faster on them (`lnn-control bench bcstep`, 2026-12-07). The weights stay in
         # the default layout (safetensors stores them as they are); flatten reads NCHW order, so
         # the head sees the same features either way, up to float rounding.
         x = self.convs(x.contiguous(memory_format=torch.channels_last))
