@@ -211,6 +211,18 @@ class Policy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``images[B,T,H,W,3]`` uint8, ``extras[B,T,E]``, ``dt_seconds`` (float, ``[B]`` or ``[B,T]``)
         -> ``(actions[B,T,A], state[B,S])``."""
+        actions, state, _ = self.forward_with_core_input(images, extras, dt_seconds, state)
+        return actions, state
+
+    def forward_with_core_input(
+        self,
+        images: torch.Tensor,
+        extras: torch.Tensor | None,
+        dt_seconds: float | torch.Tensor,
+        state: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward` that also returns what the core saw: ``core_input[B,T,F+E]`` (the CNN
+        features, then the scaled extras), for training losses on the features themselves."""
         if not isinstance(images, torch.Tensor) or images.dim() != 5:
             raise ValueError(
                 f"images must be a uint8 tensor [B,T,H,W,3], got shape {tuple(getattr(images, 'shape', ()))}"
@@ -219,7 +231,7 @@ class Policy(nn.Module):
         features = self.perception(images)
         x = torch.cat([features, self._check_extras(extras, batch, steps)], dim=-1)
         y, state = self.core(x, state, dt=self._core_dt(dt_seconds))
-        return self.squash(y), state
+        return self.squash(y), state, x
 
     def _check_extras(self, extras: torch.Tensor | None, batch: int, steps: int) -> torch.Tensor:
         count = len(self.config.observation_spec.extras)

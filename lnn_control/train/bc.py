@@ -39,6 +39,7 @@ from lnn_control.spec import ActionSpec
 from lnn_control.train.augment import AugmentConfig, augment_windows
 from lnn_control.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lnn_control.train.freeze import frozen
+from lnn_control.train.readout import FeatureReadout, TrainedModules
 from lnn_control.train.sampling import WindowPlan, plan_windows
 from lnn_control.train.selection import Score, SelectSection
 from lnn_control.train.windows import Window, assemble_batch
@@ -94,6 +95,9 @@ class TrainConfig:
     the floor is in normalised units ([-1, 1] = the action range).
     lr_schedule / warmup_steps: the learning rate rises linearly from 0 over ``warmup_steps``
     optimizer steps, then stays (``constant``) or follows a cosine to 0 at the last step (``cosine``).
+    aux_readout: weight of the auxiliary frame-wise readout's loss (:mod:`lnn_control.train.readout`:
+    CNN features + extras -> labels, trained alongside, never shipped); 0 = off. The logged
+    ``train_loss`` and every validation loss are the policy's alone either way.
     """
 
     epochs: int = 20
@@ -110,6 +114,7 @@ class TrainConfig:
     min_label_std: float = 0.05
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
+    aux_readout: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -126,6 +131,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"TrainConfig.warmup_steps must be ≥ 0, got {self.warmup_steps}")
+        if not 0 <= self.aux_readout <= 10:
+            raise ValueError(f"TrainConfig.aux_readout must be in [0, 10] (0 = off), got {self.aux_readout}")
 
     def lr_factor(self, step: int, total_steps: int) -> float:
         """Multiplier of ``lr`` at optimizer step ``step`` (0-based) of ``total_steps``."""
@@ -212,6 +219,13 @@ def _train(
     nominal_dt = 1.0 / float(policy.config.control_rate_hz)
     fingerprint = _settings_fingerprint(config, select, validator is not None, freeze, dataset)
 
+    readout: FeatureReadout | None = None
+    checkpointed: torch.nn.Module = policy  # what the checkpoint files hold
+    clipped = list(policy.parameters())  # gradient clipping covers these
+    if config.aux_readout > 0:
+        readout = FeatureReadout(policy.config.core_input_size, low, high)
+        checkpointed = TrainedModules(policy, readout)
+        trainable, clipped = trainable + list(readout.parameters()), clipped + list(readout.parameters())
     optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     batches_per_epoch = math.ceil(len(plan.sampler) / config.batch_size)
     total_steps = max(1, batches_per_epoch * config.epochs)
@@ -221,7 +235,7 @@ def _train(
     since_best, global_step, stopped_early = 0, 0, False
     best_state: dict[str, torch.Tensor] | None = None
     if resume:
-        saved = load_checkpoint(out / "checkpoint", policy, optimizer)
+        saved = load_checkpoint(out / "checkpoint", checkpointed, optimizer)
         if saved.get("settings", fingerprint) != fingerprint:
             raise CheckpointError(
                 f"{out / 'checkpoint'} was written with other training settings ({saved['settings']}); resume with "
@@ -257,25 +271,29 @@ def _train(
         started = time.perf_counter()
         policy.train()
         drawn = plan.sampler.epoch(rng)
-        losses = []
+        losses, aux_losses = [], []
         batches = range(0, len(drawn), config.batch_size)
         for begin in _progress(batches, progress, f"epoch {epoch + 1}/{config.epochs}"):
             chosen = drawn[begin : begin + config.batch_size]
             batch = assemble_batch(episodes, chosen, nominal_dt)
             images = augment_windows(batch.images, config.augment, rng)
-            loss = _loss(policy, images, batch, scale)
+            loss, aux_loss = _losses(policy, images, batch, scale, readout)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            (loss if aux_loss is None else loss + config.aux_readout * aux_loss).backward()
+            torch.nn.utils.clip_grad_norm_(clipped, config.grad_clip)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * config.lr_factor(global_step, total_steps)
             optimizer.step()
             global_step += 1
             losses.append(float(loss.detach()))
+            if aux_loss is not None:
+                aux_losses.append(float(aux_loss.detach()))
         train_loss = float(np.mean(losses))
         val_loss, per_dataset = _validation_loss(policy, plan, config.batch_size, nominal_dt, scale, train_loss)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                                   "lr": optimizer.param_groups[0]["lr"]}
+        if aux_losses:
+            record["train_aux_readout_loss"] = float(np.mean(aux_losses))
         if per_dataset is not None:
             record["val_loss_per_dataset"] = per_dataset
         if validator is None:
@@ -309,7 +327,7 @@ def _train(
             stopped_early = True
         save_checkpoint(
             out / "checkpoint",
-            policy,
+            checkpointed,
             optimizer,
             {
                 "epoch": epoch,
@@ -373,19 +391,26 @@ def evaluate_loss(
         for begin in range(0, len(windows), batch_size):
             batch = assemble_batch(episodes, windows[begin : begin + batch_size], nominal_dt)
             steps = float(batch.mask.sum())
-            total += float(_loss(policy, batch.images, batch, scale)) * steps
+            total += float(_losses(policy, batch.images, batch, scale)[0]) * steps
             weight += steps
     return total / max(weight, 1.0)
 
 
-def _loss(policy: torch.nn.Module, images: np.ndarray, batch: Any, scale: torch.Tensor) -> torch.Tensor:
-    actions, _ = policy(
-        torch.from_numpy(images),
-        torch.from_numpy(batch.extras),
-        torch.from_numpy(batch.dt),
-    )
+def _losses(policy: Policy, images: np.ndarray, batch: Any, scale: torch.Tensor,
+            readout: FeatureReadout | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The policy's masked loss and, with ``readout``, the readout's (same units; else None)."""
+    images_t, extras_t, dt_t = torch.from_numpy(images), torch.from_numpy(batch.extras), torch.from_numpy(batch.dt)
     labels = torch.from_numpy(batch.labels)
     mask = torch.from_numpy(batch.mask)
+    if readout is None:
+        actions, _ = policy(images_t, extras_t, dt_t)
+        return _masked_error(actions, labels, mask, scale), None
+    actions, _, core_input = policy.forward_with_core_input(images_t, extras_t, dt_t)
+    return _masked_error(actions, labels, mask, scale), _masked_error(readout(core_input), labels, mask, scale)
+
+
+def _masked_error(actions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Mean squared error in units of ``scale`` [A] over the unmasked steps of ``[B,T,A]``."""
     error = ((actions - labels) / scale) ** 2
     return (error.mean(dim=-1) * mask).sum() / mask.sum()
 
@@ -410,6 +435,8 @@ def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, clo
     for name in ("blur", "lines"):  # added 2026-12-07: only when used, so earlier checkpoints resume
         if not train_settings["augment"][name]:
             train_settings["augment"].pop(name)
+    if not train_settings["aux_readout"]:  # added 2026-12-07, likewise
+        train_settings.pop("aux_readout")
     select_settings = dataclasses.asdict(select) if select else None
     if select_settings is not None:  # a restart trains another folder; a stage trains the same either way
         select_settings.pop("restarts")
