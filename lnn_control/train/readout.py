@@ -33,15 +33,13 @@ class FeatureReadout(nn.Module):
         if in_features < 1:
             raise ValueError(f"FeatureReadout: in_features must be ≥ 1, got {in_features}")
         actions = int(action_low.numel())
-        self.linear = nn.Linear(in_features, actions)
-        with torch.no_grad():
-            self.linear.weight.zero_()
-            self.linear.bias.zero_()
+        self.weight = nn.Parameter(torch.zeros(actions, in_features))  # [A, F]
+        self.bias = nn.Parameter(torch.zeros(actions))  # [A]
         self.register_buffer("action_mid", (action_low + action_high) / 2, persistent=False)
         self.register_buffer("action_half", (action_high - action_low) / 2, persistent=False)
 
     def forward(self, core_input: torch.Tensor) -> torch.Tensor:
-        return self.action_mid + self.action_half * self.linear(core_input)
+        return self.action_mid + self.action_half * nn.functional.linear(core_input, self.weight, self.bias)
 
 
 class TrainedModules(nn.Module):

@@ -312,6 +312,8 @@ def test_checkpoints_of_earlier_versions_still_resume():
     assert _settings_fingerprint(recipe, restarting, True) == "559a7d76141c7db6"
     blurred = TrainConfig(augment=AugmentConfig(glow=0.3, haze=0.2, blur=1.0))
     assert _settings_fingerprint(blurred, select, True) != "559a7d76141c7db6"  # a used augmentation counts
+    assert _settings_fingerprint(TrainConfig(aux_readout=0.0), None, False) == "c0850f7619c16b98"
+    assert _settings_fingerprint(TrainConfig(aux_readout=0.5), None, False) != "c0850f7619c16b98"
 
 
 def _kill_when(command: list[str], marker: Path) -> None:
@@ -416,3 +418,80 @@ def test_the_run_pool_changes_the_wall_time_not_the_bundle(tmp_path):
     stages = [json.loads((b / "config.json").read_text())["provenance"]["selection"]["stages"] for b in bundles]
     assert stages[0] == stages[1] and [s["stage"] for s in stages[0]] == ["stage0", "dagger1"]
     assert EpisodeDataset(tmp_path / "w1" / "data").content_hash() == EpisodeDataset(tmp_path / "w2" / "data").content_hash()
+
+
+class InterruptAt(ScriptedScores):
+    """Scores like ScriptedScores but raises at validation ``stop`` (1-based): the run dies inside
+    that epoch, after the previous epoch's checkpoint, as a kill would leave it."""
+
+    def __init__(self, rates: list[float], stop: int) -> None:
+        super().__init__(rates)
+        self.stop = stop
+
+    def __call__(self, policy) -> dict:
+        if len(self.seen) + 1 == self.stop:
+            raise KeyboardInterrupt("killed")
+        return super().__call__(policy)
+
+
+def test_the_auxiliary_readout_trains_beside_the_policy_and_a_resume_reproduces_the_run(tmp_path):
+    """aux_readout > 0: the readout's loss is logged, it falls, the policy keeps exactly its own
+    weights (nothing of the readout is in them), and a run that died after epoch 2 resumes to the
+    weights of the uninterrupted run (the readout and its Adam moments are in the checkpoint)."""
+    dataset = _dataset(tmp_path / "data", episodes=6)
+    select = SelectSection(metric="closed_loop", every_epochs=1, episodes=2)
+    config = TrainConfig(epochs=4, batch_size=4, seq_len=8, stride=8, val_fraction=0.2, threads=1, lr=0.01,
+                         aux_readout=0.5)
+    whole = _policy()
+    train_behaviour_cloning(whole, dataset, config, tmp_path / "whole", progress=False,
+                            validator=ScriptedScores([0.1, 0.2, 0.3, 0.4]), select=select)
+    history = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    aux = [h["train_aux_readout_loss"] for h in history]
+    assert aux[-1] < 0.5 * aux[0]  # brightness of the left half -> steering: a linear readout of the CNN learns it
+    assert whole.state_dict().keys() == _policy().state_dict().keys()
+
+    with pytest.raises(KeyboardInterrupt):
+        train_behaviour_cloning(_policy(), dataset, config, tmp_path / "killed", progress=False,
+                                validator=InterruptAt([0.1, 0.2, 0.3, 0.4], stop=3), select=select)
+    saved = json.loads((tmp_path / "killed" / "checkpoint" / "trainer.json").read_text())
+    assert saved["trainer"]["epoch"] == 1
+    resumed = _policy()
+    train_behaviour_cloning(resumed, dataset, config, tmp_path / "killed", resume=True, progress=False,
+                            validator=ScriptedScores([0.3, 0.4]), select=select)
+    assert _same_weights(resumed.state_dict(), whole.state_dict())
+
+    plain = _policy()
+    train_behaviour_cloning(plain, dataset, TrainConfig(**{**config.__dict__, "aux_readout": 0.0}), tmp_path / "plain",
+                            progress=False, validator=ScriptedScores([0.1, 0.2, 0.3, 0.4]), select=select)
+    assert not _same_weights(plain.state_dict(), whole.state_dict())  # the readout's gradient reached the CNN
+
+
+def test_the_readout_starts_silent_and_its_gradient_reaches_the_cnn_not_the_core():
+    """Zero weights at the action midpoint, no draw from torch's generator; its loss alone moves the
+    perception CNN's weights and none of the core's."""
+    from lnn_control.train.bc import _losses
+    from lnn_control.train.readout import FeatureReadout
+    from lnn_control.train.windows import Window, assemble_batch
+
+    policy = _policy()
+    before = torch.get_rng_state()
+    readout = FeatureReadout(policy.config.core_input_size, torch.tensor([-1.0]), torch.tensor([3.0]))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(readout(torch.randn(2, 5, policy.config.core_input_size)), torch.full((2, 5, 1), 1.0))
+    with pytest.raises(ValueError, match="in_features must be ≥ 1"):
+        FeatureReadout(0, torch.tensor([-1.0]), torch.tensor([1.0]))
+
+    with tempfile.TemporaryDirectory() as root:
+        dataset = _dataset(Path(root) / "data", episodes=1, steps=8)
+        episodes = {0: dataset[0]}
+        batch = assemble_batch(episodes, [Window(0, 0, 8)], 0.05)
+    readout = FeatureReadout(policy.config.core_input_size, torch.tensor([-1.0]), torch.tensor([1.0]))
+    with torch.no_grad():
+        readout.weight.fill_(0.1)
+    _, aux = _losses(policy, batch.images, batch, torch.tensor([1.0]), readout)
+    assert aux is not None
+    aux.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.perception.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in policy.core.parameters())
+    with pytest.raises(ValueError, match=r"aux_readout must be in \[0, 10\]"):
+        TrainConfig(aux_readout=-0.5)
