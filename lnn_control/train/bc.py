@@ -61,7 +61,8 @@ def normalised_labels(episodes: Iterable[Episode], spec: ActionSpec) -> np.ndarr
     return (labels - (low + high) / 2) / ((high - low) / 2)
 
 
-def init_output_layer(policy: Policy, dataset: EpisodeDataset | DatasetMix, min_label_std: float = 0.05) -> None:
+def init_output_layer(policy: Policy, dataset: EpisodeDataset | DatasetMix, min_label_std: float = 0.05,
+                      output_spread: float = 0.0) -> None:
     """Start a fresh policy's output scaling at the labels' statistics: the bias so a zero core
     output gives the mean label (tanh or clip squash), the gain so one unit of core output moves an
     action component by about its label standard deviation (normalised units, floored at
@@ -71,16 +72,50 @@ def init_output_layer(policy: Policy, dataset: EpisodeDataset | DatasetMix, min_
     core's output noise is many label standard deviations wide on a quiet component (the drone's
     yaw rate: std 0.07 of the range), so the quickest way down the loss was gain → 0, after which
     no gradient reached that motor neuron. Measured: a drone policy trained so ended with yaw-rate
-    and vz gains of 0.006, flew a constant command and reached no target."""
+    and vz gains of 0.006, flew a constant command and reached no target.
+
+    ``output_spread`` > 0 fits the layer to the fresh core instead of to a unit output: the core runs
+    on windows of the data (:func:`core_output_statistics`), the gain is set so its output spread
+    across frames is ``output_spread`` label standard deviations (at most 50 × the default gain) and
+    the bias so its mean output gives the mean label. A fresh drone NCP's motor outputs vary by only
+    0.01–0.07 across frames, so at the default gain the policy starts as a near-constant command."""
     from lnn_control.policies.policy import OutputSquash
 
     labels = normalised_labels(iter(dataset), dataset.manifest.action_spec)
     mean = np.clip(labels.mean(axis=0), -0.95, 0.95)
     bias = np.arctanh(mean) if policy.config.output_squash is OutputSquash.TANH else mean
     gain = np.clip(labels.std(axis=0), min_label_std, 1.0)
+    if output_spread > 0:
+        core_mean, core_std = core_output_statistics(policy, dataset)
+        gain = gain * output_spread / np.maximum(core_std, output_spread / 50.0)
+        bias = bias - gain * core_mean
     with torch.no_grad():
         policy.output_bias.copy_(torch.as_tensor(bias, dtype=policy.output_bias.dtype))
         policy.output_gain.copy_(torch.as_tensor(gain, dtype=policy.output_gain.dtype))
+
+
+def core_output_statistics(policy: Policy, dataset: EpisodeDataset | DatasetMix, episodes: int = 32,
+                           steps: int = 32, settle: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation ``[A]`` of the core's outputs (before the output layer) over the
+    first ``steps`` control steps of up to ``episodes`` episodes spread over the dataset, leaving out
+    each window's first ``settle`` steps (the core starts from rest). No augmentation, no gradients."""
+    chosen = np.linspace(0, len(dataset) - 1, min(episodes, len(dataset))).round().astype(int)
+    picked = {int(i): dataset[int(i)] for i in dict.fromkeys(chosen)}
+    windows = [Window(i, 0, min(steps, len(episode.label))) for i, episode in picked.items()]
+    batch = assemble_batch(picked, windows, 1.0 / float(policy.config.control_rate_hz))
+    was_training = policy.training
+    policy.eval()
+    with torch.no_grad():
+        _, _, core_input = policy.forward_with_core_input(
+            torch.from_numpy(batch.images), torch.from_numpy(batch.extras), torch.from_numpy(batch.dt))
+        outputs, _ = policy.core(core_input, None, dt=torch.from_numpy(batch.dt) * float(policy.config.control_rate_hz))
+    policy.train(was_training)
+    mask = batch.mask.astype(bool).copy()
+    mask[:, :settle] = False
+    if not mask.any():
+        mask = batch.mask.astype(bool)  # episodes shorter than the settling time: use every step
+    chosen_outputs = outputs.numpy()[mask]
+    return chosen_outputs.mean(axis=0).astype(np.float64), chosen_outputs.std(axis=0).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -98,6 +133,8 @@ class TrainConfig:
     aux_readout: weight of the auxiliary frame-wise readout's loss (:mod:`lnn_control.train.readout`:
     CNN features + extras -> labels, trained alongside, never shipped); 0 = off. The logged
     ``train_loss`` and every validation loss are the policy's alone either way.
+    output_spread: 0 = a fresh policy's output layer maps one unit of core output to one label
+    standard deviation; > 0 = fitted to the fresh core's outputs on the data (:func:`init_output_layer`).
     """
 
     epochs: int = 20
@@ -115,6 +152,7 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
     aux_readout: float = 0.0
+    output_spread: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -133,6 +171,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_steps must be ≥ 0, got {self.warmup_steps}")
         if not 0 <= self.aux_readout <= 10:
             raise ValueError(f"TrainConfig.aux_readout must be in [0, 10] (0 = off), got {self.aux_readout}")
+        if not 0 <= self.output_spread <= 2:
+            raise ValueError(f"TrainConfig.output_spread must be in [0, 2] label stds (0 = off), got {self.output_spread}")
 
     def lr_factor(self, step: int, total_steps: int) -> float:
         """Multiplier of ``lr`` at optimizer step ``step`` (0-based) of ``total_steps``."""
@@ -435,8 +475,9 @@ def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, clo
     for name in ("blur", "lines"):  # added 2026-12-07: only when used, so earlier checkpoints resume
         if not train_settings["augment"][name]:
             train_settings["augment"].pop(name)
-    if not train_settings["aux_readout"]:  # added 2026-12-07, likewise
-        train_settings.pop("aux_readout")
+    for name in ("aux_readout", "output_spread"):  # added 2026-12-07, likewise
+        if not train_settings[name]:
+            train_settings.pop(name)
     select_settings = dataclasses.asdict(select) if select else None
     if select_settings is not None:  # a restart trains another folder; a stage trains the same either way
         select_settings.pop("restarts")

@@ -76,7 +76,7 @@ def train_stage0_with_restarts(
             policy.load_state_dict(fresh_weights(RESTART_SEED_STEP * attempt))
         saved = resume and (train_dir / name / "checkpoint").is_dir()
         if fresh_output_layer and not saved:  # a kill before an attempt's first checkpoint: it starts afresh
-            init_output_layer(policy, dataset, config.min_label_std)
+            init_output_layer(policy, dataset, config.min_label_std, config.output_spread)
         result = train_behaviour_cloning(policy, dataset, attempt_config(config, attempt), train_dir / name, resume=saved,
                                          progress=progress, **train_kwargs)
         done = Attempt(name, result)
