@@ -1,14 +1,15 @@
 """Auxiliary frame-wise readout: a training-only shortcut from the CNN features to the labels.
 
-Behaviour cloning reaches the CNN only through the recurrent core. While the core still sits on
-the mean-command plateau (its output near the mean label whatever it sees), that path carries
-almost no signal about which image features matter, and a drone run can stay there for its whole
-first stage (README "Measured numbers": train loss stuck at 0.7–0.8 against 0.5 when it learns).
-:class:`FeatureReadout` maps the core's input of each frame (CNN features + scaled extras,
-``[B,T,F+E]``) linearly to an action, and its error, weighted by ``TrainConfig.aux_readout``, is
-added to the loss, so the CNN learns command-relevant features from the first step on. The
-readout is owned by the trainer: it is checkpointed with the run (resume stays exact) but never
-part of the policy or its bundle.
+Behaviour cloning reaches the CNN only through the recurrent core. :class:`FeatureReadout` maps the
+core's input of each frame (CNN features + scaled extras, ``[B,T,F+E]``) linearly to an action, and
+its error, weighted by ``TrainConfig.aux_readout``, is added to the loss, so the CNN also gets a
+direct signal. The readout is owned by the trainer: it is checkpointed with the run (resume stays
+exact) but never part of the policy or its bundle.
+
+What it showed (README "Measured numbers", 2026-12-07): on a drone run that stalled near the mean
+command, the readout's loss fell to 0.54 while the policy's stayed at 0.81, so the features carried
+the command and the core did not pass it on; the readout itself did not end the stall. Its logged
+loss (``train_aux_readout_loss``) is the diagnostic: CNN or core.
 """
 
 from __future__ import annotations
