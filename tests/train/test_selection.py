@@ -4,6 +4,7 @@ training run resumes to the very same bundle."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import signal
@@ -461,7 +462,7 @@ def test_the_auxiliary_readout_trains_beside_the_policy_and_a_resume_reproduces_
     assert _same_weights(resumed.state_dict(), whole.state_dict())
 
     plain = _policy()
-    train_behaviour_cloning(plain, dataset, TrainConfig(**{**config.__dict__, "aux_readout": 0.0}), tmp_path / "plain",
+    train_behaviour_cloning(plain, dataset, dataclasses.replace(config, aux_readout=0.0), tmp_path / "plain",
                             progress=False, validator=ScriptedScores([0.1, 0.2, 0.3, 0.4]), select=select)
     assert not _same_weights(plain.state_dict(), whole.state_dict())  # the readout's gradient reached the CNN
 
