@@ -223,6 +223,18 @@ class Policy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`forward` that also returns what the core saw: ``core_input[B,T,F+E]`` (the CNN
         features, then the scaled extras), for training losses on the features themselves."""
+        core_output, state, core_input = self.core_pass(images, extras, dt_seconds, state)
+        return self.squash(core_output), state, core_input
+
+    def core_pass(
+        self,
+        images: torch.Tensor,
+        extras: torch.Tensor | None,
+        dt_seconds: float | torch.Tensor,
+        state: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Perception and core without the output layer: ``(core_output[B,T,A], state[B,S],
+        core_input[B,T,F+E])``; :meth:`squash` of ``core_output`` is :meth:`forward`'s actions."""
         if not isinstance(images, torch.Tensor) or images.dim() != 5:
             raise ValueError(
                 f"images must be a uint8 tensor [B,T,H,W,3], got shape {tuple(getattr(images, 'shape', ()))}"
@@ -230,8 +242,8 @@ class Policy(nn.Module):
         batch, steps = images.shape[0], images.shape[1]
         features = self.perception(images)
         x = torch.cat([features, self._check_extras(extras, batch, steps)], dim=-1)
-        y, state = self.core(x, state, dt=self._core_dt(dt_seconds))
-        return self.squash(y), state, x
+        core_output, state = self.core(x, state, dt=self._core_dt(dt_seconds))
+        return core_output, state, x
 
     def _check_extras(self, extras: torch.Tensor | None, batch: int, steps: int) -> torch.Tensor:
         count = len(self.config.observation_spec.extras)

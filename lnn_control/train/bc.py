@@ -106,9 +106,8 @@ def core_output_statistics(policy: Policy, dataset: EpisodeDataset | DatasetMix,
     was_training = policy.training
     policy.eval()
     with torch.no_grad():
-        _, _, core_input = policy.forward_with_core_input(
+        outputs, _, _ = policy.core_pass(
             torch.from_numpy(batch.images), torch.from_numpy(batch.extras), torch.from_numpy(batch.dt))
-        outputs, _ = policy.core(core_input, None, dt=torch.from_numpy(batch.dt) * float(policy.config.control_rate_hz))
     policy.train(was_training)
     mask = batch.mask.astype(bool).copy()
     mask[:, :settle] = False
