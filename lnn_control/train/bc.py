@@ -134,6 +134,8 @@ class TrainConfig:
     ``train_loss`` and every validation loss are the policy's alone either way.
     output_spread: 0 = a fresh policy's output layer maps one unit of core output to one label
     standard deviation; > 0 = fitted to the fresh core's outputs on the data (:func:`init_output_layer`).
+    core_lr_scale: the recurrent core's parameters learn at ``lr × core_lr_scale`` (the perception
+    CNN, the output layer and the extras' scaling at ``lr``); 1 = one learning rate for everything.
     """
 
     epochs: int = 20
@@ -152,6 +154,7 @@ class TrainConfig:
     warmup_steps: int = 0
     aux_readout: float = 0.0
     output_spread: float = 0.0
+    core_lr_scale: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -172,6 +175,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.aux_readout must be in [0, 10] (0 = off), got {self.aux_readout}")
         if not 0 <= self.output_spread <= 2:
             raise ValueError(f"TrainConfig.output_spread must be in [0, 2] label stds (0 = off), got {self.output_spread}")
+        if not 0 < self.core_lr_scale <= 100:
+            raise ValueError(f"TrainConfig.core_lr_scale must be in (0, 100] (1 = the core learns at lr), got {self.core_lr_scale}")
 
     def lr_factor(self, step: int, total_steps: int) -> float:
         """Multiplier of ``lr`` at optimizer step ``step`` (0-based) of ``total_steps``."""
@@ -265,7 +270,8 @@ def _train(
         readout = FeatureReadout(policy.config.core_input_size, low, high)
         checkpointed = TrainedModules(policy, readout)
         trainable, clipped = trainable + list(readout.parameters()), clipped + list(readout.parameters())
-    optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(_parameter_groups(policy, trainable, config.core_lr_scale), lr=config.lr,
+                                 weight_decay=config.weight_decay)
     batches_per_epoch = math.ceil(len(plan.sampler) / config.batch_size)
     total_steps = max(1, batches_per_epoch * config.epochs)
     start_epoch, best_val, best_epoch, history = 0, math.inf, -1, []
@@ -321,7 +327,7 @@ def _train(
             (loss if aux_loss is None else loss + config.aux_readout * aux_loss).backward()
             torch.nn.utils.clip_grad_norm_(clipped, config.grad_clip)
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * config.lr_factor(global_step, total_steps)
+                group["lr"] = config.lr * group.get("lr_scale", 1.0) * config.lr_factor(global_step, total_steps)
             optimizer.step()
             global_step += 1
             losses.append(float(loss.detach()))
@@ -462,6 +468,19 @@ def _progress(iterable: Any, enabled: bool, description: str) -> Any:
     return tqdm(iterable, desc=description, leave=False, unit="batch")
 
 
+def _parameter_groups(policy: Policy, trainable: list[torch.nn.Parameter], core_lr_scale: float) -> list[dict[str, Any]]:
+    """Adam's parameter groups: one (``lr_scale`` 1) unless the core learns at its own rate, then the
+    core's trainable parameters in a second group (``lr_scale`` = ``core_lr_scale``). Base group first:
+    the logged ``lr`` is its rate."""
+    if core_lr_scale == 1.0:
+        return [{"params": trainable, "lr_scale": 1.0}]
+    in_core = {id(parameter) for parameter in policy.core.parameters()}
+    rest = [parameter for parameter in trainable if id(parameter) not in in_core]
+    core = [parameter for parameter in trainable if id(parameter) in in_core]
+    groups = [{"params": rest, "lr_scale": 1.0}, {"params": core, "lr_scale": core_lr_scale}]
+    return [group for group in groups if group["params"]]
+
+
 def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, closed_loop: bool, freeze: str = "none",
                           dataset: EpisodeDataset | DatasetMix | None = None) -> str:
     """What a resumed run must share with the one it continues (epochs, schedule, selection, what is
@@ -477,6 +496,8 @@ def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, clo
     for name in ("aux_readout", "output_spread"):  # added 2026-12-07, likewise
         if not train_settings[name]:
             train_settings.pop(name)
+    if train_settings["core_lr_scale"] == 1.0:  # added 2026-12-07, likewise
+        train_settings.pop("core_lr_scale")
     select_settings = dataclasses.asdict(select) if select else None
     if select_settings is not None:  # a restart trains another folder; a stage trains the same either way
         select_settings.pop("restarts")

@@ -496,3 +496,35 @@ def test_the_readout_starts_silent_and_its_gradient_reaches_the_cnn_not_the_core
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in policy.core.parameters())
     with pytest.raises(ValueError, match=r"aux_readout must be in \[0, 10\]"):
         TrainConfig(aux_readout=-0.5)
+
+
+def test_the_core_learns_at_its_own_rate_with_core_lr_scale(tmp_path):
+    """core_lr_scale 5: the core's parameters are Adam's second group at 5 × lr, so its first step
+    (about lr × scale per weight, whatever the gradient's size) is five times the CNN's; scale 1 keeps
+    one group and the resume fingerprint of runs before the option existed."""
+    from lnn_control.train.bc import _parameter_groups, _settings_fingerprint
+
+    policy = _policy()
+    groups = _parameter_groups(policy, list(policy.parameters()), 5.0)
+    assert [g["lr_scale"] for g in groups] == [1.0, 5.0]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in policy.core.parameters()}
+    assert len(_parameter_groups(policy, list(policy.parameters()), 1.0)) == 1
+
+    dataset = _dataset(tmp_path / "data", episodes=4, steps=8)  # 3 training windows: one optimiser step
+    config = TrainConfig(epochs=1, batch_size=16, seq_len=8, stride=8, val_fraction=0.25, threads=1, lr=1e-3,
+                         core_lr_scale=5.0)
+    before = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+    train_behaviour_cloning(policy, dataset, config, tmp_path / "run", progress=False)
+    after = policy.state_dict()
+    core_keys = [k for k in before if k.startswith("core.")]
+    cnn_keys = [k for k in before if k.startswith("perception.")]
+    assert core_keys and cnn_keys
+    step = {k: float((after[k] - before[k]).abs().max()) for k in before}
+    assert max(step[k] for k in core_keys) == pytest.approx(5e-3, rel=0.05)
+    assert max(step[k] for k in cnn_keys) == pytest.approx(1e-3, rel=0.05)
+
+    assert _settings_fingerprint(TrainConfig(core_lr_scale=1.0), None, False) == "c0850f7619c16b98"
+    assert _settings_fingerprint(config, None, False) != _settings_fingerprint(
+        dataclasses.replace(config, core_lr_scale=1.0), None, False)
+    with pytest.raises(ValueError, match=r"core_lr_scale must be in \(0, 100\]"):
+        TrainConfig(core_lr_scale=0.0)
