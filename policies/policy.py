@@ -211,20 +211,8 @@ class Policy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``images[B,T,H,W,3]`` uint8, ``extras[B,T,E]``, ``dt_seconds`` (float, ``[B]`` or ``[B,T]``)
         -> ``(actions[B,T,A], state[B,S])``."""
-        actions, state, _ = self.forward_with_core_input(images, extras, dt_seconds, state)
-        return actions, state
-
-    def forward_with_core_input(
-        self,
-        images: torch.Tensor,
-        extras: torch.Tensor | None,
-        dt_seconds: float | torch.Tensor,
-        state: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`forward` that also returns what the core saw: ``core_input[B,T,F+E]`` (the CNN
-        features, then the scaled extras), for training losses on the features themselves."""
-        core_output, state, core_input = self.core_pass(images, extras, dt_seconds, state)
-        return self.squash(core_output), state, core_input
+        core_output, state, _ = self.core_pass(images, extras, dt_seconds, state)
+        return self.squash(core_output), state
 
     def core_pass(
         self,
@@ -234,7 +222,9 @@ class Policy(nn.Module):
         state: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Perception and core without the output layer: ``(core_output[B,T,A], state[B,S],
-        core_input[B,T,F+E])``; :meth:`squash` of ``core_output`` is :meth:`forward`'s actions."""
+        core_input[B,T,F+E])``; :meth:`squash` of ``core_output`` is :meth:`forward`'s actions, and
+        ``core_input`` (the CNN features, then the scaled extras) is what the core saw, for training
+        losses on the features themselves."""
         if not isinstance(images, torch.Tensor) or images.dim() != 5:
             raise ValueError(
                 f"images must be a uint8 tensor [B,T,H,W,3], got shape {tuple(getattr(images, 'shape', ()))}"

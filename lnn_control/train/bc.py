@@ -450,7 +450,8 @@ def _losses(policy: Policy, images: np.ndarray, batch: Any, scale: torch.Tensor,
     if readout is None:
         actions, _ = policy(images_t, extras_t, dt_t)
         return _masked_error(actions, labels, mask, scale), None
-    actions, _, core_input = policy.forward_with_core_input(images_t, extras_t, dt_t)
+    core_output, _, core_input = policy.core_pass(images_t, extras_t, dt_t)
+    actions = policy.squash(core_output)
     return _masked_error(actions, labels, mask, scale), _masked_error(readout(core_input), labels, mask, scale)
 
 
@@ -493,11 +494,9 @@ def _settings_fingerprint(config: TrainConfig, select: SelectSection | None, clo
     for name in ("blur", "lines"):  # added 2026-12-07: only when used, so earlier checkpoints resume
         if not train_settings["augment"][name]:
             train_settings["augment"].pop(name)
-    for name in ("aux_readout", "output_spread"):  # added 2026-12-07, likewise
-        if not train_settings[name]:
+    for name, off in (("aux_readout", 0.0), ("output_spread", 0.0), ("core_lr_scale", 1.0)):  # added 2026-12-07, likewise
+        if train_settings[name] == off:
             train_settings.pop(name)
-    if train_settings["core_lr_scale"] == 1.0:  # added 2026-12-07, likewise
-        train_settings.pop("core_lr_scale")
     select_settings = dataclasses.asdict(select) if select else None
     if select_settings is not None:  # a restart trains another folder; a stage trains the same either way
         select_settings.pop("restarts")

@@ -35,8 +35,7 @@ def main(dataset_path: str) -> None:
     for seed in range(6):
         policy = _recipe_policy(dataclasses.replace(launch, seed=seed), [], None)
         with torch.no_grad():
-            _, _, core_input = policy.forward_with_core_input(image_batch, extras_batch, 0.05)
-            outputs, _ = policy.core(core_input, None, dt=1.0)
+            outputs, _, _ = policy.core_pass(image_batch, extras_batch, 0.05)
         spread = {t: np.round(outputs[:, t - 1].std(0).numpy(), 3).tolist() for t in (1, 8, 16, 32)}
         print(seed, "std across windows at step", spread, "mean at 32", np.round(outputs[:, -1].mean(0).numpy(), 2).tolist())
 
