@@ -24,7 +24,7 @@ from typing import Literal, get_args
 import torch
 
 from lnn_control.nn.contract import RecurrentCore
-from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.nn.perception import FeatureNorm, PerceptionConfig
 from lnn_control.policies.policy import OutputSquash, Policy, PolicyConfig
 from lnn_control.spec import ActionFrame, ActionSpec, ObservationSpec
 
@@ -104,12 +104,14 @@ def build_policy(
     hidden_size: int = 19,
     extras_scale: tuple[float, ...] = (),
     output_squash: OutputSquash = OutputSquash.TANH,
+    feature_norm: FeatureNorm = FeatureNorm.NONE,
 ) -> Policy:
     """A freshly initialised policy (same ``seed`` => same weights).
 
     preset: a preset name (see :data:`PRESETS`) or a full :class:`PolicyConfig` (then only
         ``seed`` is used). Overrides replace the preset's specs and rate; the perception input
-        follows ``observation_spec``'s image size unless ``perception`` is given.
+        follows ``observation_spec``'s image size and uses ``feature_norm`` unless ``perception``
+        is given.
     """
     with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's RNG
         torch.manual_seed(seed)
@@ -117,7 +119,7 @@ def build_policy(
             return Policy(preset)
         return _from_preset(
             preset, core, seed, observation_spec, action_spec, control_rate_hz, perception, hidden_size,
-            extras_scale, output_squash,
+            extras_scale, output_squash, FeatureNorm(feature_norm),
         )
 
 
@@ -132,6 +134,7 @@ def _from_preset(
     hidden_size: int,
     extras_scale: tuple[float, ...],
     output_squash: OutputSquash,
+    feature_norm: FeatureNorm,
 ) -> Policy:
     if preset not in PRESETS:
         raise ValueError(f"unknown policy preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -139,7 +142,8 @@ def _from_preset(
     observations = observation_spec or defaults.observation_spec
     actions = action_spec or defaults.action_spec
     height, width, _ = observations.image_shape
-    vision = perception if perception is not None else PerceptionConfig(image_height=height, image_width=width)
+    vision = perception if perception is not None else PerceptionConfig(
+        image_height=height, image_width=width, feature_norm=feature_norm)
     core_inputs = vision.features + len(observations.extras)
     recurrent = build_core_for(core, defaults.wiring, core_inputs, actions.size, hidden_size, seed)
     config = PolicyConfig(

@@ -36,6 +36,22 @@ class ImageNormalization(str, enum.Enum):
     FIXED = "fixed"
 
 
+class FeatureNorm(str, enum.Enum):
+    """What the linear head's ``F`` features pass through before they leave the CNN.
+
+    NONE: the head's output as it is (unbounded).
+    LAYER_TANH: layer normalisation over the ``F`` features of each frame (no learned affine: the
+        core's input map is one), then ``tanh``: every feature stays in (-1, 1), the working range of
+        the LTC's sensory synapses (``sigmoid(sigma * (x - mu))``, ``mu`` 0.3-0.8, ``sigma`` 3-8 at
+        initialisation). Unbounded features drifted during training to magnitudes of 6-100 on the
+        drone runs that stalled at the mean command, where those sigmoids are flat and pass neither
+        the frame nor a gradient (README "Measured numbers", 2026-12-08).
+    """
+
+    NONE = "none"
+    LAYER_TANH = "layer_tanh"
+
+
 @dataclass(frozen=True)
 class PerceptionConfig:
     """Architecture of the perception CNN.
@@ -44,6 +60,7 @@ class PerceptionConfig:
     conv_channels / kernel_sizes / strides: one entry per conv layer; padding is kernel // 2.
     features: length of the output feature vector (32 sensory inputs for the NCP19 networks).
     normalization: see :class:`ImageNormalization`.
+    feature_norm: see :class:`FeatureNorm`.
     mean / std: per-channel (R, G, B) values in [0, 1] units, used by ``FIXED`` normalisation.
     """
 
@@ -54,6 +71,7 @@ class PerceptionConfig:
     strides: tuple[int, ...] = (2, 2, 2, 1, 2)
     features: int = 32
     normalization: ImageNormalization = ImageNormalization.PER_IMAGE
+    feature_norm: FeatureNorm = FeatureNorm.NONE
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
@@ -78,6 +96,9 @@ class PerceptionConfig:
         if not isinstance(self.normalization, ImageNormalization):
             allowed = [m.value for m in ImageNormalization]
             raise ValueError(f"PerceptionConfig.normalization must be one of {allowed}, got {self.normalization!r}")
+        if not isinstance(self.feature_norm, FeatureNorm):
+            allowed = [m.value for m in FeatureNorm]
+            raise ValueError(f"PerceptionConfig.feature_norm must be one of {allowed}, got {self.feature_norm!r}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("PerceptionConfig.mean and .std need 3 values (R, G, B)")
         if any(not math.isfinite(float(v)) for v in (*self.mean, *self.std)):
@@ -101,6 +122,7 @@ class PerceptionConfig:
             if isinstance(value, tuple):
                 data[key] = list(value)
         data["normalization"] = self.normalization.value
+        data["feature_norm"] = self.feature_norm.value
         return data
 
 
@@ -172,7 +194,10 @@ class PerceptionCNN(nn.Module):
         # the default layout (safetensors stores them as they are); flatten reads NCHW order, so
         # the head sees the same features either way, up to float rounding.
         x = self.convs(x.contiguous(memory_format=torch.channels_last))
-        return self.head(x.flatten(1))
+        features = self.head(x.flatten(1))
+        if self.config.feature_norm is FeatureNorm.LAYER_TANH:
+            features = torch.tanh(functional.layer_norm(features, (self.config.features,)))
+        return features
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``images`` is uint8 ``[..., H, W, 3]`` with 4 or 5 dims."""

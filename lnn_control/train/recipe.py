@@ -97,11 +97,14 @@ class PolicySection:
     ``ncp34_drone``: camera, wiring) and the core type; the env's specs override the preset's.
 
     hidden_size is used by the baseline cores (lstm, gru, ctrnn, feedforward) only.
+    feature_norm: ``none`` or ``layer_tanh``, what the CNN's features pass through before the core
+        (:class:`lnn_control.nn.perception.FeatureNorm`).
     """
 
     core: CoreType = "ltc"
     preset: str = "ncp19_car"
     hidden_size: int = 19
+    feature_norm: Literal["none", "layer_tanh"] = "none"
 
 
 @dataclass(frozen=True)
