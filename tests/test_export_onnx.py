@@ -15,7 +15,7 @@ from lnn_control.cli import main
 from lnn_control.export.onnx import export_onnx, verify_onnx
 from lnn_control.export.onnx_policy import OnnxPolicy, OnnxPolicyError
 from lnn_control.nn.baselines import BASELINE_CORES
-from lnn_control.nn.perception import PerceptionConfig
+from lnn_control.nn.perception import FeatureNorm, PerceptionConfig
 from lnn_control.policies.bundle import pack_policy, save_policy
 from lnn_control.policies.policy import Policy, PolicyConfig
 from lnn_control.spec import ActionSpec, ObservationSpec
@@ -23,10 +23,11 @@ from lnn_control.spec import ActionSpec, ObservationSpec
 H, W = 32, 48
 
 
-def make_policy(kind: str = "ctrnn", extras: tuple[str, ...] = ("speed",), seed: int = 0) -> Policy:
+def make_policy(kind: str = "ctrnn", extras: tuple[str, ...] = ("speed",), seed: int = 0,
+                feature_norm: FeatureNorm = FeatureNorm.NONE) -> Policy:
     perception = PerceptionConfig(
         image_height=H, image_width=W, conv_channels=(8, 8, 8), kernel_sizes=(5, 3, 3), strides=(2, 2, 2),
-        features=8,
+        features=8, feature_norm=feature_norm,
     )
     torch.manual_seed(seed)
     core = BASELINE_CORES[kind](8 + len(extras), 6, 2)
@@ -64,6 +65,15 @@ def test_onnx_runtime_matches_torch_step_by_step(kind: str, tmp_path: Path) -> N
     np.testing.assert_allclose(onnx_actions, torch_actions, rtol=0, atol=1e-5)
     np.testing.assert_allclose(onnx_states, torch_states, rtol=0, atol=1e-5)
     assert verify_onnx(policy, path) <= 1e-5
+
+
+def test_bounded_features_export(tmp_path: Path) -> None:
+    """feature_norm layer_tanh (layer norm + tanh after the CNN head) is part of the exported graph."""
+    policy = make_policy("gru", feature_norm=FeatureNorm.LAYER_TANH)
+    path = export_onnx(policy, tmp_path / "policy.onnx")
+    torch_actions, _ = rollout(policy, ("speed",))
+    onnx_actions, _ = rollout(OnnxPolicy(path), ("speed",))
+    np.testing.assert_allclose(onnx_actions, torch_actions, rtol=0, atol=1e-5)
 
 
 def test_policy_without_extras_exports(tmp_path: Path) -> None:

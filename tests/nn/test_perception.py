@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from lnn_control.config import ConfigError, load_dataclass
-from lnn_control.nn.perception import ImageNormalization, PerceptionCNN, PerceptionConfig
+from lnn_control.nn.perception import (
+    FeatureNorm,
+    ImageNormalization,
+    PerceptionCNN,
+    PerceptionConfig,
+)
 
 
 def _frames(*shape: int, seed: int = 0, low: int = 0, high: int = 256) -> torch.Tensor:
@@ -121,6 +126,45 @@ def test_channels_last_convolutions_compute_the_nchw_features_and_gradients() ->
         torch.testing.assert_close(fast_grad, parameter.grad, rtol=1e-3, atol=1e-4)
 
 
+def test_layer_tanh_features_stay_in_the_sensory_synapses_range_and_pass_gradients() -> None:
+    """feature_norm layer_tanh: however far the head's weights drift (here 1000x, the unbounded
+    features of stalled drone runs reached 6-100), each feature stays in (-1, 1), still differs
+    between scenes, and the first convolution still gets a gradient."""
+    torch.manual_seed(2)
+    bounded = PerceptionCNN(PerceptionConfig(feature_norm=FeatureNorm.LAYER_TANH))
+    torch.manual_seed(2)
+    plain = PerceptionCNN()
+    with torch.no_grad():
+        for model in (bounded, plain):
+            model.head.weight.mul_(1000.0)
+            model.head.bias.fill_(50.0)
+    scenes = _scenes(8)
+    with torch.no_grad():
+        assert float(plain(scenes).abs().max()) > 50.0
+    features = bounded(scenes)
+    assert float(features.abs().max()) < 1.0
+    assert float(features.std(dim=0).mean()) > 0.05
+    features[:, 0].sum().backward()
+    first = bounded.convs[0].weight.grad
+    assert first is not None and float(first.abs().sum()) > 0
+
+
+def test_layer_tanh_is_layer_norm_then_tanh_of_the_head() -> None:
+    torch.manual_seed(3)
+    model = PerceptionCNN(PerceptionConfig(feature_norm=FeatureNorm.LAYER_TANH))
+    frames = _scenes(4)
+    with torch.no_grad():
+        head = model.head
+        model.config = PerceptionConfig()  # the same weights without the feature norm
+        raw = model(frames)
+        model.config = PerceptionConfig(feature_norm=FeatureNorm.LAYER_TANH)
+        features = model(frames)
+    centred = raw - raw.mean(dim=1, keepdim=True)
+    expected = torch.tanh(centred / torch.sqrt(raw.var(dim=1, unbiased=False, keepdim=True) + 1e-5))
+    torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)
+    assert model.head is head
+
+
 def test_same_seed_same_weights() -> None:
     torch.manual_seed(5)
     a = PerceptionCNN()
@@ -133,11 +177,17 @@ def test_same_seed_same_weights() -> None:
 def test_config_round_trips_through_json_dict() -> None:
     config = PerceptionConfig(
         image_height=48, image_width=96, conv_channels=(8, 8), kernel_sizes=(3, 3), strides=(2, 2),
-        features=16, normalization=ImageNormalization.FIXED,
+        features=16, normalization=ImageNormalization.FIXED, feature_norm=FeatureNorm.LAYER_TANH,
     )
     data = config.to_dict()
-    assert data["normalization"] == "fixed"
+    assert data["normalization"] == "fixed" and data["feature_norm"] == "layer_tanh"
     assert load_dataclass(PerceptionConfig, data, "test") == config
+
+
+def test_a_config_written_before_feature_norm_loads_without_it() -> None:
+    data = PerceptionConfig().to_dict()
+    del data["feature_norm"]  # bundles saved before 2026-12-08
+    assert load_dataclass(PerceptionConfig, data, "policy.json").feature_norm is FeatureNorm.NONE
 
 
 def test_config_loader_names_bad_key() -> None:
@@ -155,6 +205,7 @@ def test_config_loader_names_bad_key() -> None:
         ({"features": 0}, "features"),
         ({"std": (0.2, 0.0, 0.2)}, "std"),
         ({"conv_channels": ()}, "conv_channels"),
+        ({"feature_norm": "batch"}, "feature_norm must be one of"),
     ],
 )
 def test_bad_config_raises_value_error(kwargs: dict, match: str) -> None:

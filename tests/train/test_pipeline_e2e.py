@@ -29,7 +29,7 @@ def _evaluate_one_episode(policy, task: str, conditions: list[str], env_kwargs: 
 
 def _tiny_launch(core: str, task: str = "lane-keeping", preset: str = "ncp19_car", env_kwargs: dict = SHORT_ROAD,
                  seed: int = 3, expert_episodes: int = 3, conditions: tuple[str, ...] = ("clean", "rain:2"),
-                 batch_size: int = 8) -> TrainRecipe:
+                 batch_size: int = 8, feature_norm: str = "none") -> TrainRecipe:
     """A launch small enough for a test: a few expert episodes, one DAgger episode, one epoch each."""
     return TrainRecipe(
         task=task,
@@ -38,7 +38,7 @@ def _tiny_launch(core: str, task: str = "lane-keeping", preset: str = "ncp19_car
         env_kwargs=env_kwargs,
         collect=CollectSection(episodes=expert_episodes, noise_std=0.1, domain_randomization=True, conditions=list(conditions)),
         dagger=DaggerSection(rounds=1, episodes=1, learner_mix=0.5, epochs=1),
-        policy=PolicySection(core=core, preset=preset),
+        policy=PolicySection(core=core, preset=preset, feature_norm=feature_norm),
         train=TrainConfig(epochs=1, batch_size=batch_size, seq_len=8, stride=8, val_fraction=0.34, threads=1),
     )
 
@@ -86,7 +86,7 @@ def test_tiny_drone_collect_train_eval(tmp_path: Path) -> None:
     from lnn_control.policies.bundle import load_policy
 
     launch = _tiny_launch("cfc", task="drone-forest", preset="ncp19_drone", env_kwargs=SMALL_FOREST, seed=5,
-                          expert_episodes=2, conditions=("clean", "fog:2"), batch_size=4)
+                          expert_episodes=2, conditions=("clean", "fog:2"), batch_size=4, feature_norm="layer_tanh")
     out = tmp_path / "drone"
     bundle = run_pipeline(launch, "# drone launch", out, progress=False)
     dataset = EpisodeDataset(out / "data")
@@ -97,6 +97,7 @@ def test_tiny_drone_collect_train_eval(tmp_path: Path) -> None:
 
     policy = load_policy(bundle)
     assert policy.core.config()["type"] == "cfc"
+    assert policy.config.perception.feature_norm.value == "layer_tanh"  # the recipe's policy.feature_norm
     assert policy.action_spec.names == ("vx", "vy", "vz", "yaw_rate")
     assert policy.observation_spec.extras == ("vx", "vy", "vz")
     results = _evaluate_one_episode(policy, "drone-forest", ["clean", "wind:3"], SMALL_FOREST)
