@@ -83,9 +83,12 @@ def build_architecture(
     observation_spec: Any,
     action_spec: Any,
     control_rate_hz: float,
+    feature_norm: str = "none",
 ) -> Any:
     """A freshly initialised :class:`~lnn_control.policies.policy.Policy` of architecture ``name``
-    for the launch file's ``preset`` (camera, wiring) and the env's specs (same seed ⇒ same weights)."""
+    for the launch file's ``preset`` (camera, wiring), its ``policy.feature_norm`` (every architecture
+    gets the same perception) and the env's specs (same seed ⇒ same weights)."""
+    from lnn_control.nn.perception import FeatureNorm
     from lnn_control.policies.presets import build_policy
 
     arch = ARCHITECTURES[name]
@@ -94,6 +97,7 @@ def build_architecture(
         "observation_spec": observation_spec,
         "action_spec": action_spec,
         "control_rate_hz": control_rate_hz,
+        "feature_norm": FeatureNorm(feature_norm),
     }
     if arch.core in ("ltc", "cfc", "wired_ctrnn"):
         return build_policy(preset, core=arch.core, **common)

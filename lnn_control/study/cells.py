@@ -185,7 +185,8 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
             control_rate = 1.0 / float(probe.unwrapped.control_dt)
         finally:
             probe.close()
-        policy = build_architecture(cell.arch, launch.policy.preset, cell.seed, obs_spec, act_spec, control_rate)
+        policy = build_architecture(cell.arch, launch.policy.preset, cell.seed, obs_spec, act_spec, control_rate,
+                                    launch.policy.feature_norm)
         train_config = dataclasses.replace(
             launch.train, seed=cell.seed, threads=1, epochs=study.train.epochs or launch.train.epochs
         )
@@ -193,7 +194,7 @@ def run_train_cell(out: str, study: StudyConfig, launch: Any, cell: TrainCell, d
 
         def fresh_weights(seed_offset: int) -> dict:  # the recipe's select.restarts: the same rule for every model
             return build_architecture(cell.arch, launch.policy.preset, cell.seed + seed_offset, obs_spec, act_spec,
-                                      control_rate).state_dict()
+                                      control_rate, launch.policy.feature_norm).state_dict()
 
         attempts, kept_index = train_stage0_with_restarts(policy, dataset, train_config, folder / "train",
                                                           fresh_weights, progress=False, **selection)

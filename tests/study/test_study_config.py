@@ -129,3 +129,16 @@ def test_a_study_folder_goes_on_with_the_recipe_it_started_with(tmp_path: Path) 
     current, current_text, note = study_recipe(started_then, study)
     assert current == launch and current_text == text and note is None
     check_study_folder(started_then, study, study_path, True, current, current_text)  # the study matches: accepted
+
+
+@pytest.mark.parametrize("feature_norm", ["none", "layer_tanh"])
+def test_every_architecture_gets_the_training_launch_files_perception(feature_norm: str) -> None:
+    """A study compares cores, not perceptions: the launch file's policy.feature_norm reaches every one."""
+    from lnn_control.policies.presets import PRESETS
+    from lnn_control.study.architectures import ARCHITECTURES, build_architecture
+
+    preset = PRESETS["ncp19_drone"]
+    for name in ARCHITECTURES:
+        policy = build_architecture(name, "ncp19_drone", 0, preset.observation_spec, preset.action_spec,
+                                    preset.control_rate_hz, feature_norm)
+        assert policy.config.perception.feature_norm.value == feature_norm, name
