@@ -45,7 +45,7 @@ class FeatureNorm(str, enum.Enum):
         the LTC's sensory synapses (``sigmoid(sigma * (x - mu))``, ``mu`` 0.3-0.8, ``sigma`` 3-8 at
         initialisation). Unbounded features drifted during training to magnitudes of 6-100 on the
         drone runs that stalled at the mean command, where those sigmoids are flat and pass neither
-        the frame nor a gradient (README "Measured numbers", 2026-12-08).
+        the frame nor a gradient (README "Measured numbers", 2026-12-07).
     """
 
     NONE = "none"

@@ -186,7 +186,7 @@ def test_config_round_trips_through_json_dict() -> None:
 
 def test_a_config_written_before_feature_norm_loads_without_it() -> None:
     data = PerceptionConfig().to_dict()
-    del data["feature_norm"]  # bundles saved before 2026-12-08
+    del data["feature_norm"]  # bundles saved before 2026-12-07
     assert load_dataclass(PerceptionConfig, data, "policy.json").feature_norm is FeatureNorm.NONE
 
 
