@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lnn_control.config import ConfigError
+from lnn_control.config import ConfigError, load_dataclass
 
 if TYPE_CHECKING:
     from lnn_control.policies.policy import Policy
@@ -133,9 +133,13 @@ def load_init_weights(policy: Policy, init: InitBundle) -> None:
     """Copy the bundle's weights into ``policy`` (built from the recipe) after checking that both
     describe the same architecture; a ``ConfigError`` lists the differences otherwise."""
     from lnn_control.policies.bundle import load_policy
+    from lnn_control.policies.policy import PolicyConfig
 
     recipe = json.loads(json.dumps(policy.config.to_dict()))
-    differences = architecture_differences(recipe, init.policy_config)
+    # the bundle's config as load_policy reads it: a key added since it was written (e.g.
+    # perception.feature_norm, 2026-12-07) takes its default, which is what that bundle computes
+    bundle_config = load_dataclass(PolicyConfig, init.policy_config, f"init_from {init.given!r} (policy)")
+    differences = architecture_differences(recipe, json.loads(json.dumps(bundle_config.to_dict())))
     if differences:
         shown = "; ".join(differences[:8]) + (f"; and {len(differences) - 8} more" if len(differences) > 8 else "")
         raise ConfigError(

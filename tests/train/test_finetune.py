@@ -127,6 +127,22 @@ def test_init_from_a_bundle_of_another_architecture_is_refused(tmp_path):
         pipeline.run_pipeline(_launch([data], init_from="no_such_bundle"), "", tmp_path / "c", progress=False)
 
 
+def test_init_from_a_bundle_written_before_feature_norm_existed(tmp_path):
+    """A bundle whose config has no perception.feature_norm computes 'none': a recipe with 'none'
+    fine-tunes it, one with 'layer_tanh' is refused and told which key differs."""
+    data = _dataset(tmp_path / "data")
+    old = _bundle(tmp_path / "old")
+    config_path = old / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["policy"]["perception"]["feature_norm"]
+    config_path.write_text(json.dumps(config))
+    pipeline.run_pipeline(_launch([data], init_from=str(old)), "", tmp_path / "a", progress=False)
+    bounded = dataclasses.replace(_launch([data], init_from=str(old)),
+                                  policy=PolicySection(core="cfc", preset="ncp19_car", feature_norm="layer_tanh"))
+    with pytest.raises(ConfigError, match=r'perception\.feature_norm: recipe "layer_tanh", bundle "none"'):
+        pipeline.run_pipeline(bounded, "", tmp_path / "b", progress=False)
+
+
 def test_init_from_reads_a_packed_bundle_and_a_shipped_name(tmp_path):
     import hashlib
 
