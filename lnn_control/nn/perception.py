@@ -43,7 +43,7 @@ class FeatureNorm(str, enum.Enum):
     LAYER_TANH: layer normalisation over the ``F`` features of each frame (no learned affine: the
         core's input map is one), then ``tanh``: every feature stays in (-1, 1), the working range of
         the LTC's sensory synapses (``sigmoid(sigma * (x - mu))``, ``mu`` 0.3-0.8, ``sigma`` 3-8 at
-        initialisation). Unbounded features drifted during training to magnitudes of 6-100 on the
+        initialisation). Unbounded features drifted during training to a median |x| of 5-90 on the
         drone runs that stalled at the mean command, where those sigmoids are flat and pass neither
         the frame nor a gradient (README "Measured numbers", 2026-12-07).
     """
