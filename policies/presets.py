@@ -104,7 +104,7 @@ def build_policy(
     hidden_size: int = 19,
     extras_scale: tuple[float, ...] = (),
     output_squash: OutputSquash = OutputSquash.TANH,
-    feature_norm: FeatureNorm = FeatureNorm.NONE,
+    feature_norm: FeatureNorm | str = FeatureNorm.NONE,
 ) -> Policy:
     """A freshly initialised policy (same ``seed`` => same weights).
 

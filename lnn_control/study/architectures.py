@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from lnn_control.nn.perception import FeatureNorm
     from lnn_control.policies.presets import CoreType
 
 Family = Literal["liquid", "wired_ablation", "conventional", "memoryless"]
@@ -83,12 +84,11 @@ def build_architecture(
     observation_spec: Any,
     action_spec: Any,
     control_rate_hz: float,
-    feature_norm: str = "none",
+    feature_norm: FeatureNorm | str = "none",
 ) -> Any:
     """A freshly initialised :class:`~lnn_control.policies.policy.Policy` of architecture ``name``
     for the launch file's ``preset`` (camera, wiring), its ``policy.feature_norm`` (every architecture
     gets the same perception) and the env's specs (same seed ⇒ same weights)."""
-    from lnn_control.nn.perception import FeatureNorm
     from lnn_control.policies.presets import build_policy
 
     arch = ARCHITECTURES[name]
@@ -97,7 +97,7 @@ def build_architecture(
         "observation_spec": observation_spec,
         "action_spec": action_spec,
         "control_rate_hz": control_rate_hz,
-        "feature_norm": FeatureNorm(feature_norm),
+        "feature_norm": feature_norm,
     }
     if arch.core in ("ltc", "cfc", "wired_ctrnn"):
         return build_policy(preset, core=arch.core, **common)

@@ -205,7 +205,6 @@ def _recipe_policy(launch: TrainRecipe, given: list[MixSource], init: InitBundle
     """A fresh policy from the recipe's policy section: specs and control rate from the task's env
     when the run uses the simulator, else specs from the datasets and the rate from ``init_from``
     (else the preset's)."""
-    from lnn_control.nn.perception import FeatureNorm
     from lnn_control.policies.presets import build_policy
 
     if needs_simulator(launch):
@@ -228,7 +227,7 @@ def _recipe_policy(launch: TrainRecipe, given: list[MixSource], init: InitBundle
         action_spec=act_spec,
         control_rate_hz=control_rate,
         hidden_size=launch.policy.hidden_size,
-        feature_norm=FeatureNorm(launch.policy.feature_norm),
+        feature_norm=launch.policy.feature_norm,
     )
 
 

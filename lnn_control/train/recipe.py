@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from lnn_control.config import ConfigError, load_yaml_text_dataclass
+from lnn_control.nn.perception import FeatureNorm
 from lnn_control.train.bc import TrainConfig
 from lnn_control.train.freeze import FreezeKind
 from lnn_control.train.selection import SelectSection
@@ -97,14 +98,14 @@ class PolicySection:
     ``ncp34_drone``: camera, wiring) and the core type; the env's specs override the preset's.
 
     hidden_size is used by the baseline cores (lstm, gru, ctrnn, feedforward) only.
-    feature_norm: ``none`` or ``layer_tanh``, what the CNN's features pass through before the core
-        (:class:`lnn_control.nn.perception.FeatureNorm`).
+    feature_norm: what the CNN's features pass through before the core (``none`` or ``layer_tanh``,
+        :class:`lnn_control.nn.perception.FeatureNorm`).
     """
 
     core: CoreType = "ltc"
     preset: str = "ncp19_car"
     hidden_size: int = 19
-    feature_norm: Literal["none", "layer_tanh"] = "none"
+    feature_norm: FeatureNorm = FeatureNorm.NONE
 
 
 @dataclass(frozen=True)
