@@ -4,7 +4,8 @@
 labels of an :class:`~lnn_control.data.episodes.EpisodeDataset` and writes, under ``out_dir``:
 
 - ``checkpoint/``     atomic checkpoint after every epoch (``resume=True`` continues from it)
-- ``metrics.jsonl``   one JSON line per epoch (train/val loss, seconds), flushed each epoch
+- ``metrics.jsonl``   one JSON line per epoch (train/val loss, seconds, the perception health probe of
+                      :mod:`lnn_control.train.health`), flushed each epoch
 - ``tensorboard/``    the same scalars for TensorBoard (when the package is installed)
 
 and returns the model with the best validation loss loaded. Loss: mean squared error on
@@ -39,6 +40,7 @@ from lnn_control.spec import ActionSpec
 from lnn_control.train.augment import AugmentConfig, augment_windows
 from lnn_control.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lnn_control.train.freeze import frozen
+from lnn_control.train.health import perception_health
 from lnn_control.train.readout import FeatureReadout, TrainedModules
 from lnn_control.train.sampling import WindowPlan, plan_windows
 from lnn_control.train.selection import Score, SelectSection
@@ -311,6 +313,8 @@ def _train(
     if config.label_scaling == "dataset_std":
         scale = scale * torch.tensor(np.maximum(label_std, config.min_label_std), dtype=torch.float32)
 
+    # the health probe's episodes: the held-out ones (the training ones when nothing is held out)
+    probe_ids = sorted({w.episode for group in plan.validation for w in group.windows}) or sorted(plan.train_ids)
     writer = _tensorboard_writer(out / "tensorboard")
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
@@ -341,6 +345,9 @@ def _train(
             record["train_aux_readout_loss"] = float(np.mean(aux_losses))
         if per_dataset is not None:
             record["val_loss_per_dataset"] = per_dataset
+        record["perception_health"] = perception_health(policy, episodes, probe_ids)
+        if "warning" in record["perception_health"]:
+            logger.warning("epoch %d: %s", epoch + 1, record["perception_health"]["warning"])
         if validator is None:
             improved = val_loss < best_val
         elif select is not None and ((epoch + 1) % select.every_epochs == 0 or epoch == config.epochs - 1):
@@ -367,6 +374,9 @@ def _train(
         if writer is not None:
             writer.add_scalar("loss/train", train_loss, epoch)
             writer.add_scalar("loss/val", val_loss, epoch)
+            for name, value in record["perception_health"].items():
+                if isinstance(value, float):
+                    writer.add_scalar(f"perception/{name}", value, epoch)
             writer.flush()
         if validator is not None and select is not None and select.patience and since_best >= select.patience:
             stopped_early = True
