@@ -99,6 +99,22 @@ def test_actions_are_bounded_and_bad_input_is_refused() -> None:
         ExpertConfig(margin=-0.1)
 
 
+def test_velocity_feedback_adds_k_times_what_the_autopilot_has_not_reached() -> None:
+    """Heading frame: the drone yawed 0.5 rad, drifting; the correction is k (v_cmd - v_measured)."""
+    forest = _forest_with([])
+    plain = DroneExpert(forest).act(_state(0.0, 0.0, yaw=0.5))
+    drift = np.array([0.3, -0.4, 0.0])  # world-frame velocity: pushed downwind
+    state = DroneState(0.0, np.array([0.0, 0.0, 1.5]), yaw_quaternion(0.5), drift, np.zeros(3))
+    corrected = DroneExpert(forest, ExpertConfig(velocity_feedback=0.5)).act(state)
+    c, s = math.cos(0.5), math.sin(0.5)
+    measured = np.array([c * 0.3 + s * -0.4, -s * 0.3 + c * -0.4])
+    assert corrected[:2] == pytest.approx(plain[:2] + 0.5 * (plain[:2] - measured), abs=1e-6)
+    assert corrected[2:] == pytest.approx(plain[2:])  # altitude and yaw untouched
+    assert DroneExpert(forest).act(state)[:2] == pytest.approx(plain[:2])  # k = 0: the geometric field alone
+    with pytest.raises(ValueError, match=r"velocity_feedback must be a finite number in \[0, 2\], got -0.1"):
+        ExpertConfig(velocity_feedback=-0.1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1000, 1007])
 def test_expert_reaches_the_target_on_held_out_forests(seed: int) -> None:
