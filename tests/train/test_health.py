@@ -23,17 +23,13 @@ OBS = ObservationSpec((64, 128, 3))
 
 
 def _dataset(root: Path, episodes: int = 4, steps: int = 24) -> EpisodeDataset:
-    """Random grey-level halves with the level as the label, on disk."""
+    """Random frames (what the probe reads is the features' scale, not their meaning), zero labels, on disk."""
     writer = EpisodeWriter(root, DatasetManifest(observation_spec=OBS, action_spec=SPEC, created_by="test"))
-    rng = np.random.default_rng(0)
-    for _ in range(episodes):
+    frames = np.random.default_rng(1).integers(0, 256, (episodes, steps, 64, 128, 3), dtype=np.uint8)
+    for episode in frames:
         writer.begin_episode()
-        for t in range(steps):
-            level = int(rng.integers(0, 256))
-            image = np.zeros((64, 128, 3), np.uint8)
-            image[:, :64] = level
-            label = np.array([level / 127.5 - 1.0], np.float32)
-            writer.add_step({"image": image}, label, label, timestamp=0.05 * t)
+        for t, frame in enumerate(episode):
+            writer.add_step({"image": frame}, np.zeros(1, np.float32), np.zeros(1, np.float32), timestamp=0.05 * t)
         writer.end_episode({})
     return EpisodeDataset(root)
 
