@@ -1,12 +1,13 @@
 """Whether the camera still reaches the core: a probe logged with every epoch in ``metrics.jsonl``.
 
-A drone run that stalls at the mean command shows it before any closed-loop number does: its
-unbounded CNN features drift to a median |x| of 5-90, and 93-100 % of the LTC's image synapses
-(``sigmoid(sigma (x - mu))``) saturate, so neither the frame nor a gradient crosses them
-(``assets/benchmarks/drone_recipe_seeds/feature_norm_2026-12-07/``: stalled runs 0.93-1.0; runs that
+The drone runs that stalled at the mean command had let their unbounded CNN features drift to a
+median |x| of 5-90, where 93-100 % of the LTC's image synapses (``sigmoid(sigma (x - mu))``) saturate,
+so neither the frame nor a gradient crosses them (their kept stage-0 weights,
+``assets/benchmarks/drone_recipe_seeds/feature_norm_2026-12-07/``: stalled runs 0.93-1.0; runs that
 trained 0.0-0.87, 0.0 with ``policy.feature_norm: layer_tanh``). :func:`perception_health` measures
-both on the first steps of a few held-out episodes, with no gradients, no augmentation and no random
-draws (a run's numbers and its bundle are the same with or without it).
+both after every epoch, between the closed-loop validations, on the first steps of a few held-out
+episodes, with no gradients, no augmentation and no random draws (a run's numbers and its bundle are
+the same with or without it).
 """
 
 from __future__ import annotations
