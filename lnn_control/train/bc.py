@@ -40,7 +40,7 @@ from lnn_control.spec import ActionSpec
 from lnn_control.train.augment import AugmentConfig, augment_windows
 from lnn_control.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lnn_control.train.freeze import frozen
-from lnn_control.train.health import perception_health
+from lnn_control.train.health import episode_starts_pass, perception_health
 from lnn_control.train.readout import FeatureReadout, TrainedModules
 from lnn_control.train.sampling import WindowPlan, plan_windows
 from lnn_control.train.selection import Score, SelectSection
@@ -103,20 +103,8 @@ def core_output_statistics(policy: Policy, dataset: EpisodeDataset | DatasetMix,
     each window's first ``settle`` steps (the core starts from rest). No augmentation, no gradients."""
     chosen = np.linspace(0, len(dataset) - 1, min(episodes, len(dataset))).round().astype(int)
     picked = {int(i): dataset[int(i)] for i in dict.fromkeys(chosen)}
-    windows = [Window(i, 0, min(steps, len(episode.label))) for i, episode in picked.items()]
-    batch = assemble_batch(picked, windows, 1.0 / float(policy.config.control_rate_hz))
-    was_training = policy.training
-    policy.eval()
-    with torch.no_grad():
-        outputs, _, _ = policy.core_pass(
-            torch.from_numpy(batch.images), torch.from_numpy(batch.extras), torch.from_numpy(batch.dt))
-    policy.train(was_training)
-    mask = batch.mask.astype(bool).copy()
-    mask[:, :settle] = False
-    if not mask.any():
-        mask = batch.mask.astype(bool)  # episodes shorter than the settling time: use every step
-    chosen_outputs = outputs.numpy()[mask]
-    return chosen_outputs.mean(axis=0).astype(np.float64), chosen_outputs.std(axis=0).astype(np.float64)
+    outputs = episode_starts_pass(policy, picked, steps, settle)[0].numpy()
+    return outputs.mean(axis=0).astype(np.float64), outputs.std(axis=0).astype(np.float64)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,29 @@ from lnn_control.train.windows import Window, assemble_batch
 SATURATION_WARNING = 0.9
 
 
+def episode_starts_pass(policy: Any, chosen: dict[int, Episode], steps: int = 32,
+                        settle: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``policy`` (eval mode, no gradients, no augmentation) on the first ``steps`` control steps of
+    each episode in ``chosen`` and return ``(core_output [N,A], core_input [N,F+E])`` over the steps
+    after each episode's first ``settle`` (the core starts at rest; every step when all are shorter)."""
+    windows = [Window(i, 0, min(steps, len(episode.label))) for i, episode in chosen.items()]
+    batch = assemble_batch(chosen, windows, 1.0 / float(policy.config.control_rate_hz))
+    was_training = policy.training
+    policy.eval()
+    try:
+        with torch.no_grad():
+            core_output, _, core_input = policy.core_pass(
+                torch.from_numpy(batch.images), torch.from_numpy(batch.extras), torch.from_numpy(batch.dt))
+    finally:
+        policy.train(was_training)
+    mask = batch.mask.astype(bool).copy()
+    mask[:, :settle] = False
+    if not mask.any():
+        mask = batch.mask.astype(bool)  # episodes shorter than the settling time: every step
+    kept = torch.from_numpy(mask)
+    return core_output[kept], core_input[kept]
+
+
 def perception_health(policy: Any, episodes: dict[int, Episode], episode_ids: list[int],
                       count: int = 16, steps: int = 32, settle: int = 8) -> dict[str, Any]:
     """Probe ``policy`` on the first ``steps`` control steps of up to ``count`` of ``episode_ids``
@@ -39,22 +62,8 @@ def perception_health(policy: Any, episodes: dict[int, Episode], episode_ids: li
         raise ValueError("perception_health needs at least one episode id; the plan has no episodes")
     picks = np.linspace(0, len(episode_ids) - 1, min(count, len(episode_ids))).round().astype(int)
     chosen = {episode_ids[int(k)]: episodes[episode_ids[int(k)]] for k in dict.fromkeys(picks.tolist())}
-    windows = [Window(i, 0, min(steps, len(episode.label))) for i, episode in chosen.items()]
-    batch = assemble_batch(chosen, windows, 1.0 / float(policy.config.control_rate_hz))
-    was_training = policy.training
-    policy.eval()
-    try:
-        with torch.no_grad():
-            _, _, core_input = policy.core_pass(torch.from_numpy(batch.images), torch.from_numpy(batch.extras),
-                                                torch.from_numpy(batch.dt))
-    finally:
-        policy.train(was_training)
-    mask = batch.mask.astype(bool).copy()
-    mask[:, :settle] = False
-    if not mask.any():
-        mask = batch.mask.astype(bool)  # episodes shorter than the settling time: every step
+    _, x = episode_starts_pass(policy, chosen, steps, settle)  # [steps, F + E]
     features = policy.config.perception.features
-    x = core_input[torch.from_numpy(mask)]  # [steps, F + E]
     result: dict[str, Any] = {"feature_abs_median": round(float(x[:, :features].abs().median()), 4)}
     if is_ltc(policy.core):
         share = float(ltc_sensory_saturation(policy.core, x, features).median())

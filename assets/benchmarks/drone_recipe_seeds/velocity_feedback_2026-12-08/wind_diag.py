@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 import lnn_control.envs.wrappers.dynamics as dynamics
-from lnn_control.evaluate.closed_loop import EvalConfig, _episode_in_env
+from lnn_control.evaluate.closed_loop import EvalConfig, evaluate
 from lnn_control.policies.bundle import load_policy_in_worker
 
 
@@ -35,7 +35,7 @@ def main(policy_ref: str, mean: float, gust: float, episodes: int = 20) -> dict:
         gaps.append(np.abs(action - np.asarray(env.unwrapped.expert_action(), np.float32)))
         return action
 
-    rows = [_episode_in_env(config, "wind:3", i, act, policy.reset, policy) for i in range(episodes)]
+    rows = evaluate(config, act, policy.reset, policy, progress=False)["conditions"]["wind:3"]["episodes"]
     return {
         "policy": policy_ref, "mean": mean, "gust": gust,
         "success": float(np.mean([r["success"] for r in rows])),
